@@ -1,0 +1,235 @@
+"""Statutory deadlines (ngày hẹn trả) on the working calendar.
+
+Three units (working days, calendar days, working hours) and two conventions for working days:
+- working_hours: 1 working day = 8 working hours, counted from the receipt instant through office
+  hours; a receipt outside office hours starts at the next opening.
+- end_of_day: the receipt day is not counted; due at the close of the Nth working day after it.
+Calendar days: add N calendar days to the receipt date; a due date on a non-working day moves to
+the next working day; due at its close.
+
+Everything here works in cumulative working seconds (see calendar.py), so a pause of the clock is
+a subtraction and a due date is one lookup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.domain.calendar import (
+    SECONDS_PER_DAY,
+    WorkingCalendar,
+    from_local_seconds,
+    local_seconds,
+)
+from shared.domain.codes import Convention, Cutoff, DurationUnit
+
+WORKING_DAY_SECONDS = 8 * 3600  # 1 working day = 8 working hours (contract, tthc-rules D9)
+APOLOGY_LEAD_SECONDS = WORKING_DAY_SECONDS  # apology at the latest one working day before due
+
+# Beyond these a duration is a typo, not a procedure (the longest TTHC run a few months).
+MAX_DURATION = {
+    DurationUnit.WORKING_DAYS: 365,
+    DurationUnit.CALENDAR_DAYS: 730,
+    DurationUnit.WORKING_HOURS: 365 * 8,
+}
+
+
+class DeadlineError(ValueError):
+    """Input a deadline cannot be computed from; the message names what is wrong."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Duration:
+    """Thời hạn giải quyết: a value and a unit, as published in the procedure."""
+
+    value: float
+    unit: DurationUnit
+
+    def __post_init__(self) -> None:
+        try:
+            unit = DurationUnit(self.unit)
+        except ValueError:
+            allowed = ", ".join(u.value for u in DurationUnit)
+            raise DeadlineError(f"unknown duration unit {self.unit!r} (one of {allowed})", "unit") from None
+        object.__setattr__(self, "unit", unit)
+        value = self.value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise DeadlineError(f"duration value {value!r} is not a number", "value")
+        if value < 0:
+            raise DeadlineError(f"duration value {value} is negative", "value")
+        if value > MAX_DURATION[unit]:
+            raise DeadlineError(
+                f"duration {value} {unit.value} is over the limit of {MAX_DURATION[unit]}", "value"
+            )
+        if unit is DurationUnit.CALENDAR_DAYS and value != int(value):
+            raise DeadlineError("calendar_days must be a whole number", "value")
+
+    @classmethod
+    def of(cls, spec: object) -> Duration:
+        if isinstance(spec, Duration):
+            return spec
+        if not isinstance(spec, dict) or "value" not in spec or "unit" not in spec:
+            raise DeadlineError("duration must be {\"value\": number, \"unit\": ...}", "duration")
+        return cls(spec["value"], spec["unit"])
+
+    @property
+    def working_seconds(self) -> int:
+        if self.unit is DurationUnit.WORKING_HOURS:
+            return round(self.value * 3600)
+        return round(self.value * WORKING_DAY_SECONDS)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"value": self.value, "unit": self.unit.value}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A stretch of time that does not count towards the deadline (a pause of the clock)."""
+
+    start: datetime
+    end: datetime | None  # None: still open
+
+
+@dataclass(frozen=True)
+class DueResult:
+    due_at: datetime
+    clock_stopped_since: datetime | None = None  # an open pause before due freezes the clock
+
+
+def _cutoff_applies(calendar: WorkingCalendar, x: int, cutoff: Cutoff | None) -> bool:
+    """Received on a working day at or after the procedure's cut-off hour."""
+    if cutoff is None or not calendar.is_working_day_at(x):
+        return False
+    limit = 15 * 3600 if cutoff is Cutoff.AT_15 else calendar.office_hours.closing - 3600
+    return x % SECONDS_PER_DAY >= limit
+
+
+def _after_close(calendar: WorkingCalendar, x: int) -> bool:
+    return not calendar.is_working_day_at(x) or x % SECONDS_PER_DAY >= calendar.office_hours.closing
+
+
+def counting_start(calendar: WorkingCalendar, received_at: datetime, cutoff: Cutoff | None = None) -> int:
+    """Cumulative working seconds at which the clock starts for a receipt instant.
+
+    A receipt after the procedure's cut-off (15:00, or within the last hour before closing)
+    starts counting at the next working day's opening.
+    """
+    x = local_seconds(received_at)
+    if _cutoff_applies(calendar, x, cutoff):
+        return calendar.day_end_cumulative(x)
+    return calendar.cumulative_at(x)
+
+
+def merge_intervals(intervals: Sequence[Interval]) -> list[Interval]:
+    """Sorted, non-overlapping pauses: overlapping reasons do not stop the clock twice."""
+    merged: list[Interval] = []
+    for item in sorted(intervals, key=lambda i: i.start):
+        if merged:
+            last = merged[-1]
+            if last.end is None:
+                break
+            if item.start <= last.end:
+                end = None if item.end is None else max(last.end, item.end)
+                merged[-1] = Interval(last.start, end)
+                continue
+        merged.append(item)
+    return merged
+
+
+def compute_due(
+    calendar: WorkingCalendar,
+    received_at: datetime,
+    duration: Duration,
+    convention: Convention = Convention.WORKING_HOURS,
+    cutoff: Cutoff | None = None,
+    pauses: Sequence[Interval] = (),
+) -> DueResult:
+    """The statutory due instant for a receipt, a duration and the pauses of the clock.
+
+    Pauses that start before the (running) due date push it back by their working time; a pause
+    still open freezes the clock and the result carries `clock_stopped_since`.
+    """
+    if duration.unit is DurationUnit.CALENDAR_DAYS:
+        return _calendar_days_due(calendar, received_at, duration, cutoff, pauses)
+
+    x = local_seconds(received_at)
+    day = calendar.day_seconds
+    whole_days = convention is Convention.END_OF_DAY and duration.unit is DurationUnit.WORKING_DAYS
+    if whole_days:
+        n = duration.value
+        end_of_receipt_day = calendar.day_end_cumulative(x)
+        if n == 0 and (_after_close(calendar, x) or _cutoff_applies(calendar, x, cutoff)):
+            n = 1  # a same-day procedure received too late is due the next working day
+        due_c = end_of_receipt_day + math.ceil(n * day)
+        start_c = calendar.cumulative_at(x)
+    else:
+        start_c = counting_start(calendar, received_at, cutoff)
+        due_c = start_c + duration.working_seconds
+
+    for pause in merge_intervals(pauses):
+        pause_c = max(calendar.cumulative_at(local_seconds(pause.start)), start_c)
+        if pause_c >= due_c:
+            break  # a pause after the due date does not rescue a late case
+        if pause.end is None:
+            return DueResult(from_local_seconds(calendar.instant_of(due_c)), pause.start)
+        extension = calendar.cumulative_at(local_seconds(pause.end)) - pause_c
+        if extension > 0:
+            if whole_days:  # keep the due date at a close of day
+                extension = math.ceil(extension / day) * day
+            due_c += extension
+    return DueResult(from_local_seconds(calendar.instant_of(due_c)))
+
+
+def _calendar_days_due(
+    calendar: WorkingCalendar,
+    received_at: datetime,
+    duration: Duration,
+    cutoff: Cutoff | None,
+    pauses: Sequence[Interval],
+) -> DueResult:
+    x = local_seconds(received_at)
+    start_day = from_local_seconds(x).date()
+    if _cutoff_applies(calendar, x, cutoff):
+        start_day = calendar.next_working_day(start_day, include_self=False)
+    due_day = start_day + timedelta(days=int(duration.value))
+    for pause in merge_intervals(pauses):
+        if pause.start.astimezone(received_at.tzinfo).date() > due_day:
+            break
+        if pause.end is None:
+            return DueResult(calendar.close_of_day(calendar.next_working_day(due_day)), pause.start)
+        held = max(0.0, (pause.end - max(pause.start, received_at)).total_seconds())
+        due_day += timedelta(days=math.ceil(held / SECONDS_PER_DAY))
+    return DueResult(calendar.close_of_day(calendar.next_working_day(due_day)))
+
+
+def apology_deadline(calendar: WorkingCalendar, due_at: datetime) -> datetime:
+    """Hạn xin lỗi: one working day before due (tthc-rules §2.1)."""
+    return calendar.subtract_working_time(due_at, APOLOGY_LEAD_SECONDS)
+
+
+def remaining_in_words(working_seconds: int) -> str:
+    """'còn 1 ngày 3 giờ' before due, 'quá 2 ngày 1 giờ' after, in 8-hour working days."""
+    if working_seconds == 0:
+        return "đến hạn"
+    prefix = "còn" if working_seconds > 0 else "quá"
+    rest = abs(working_seconds)
+    days, rest = divmod(rest, WORKING_DAY_SECONDS)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = []
+    if days:
+        parts.append(f"{days} ngày")
+    if hours:
+        parts.append(f"{hours} giờ")
+    if minutes and not days:
+        parts.append(f"{minutes} phút")
+    if not parts:
+        parts.append("dưới 1 phút")
+    return f"{prefix} {' '.join(parts)}"

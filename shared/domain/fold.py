@@ -1,0 +1,410 @@
+"""A case's state as a pure fold over its events (architecture principle 3).
+
+Events are sorted by occurred_at, then by a lifecycle rank (so a receipt and a decision stamped in
+the same second fold in the order they must have happened), then by arrival; a repeated event_id is
+ignored. A late event simply means folding again: the result depends on the set of events, not on
+the order they arrived in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.domain.calendar import VN_TZ, CalendarError, WorkingCalendar
+from shared.domain.catalogue import ProcedureVersion, UnknownProcedure
+from shared.domain.codes import CaseStatus, Channel, EventType, SupplementMode
+from shared.domain.deadlines import (
+    WORKING_DAY_SECONDS,
+    DeadlineError,
+    Duration,
+    Interval,
+    apology_deadline,
+    compute_due,
+)
+from shared.domain.registry import Registry
+
+SUPPLEMENT = "supplement"
+DUE_MISMATCH_TOLERANCE_SECONDS = 60
+
+_RANK = {
+    EventType.SUBMITTED: 0,
+    EventType.RECEIVED: 1,
+    EventType.RECEIPT_REFUSED: 2,
+    EventType.SUPPLEMENT_REQUESTED: 3,
+    EventType.SUPPLEMENT_RECEIVED: 4,
+    EventType.PAUSED: 5,
+    EventType.RESUMED: 6,
+    EventType.TRANSFERRED: 7,
+    EventType.APOLOGY_ISSUED: 8,
+    EventType.PAID_ONLINE: 9,
+    EventType.DIGITIZED: 10,
+    EventType.PROCESSED: 11,
+    EventType.RETURNED: 12,
+    EventType.WITHDRAWN: 13,
+    EventType.STOPPED: 14,
+    EventType.RATED: 15,
+}
+
+
+def parse_instant(value: object) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise CalendarError(f"timestamp {value!r} has no UTC offset")
+    return moment
+
+
+def _optional_instant(value: object) -> datetime | None:
+    return None if value in (None, "") else parse_instant(value)
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    event_id: str
+    type: str
+    case_code: str
+    occurred_at: datetime
+    agency_code: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    seq: int = 0  # arrival order: the offset on the topic
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], seq: int | None = None) -> CaseEvent:
+        return cls(
+            event_id=str(raw["event_id"]),
+            type=str(raw["type"]),
+            case_code=str(raw["case_code"]),
+            occurred_at=parse_instant(raw["occurred_at"]),
+            agency_code=str(raw["agency_code"]),
+            data=dict(raw.get("data") or {}),
+            seq=int(raw.get("seq", 0) if seq is None else seq),
+        )
+
+    def sort_key(self) -> tuple[datetime, int, int, str]:
+        return (self.occurred_at, _RANK.get(self.type, 99), self.seq, self.event_id)  # type: ignore[call-overload]
+
+
+@dataclass
+class Pause:
+    reason: str  # "supplement" or a PauseReason
+    start: datetime
+    end: datetime | None = None
+    counts_towards_deadline: bool = False
+
+
+@dataclass
+class Leg:
+    """One agency's part of a liên thông case."""
+
+    agency_code: str
+    from_agency: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    due_at: datetime | None = None
+    due_at_reported: datetime | None = None
+    late: bool | None = None
+
+
+@dataclass
+class Apology:
+    issuer_agency: str
+    reason: str
+    new_due_at: datetime | None
+    issued_at: datetime
+    on_time: bool | None = None  # issued at least one working day before due
+
+
+@dataclass
+class CaseState:
+    case_code: str
+    agency_code: str = ""
+    status: CaseStatus | None = None
+    procedure_code: str | None = None
+    procedure_name: str | None = None
+    procedure_version: str | None = None
+    field_code: str | None = None
+    level: str | None = None
+    channel: str | None = None
+    online_mode: str | None = None
+    applicant_type: str | None = None
+    full_online_eligible: bool = False
+    fee_bearing: bool = False
+    submitted_at: datetime | None = None
+    received_at: datetime | None = None
+    clock_started_at: datetime | None = None
+    duration: dict[str, Any] | None = None
+    convention: str | None = None
+    due_at: datetime | None = None  # statutory; an apology never moves it
+    due_at_reported: datetime | None = None
+    due_mismatch: bool = False
+    apology_deadline_at: datetime | None = None
+    clock_stopped_since: datetime | None = None
+    calendar_version: str | None = None
+    pauses: list[Pause] = field(default_factory=list)
+    legs: list[Leg] = field(default_factory=list)
+    supplement_requests: int = 0
+    apology: Apology | None = None
+    extra_apologies: int = 0  # rescheduling is allowed once; later ones are recorded, not applied
+    end_at: datetime | None = None  # end of processing: first of processed/returned/withdrawn/stopped
+    end_type: str | None = None
+    outcome: str | None = None
+    returned_at: datetime | None = None
+    e_result: bool | None = None
+    paid_online: bool = False
+    components_digitized: bool = False
+    result_digitized: bool = False
+    reused: bool = False
+    satisfied: bool | None = None
+    complaint: bool = False
+    on_time: bool | None = None  # 766: end ≤ due on exact instants, ≤ 1 supplement request
+    result_dated: str | None = None  # Biểu 06: early | on_time | late, by date
+    agency_at_fault: str | None = None
+    problems: list[str] = field(default_factory=list)
+    event_count: int = 0
+    last_event_at: datetime | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.end_at is not None
+
+    @property
+    def received(self) -> bool:
+        return self.received_at is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fold_case(events: Iterable[CaseEvent], registry: Registry) -> CaseState:
+    """The state of one case from all its events, in any arrival order, duplicates included."""
+    unique: dict[str, CaseEvent] = {}
+    for event in events:
+        kept = unique.get(event.event_id)
+        if kept is None or event.seq < kept.seq:
+            unique[event.event_id] = event
+    ordered = sorted(unique.values(), key=CaseEvent.sort_key)
+    if not ordered:
+        raise ValueError("a case needs at least one event")
+
+    state = CaseState(case_code=ordered[0].case_code, agency_code=ordered[0].agency_code)
+    restarts: list[datetime] = []
+    for event in ordered:
+        _apply(state, event, restarts)
+        state.timeline.append(
+            {
+                "at": event.occurred_at,
+                "type": event.type,
+                "event_id": event.event_id,
+                "agency_code": event.agency_code,
+                "data": dict(event.data),
+            }
+        )
+    state.event_count = len(ordered)
+    state.last_event_at = ordered[-1].occurred_at
+    _derive_deadline(state, registry, restarts)
+    return state
+
+
+def _apply(state: CaseState, event: CaseEvent, restarts: list[datetime]) -> None:
+    data, at = event.data, event.occurred_at
+    kind = event.type
+    if kind == EventType.SUBMITTED:
+        state.submitted_at = state.submitted_at or at
+        state.procedure_code = state.procedure_code or data.get("procedure_code")
+        state.channel = state.channel or data.get("channel")
+        if state.status is None:
+            state.status = CaseStatus.SUBMITTED
+    elif kind == EventType.RECEIVED:
+        if state.received_at is not None:
+            state.problems.append("repeated_receipt")
+            return
+        state.received_at = at
+        state.agency_code = event.agency_code
+        state.procedure_code = data.get("procedure_code") or state.procedure_code
+        state.field_code = data.get("field_code")
+        state.level = data.get("level")
+        state.channel = data.get("channel") or state.channel
+        state.online_mode = data.get("online_mode")
+        state.applicant_type = data.get("applicant_type")
+        state.submitted_at = _optional_instant(data.get("submitted_at")) or state.submitted_at
+        state.due_at_reported = _optional_instant(data.get("due_at_reported"))
+        if data.get("fee_bearing") is not None:
+            state.fee_bearing = bool(data["fee_bearing"])
+        if not state.finished:
+            state.status = CaseStatus.PENDING
+    elif kind == EventType.RECEIPT_REFUSED:
+        if state.received_at is None:
+            state.status = CaseStatus.REFUSED
+    elif kind == EventType.SUPPLEMENT_REQUESTED:
+        if state.finished:
+            return
+        state.status = CaseStatus.WAITING_CITIZEN
+        if state.received_at is not None:  # at the receipt stage the clock has not started yet
+            state.supplement_requests += 1
+            if not any(p.reason == SUPPLEMENT and p.end is None for p in state.pauses):
+                state.pauses.append(Pause(SUPPLEMENT, at))
+    elif kind == EventType.SUPPLEMENT_RECEIVED:
+        if state.finished:
+            return
+        for pause in state.pauses:
+            if pause.reason == SUPPLEMENT and pause.end is None:
+                pause.end = at
+                restarts.append(at)
+        state.status = CaseStatus.PENDING if state.received_at else state.status
+    elif kind == EventType.PAUSED:
+        if state.finished:
+            return
+        reason = str(data.get("reason_code") or "other")
+        if not any(p.reason == reason and p.end is None for p in state.pauses):
+            state.pauses.append(Pause(reason, at))
+        state.status = CaseStatus.PAUSED
+    elif kind == EventType.RESUMED:
+        reason = data.get("reason_code")
+        for pause in state.pauses:
+            if pause.end is None and pause.reason != SUPPLEMENT and (reason in (None, pause.reason)):
+                pause.end = at
+        if not state.finished and not any(p.end is None for p in state.pauses):
+            state.status = CaseStatus.PENDING
+    elif kind == EventType.TRANSFERRED:
+        if state.legs and state.legs[-1].ended_at is None:
+            state.legs[-1].ended_at = at
+        state.legs.append(
+            Leg(
+                agency_code=str(data.get("to_agency") or ""),
+                from_agency=str(data.get("from_agency") or event.agency_code),
+                started_at=at,
+                due_at_reported=_optional_instant(data.get("leg_due_at_reported")),
+            )
+        )
+    elif kind in (EventType.PROCESSED, EventType.RETURNED, EventType.WITHDRAWN, EventType.STOPPED):
+        if state.end_at is None and state.received_at is not None:
+            state.end_at, state.end_type = at, kind
+        if kind == EventType.PROCESSED:
+            state.outcome = data.get("outcome")
+            if state.status != CaseStatus.RETURNED:
+                state.status = CaseStatus.PROCESSED
+        elif kind == EventType.RETURNED:
+            state.returned_at = at
+            state.e_result = data.get("e_result")
+            state.status = CaseStatus.RETURNED
+        elif state.status not in (CaseStatus.PROCESSED, CaseStatus.RETURNED):
+            state.status = CaseStatus.WITHDRAWN if kind == EventType.WITHDRAWN else CaseStatus.STOPPED
+        for pause in state.pauses:  # processing is over: nothing waits any more
+            if pause.end is None:
+                pause.end = at
+        if state.legs and state.legs[-1].ended_at is None:
+            state.legs[-1].ended_at = at
+    elif kind == EventType.PAID_ONLINE:
+        state.paid_online = True
+    elif kind == EventType.DIGITIZED:
+        state.components_digitized |= bool(data.get("components_digitized"))
+        state.result_digitized |= bool(data.get("result_digitized"))
+        state.reused |= bool(data.get("reused"))
+    elif kind == EventType.RATED:
+        state.satisfied = bool(data.get("satisfied"))
+        state.complaint = state.complaint or bool(data.get("complaint"))
+    elif kind == EventType.APOLOGY_ISSUED:
+        if state.apology is not None:
+            state.extra_apologies += 1
+            return
+        state.apology = Apology(
+            issuer_agency=str(data.get("issuer_agency") or event.agency_code),
+            reason=str(data.get("reason") or ""),
+            new_due_at=_optional_instant(data.get("new_due_at")),
+            issued_at=_optional_instant(data.get("issued_at")) or at,
+        )
+    else:
+        state.problems.append(f"unknown_event_type:{kind}")
+
+
+def _derive_deadline(state: CaseState, registry: Registry, restarts: list[datetime]) -> None:
+    if state.received_at is None or state.procedure_code is None:
+        return
+    try:
+        procedure = registry.catalogue.get(state.procedure_code)
+        version = procedure.version_at(state.received_at)
+    except UnknownProcedure:
+        state.problems.append("unknown_procedure")
+        return
+    state.procedure_name = procedure.name
+    state.field_code = state.field_code or procedure.field_code
+    state.procedure_version = version.effective_from.isoformat()
+    state.full_online_eligible = version.full_online_eligible
+    if state.fee_bearing is False:
+        state.fee_bearing = version.fee_bearing
+    duration = version.duration_for(state.channel if state.channel in set(Channel) else None)
+    state.duration = duration.as_dict()
+    state.convention = version.convention.value
+    calendar = registry.calendar_for(state.agency_code)
+    state.calendar_version = calendar.version
+    try:
+        _compute(state, calendar, version, duration, restarts)
+    except (CalendarError, DeadlineError) as exc:
+        state.problems.append(f"deadline:{exc}")
+
+
+def _compute(
+    state: CaseState,
+    calendar: WorkingCalendar,
+    version: ProcedureVersion,
+    duration: Duration,
+    restarts: list[datetime],
+) -> None:
+    assert state.received_at is not None
+    start = state.received_at
+    restart_mode = version.supplement_mode is SupplementMode.RESTART
+    if restart_mode and restarts:
+        start = restarts[-1]  # the full duration again from the complete resubmission
+    clock_pauses = []
+    for pause in state.pauses:
+        if pause.reason == SUPPLEMENT:
+            counts = False
+            if restart_mode and pause.end is not None:
+                continue  # a completed supplement round restarts the clock instead of pausing it
+        else:
+            counts = pause.reason not in version.non_counting_reasons
+        pause.counts_towards_deadline = counts
+        if not counts:
+            clock_pauses.append(Interval(pause.start, pause.end))
+    state.clock_started_at = start
+    result = compute_due(calendar, start, duration, version.convention, version.cutoff, clock_pauses)
+    due = result.due_at
+    state.due_at = due
+    state.clock_stopped_since = result.clock_stopped_since
+    state.apology_deadline_at = apology_deadline(calendar, due)
+    if state.due_at_reported is not None:
+        gap = abs((state.due_at_reported - due).total_seconds())
+        state.due_mismatch = gap >= DUE_MISMATCH_TOLERANCE_SECONDS
+
+    if state.apology is not None:
+        state.apology.on_time = calendar.working_time_between(state.apology.issued_at, due) >= WORKING_DAY_SECONDS
+
+    for position, leg in enumerate(state.legs):
+        leg_duration = version.leg_duration(leg.agency_code, position)
+        if leg_duration is not None:
+            leg.due_at = compute_due(calendar, leg.started_at, leg_duration).due_at
+        leg_due = leg.due_at or leg.due_at_reported
+        if leg.ended_at is not None and leg_due is not None:
+            leg.late = leg.ended_at > leg_due
+
+    if state.end_at is not None:
+        state.on_time = state.end_at <= due and state.supplement_requests <= 1
+        end_day, due_day = state.end_at.astimezone(VN_TZ).date(), due.astimezone(VN_TZ).date()
+        state.result_dated = "early" if end_day < due_day else "on_time" if end_day == due_day else "late"
+    state.agency_at_fault = _agency_at_fault(state)
+
+
+def _agency_at_fault(state: CaseState) -> str:
+    """The agency whose leg ran late; else the one holding the case; else the receiving agency."""
+    for leg in state.legs:
+        if leg.late:
+            return leg.agency_code
+    if state.legs and state.legs[-1].ended_at is None:
+        return state.legs[-1].agency_code
+    return state.agency_code
