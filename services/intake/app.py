@@ -1,0 +1,41 @@
+"""The intake service: one-stop systems push case events; we validate, authenticate, publish."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.intake import events
+from services.intake.context import IntakeContext
+from shared.logs import configure_logging
+from shared.settings import Settings, get_settings
+from shared.store import ping
+from shared.web import health_router, install_error_handlers
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging("intake", settings.log_level)
+    context = IntakeContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await context.start()
+        yield
+        await context.stop()
+
+    app = FastAPI(
+        title="TTHC intake",
+        version="1.0.0",
+        description="Case events from one-stop systems (contract v1), validated and published to Kafka.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    app.include_router(
+        health_router({"broker": context.publisher.ready, "store": lambda: ping(context.mongo)})
+    )
+    app.include_router(events.router)
+    return app

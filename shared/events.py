@@ -1,0 +1,209 @@
+"""Event contract v1 (contract.md "Events"): the envelope, every event type with its data.
+
+The same envelope travels on the HTTP intake and on the topics. Validation is strict about what a
+downstream fold relies on (types, codes, timestamps with an offset) and lenient about vendors'
+extra fields inside `data`, which are kept.
+
+`python -m shared.events` prints the JSON Schema committed at docs/schema/events.schema.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from shared.domain.codes import Channel, DerivedEventType, EventType, Level, OnlineMode, PauseReason
+
+SCHEMA_VERSION = 1
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s]+$")]
+Text = Annotated[str, Field(max_length=2000)]
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SubmittedData(EventData):
+    procedure_code: Code
+    channel: Channel
+
+
+class ReceivedData(EventData):
+    procedure_code: Code = Field(description="MaTTHC")
+    field_code: Code = Field(description="MaLinhVuc")
+    level: Level
+    channel: Channel
+    online_mode: OnlineMode | None = None
+    submitted_at: AwareDatetime | None = None
+    due_at_reported: AwareDatetime | None = Field(None, description="NgayHenTra as the one-stop system computed it")
+    applicant_type: Annotated[str, Field(max_length=32)] | None = None
+    fee_bearing: bool | None = None
+
+
+class ReasonRequired(EventData):
+    reason: Text
+
+
+class SupplementRequestedData(EventData):
+    reason: Text | None = None
+    requested_by_agency: Code | None = None
+
+
+class PauseData(EventData):
+    reason_code: PauseReason
+    note: Text | None = None
+
+
+class TransferredData(EventData):
+    from_agency: Code
+    to_agency: Code
+    leg_due_at_reported: AwareDatetime | None = None
+
+
+class ProcessedData(EventData):
+    outcome: Literal["approved", "denied"]
+
+
+class ReturnedData(EventData):
+    e_result: bool
+    result_channel: Channel
+
+
+class ReasonOptional(EventData):
+    reason: Text | None = None
+
+
+class PaidOnlineData(EventData):
+    amount: Annotated[float, Field(ge=0)]
+    gateway: Literal["dvcqg", "local"]
+
+
+class DigitizedData(EventData):
+    components_digitized: bool
+    result_digitized: bool
+    reused: bool
+
+
+class RatedData(EventData):
+    satisfied: bool
+    complaint: bool
+
+
+class ApologyIssuedData(EventData):
+    issuer_agency: Code
+    reason: Text
+    new_due_at: AwareDatetime
+    issued_at: AwareDatetime
+
+
+DATA_MODELS: dict[EventType, type[EventData]] = {
+    EventType.SUBMITTED: SubmittedData,
+    EventType.RECEIVED: ReceivedData,
+    EventType.RECEIPT_REFUSED: ReasonRequired,
+    EventType.SUPPLEMENT_REQUESTED: SupplementRequestedData,
+    EventType.SUPPLEMENT_RECEIVED: EventData,
+    EventType.PAUSED: PauseData,
+    EventType.RESUMED: PauseData,
+    EventType.TRANSFERRED: TransferredData,
+    EventType.PROCESSED: ProcessedData,
+    EventType.RETURNED: ReturnedData,
+    EventType.WITHDRAWN: ReasonOptional,
+    EventType.STOPPED: ReasonOptional,
+    EventType.PAID_ONLINE: PaidOnlineData,
+    EventType.DIGITIZED: DigitizedData,
+    EventType.RATED: RatedData,
+    EventType.APOLOGY_ISSUED: ApologyIssuedData,
+}
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        None, description="client-unique; derived deterministically when absent"
+    )
+    schema_version: Literal[1] = SCHEMA_VERSION
+    case_code: Code = Field(description="MaHoSo")
+    occurred_at: AwareDatetime
+    agency_code: Code
+
+
+def _event_model(event_type: EventType, data_model: type[EventData]) -> type[Envelope]:
+    name = "".join(part.title() for part in event_type.value.replace(".", "_").split("_")) + "Event"
+    optional = not data_model.model_fields or all(
+        not f.is_required() for f in data_model.model_fields.values()
+    )
+    data_field = (data_model, Field(default_factory=data_model)) if optional else (data_model, ...)
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        name,
+        __base__=Envelope,
+        type=(Literal[event_type.value], ...),  # type: ignore[valid-type]
+        data=data_field,
+    )
+
+
+EVENT_MODELS = {t: _event_model(t, m) for t, m in DATA_MODELS.items()}
+# One model per type, told apart by `type` (a discriminated union: precise errors, a clean schema).
+CaseEventIn = Annotated[Union[tuple(EVENT_MODELS.values())], Field(discriminator="type")]  # noqa: UP007
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(CaseEventIn)
+
+
+class DerivedEvent(BaseModel):
+    """An event of tthc.deadline-events (deadline.computed, due_soon, …, case.closed)."""
+
+    event_id: str
+    type: DerivedEventType
+    schema_version: Literal[1] = SCHEMA_VERSION
+    case_code: Code
+    occurred_at: AwareDatetime
+    agency_code: Code
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def derive_event_id(source: str, event: dict[str, Any]) -> str:
+    """A deterministic id from source system + case_code + type + occurred_at + data.
+
+    The same fact sent twice by the same system gets the same id, so downstream counts it once.
+    """
+    occurred = event["occurred_at"]
+    if isinstance(occurred, datetime):
+        occurred = occurred.astimezone(timezone.utc).isoformat()
+    canonical = json.dumps(
+        [source, event["case_code"], event["type"], occurred, event.get("data") or {}],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return "d-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+def to_wire(model: BaseModel) -> dict[str, Any]:
+    """The JSON form published on the topic (timestamps keep their offset)."""
+    return model.model_dump(mode="json", exclude_none=False)
+
+
+def json_schema() -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "TTHC case events, contract v1",
+        "description": "Topic tthc.case-events (key = case_code) and POST /v1/events.",
+        "oneOf": [{"$ref": f"#/$defs/{m.__name__}"} for m in EVENT_MODELS.values()],
+        "$defs": {
+            **TypeAdapter(CaseEventIn).json_schema(ref_template="#/$defs/{model}")["$defs"],
+            "DerivedEvent": DerivedEvent.model_json_schema(ref_template="#/$defs/{model}"),
+        },
+    }
+
+
+def main() -> None:
+    json.dump(json_schema(), sys.stdout, indent=2, ensure_ascii=False, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

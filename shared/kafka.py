@@ -1,0 +1,202 @@
+"""Kafka adapters: an idempotent publisher that answers only after acks, and a batch consumer.
+
+Principle 2: producers are idempotent with acks=all; consumers commit only after their writes. A
+consumer whose handler fails is restarted from its committed offsets, so nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge
+
+log = logging.getLogger(__name__)
+
+CONSUMER_LAG = Gauge(
+    "tthc_consumer_lag_messages", "Messages not yet consumed, by consumer group and topic", ["group", "topic"]
+)
+CONSUMER_RESTARTS = Counter(
+    "tthc_consumer_restarts_total", "Consumer loops restarted after an error", ["group"]
+)
+
+
+class PublishFailed(Exception):
+    """The broker did not acknowledge every message in time."""
+
+
+class Publisher:
+    def __init__(self, bootstrap: str, client_id: str, *, linger_ms: int = 5) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.linger_ms = linger_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    client_id=self.client_id,
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=self.linger_ms,
+                    max_batch_size=1024 * 1024,
+                    max_request_size=4 * 1024 * 1024,
+                    request_timeout_ms=15_000,
+                )
+                try:
+                    await producer.start()
+                except Exception:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def start(self) -> None:
+        try:
+            await self._ensure()
+        except Exception as exc:  # the service starts anyway; /readyz tells the truth
+            log.warning("broker not reachable at start", extra={"error": str(exc)})
+
+    async def publish(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes, bytes]],
+        timeout: float,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Send (key, value) pairs and return only when the broker acknowledged every one."""
+        try:
+            async with asyncio.timeout(timeout):
+                producer = await self._ensure()
+                futures = [
+                    await producer.send(topic, value=value, key=key, headers=headers)
+                    for key, value in messages
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            await self._discard()
+            raise PublishFailed(str(exc) or type(exc).__name__) from exc
+
+    async def _discard(self) -> None:
+        """Drop a producer after a failure: a new one gets a fresh idempotence session."""
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 5)
+            except Exception:
+                pass
+
+    async def ready(self) -> bool:
+        try:
+            producer = await asyncio.wait_for(self._ensure(), 3)
+            metadata = await asyncio.wait_for(producer.client.fetch_all_metadata(), 3)
+            return bool(metadata.brokers())
+        except Exception:
+            return False
+
+    async def stop(self) -> None:
+        await self._discard()
+
+
+Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+
+
+class BatchConsumer:
+    """One poll → the handler (one bulk write) → one commit. Restarts itself after errors."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topics: Sequence[str],
+        group_id: str,
+        handler: Handler,
+        max_records: int = 1000,
+        poll_timeout_ms: int = 200,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.handler = handler
+        self.max_records = max_records
+        self.poll_timeout_ms = poll_timeout_ms
+        self.connected = False
+        self.applied_batches = 0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group_id}")
+
+    async def stop(self) -> None:
+        """Graceful: finish the batch in hand, commit it, leave the group."""
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 30)
+            except TimeoutError:
+                self._task.cancel()
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            consumer = AIOKafkaConsumer(
+                *self.topics,
+                bootstrap_servers=self.bootstrap,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                max_poll_records=self.max_records,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=1_000,
+            )
+            try:
+                await consumer.start()
+                self.connected = True
+                backoff = 0.5
+                while not self._stopping.is_set():
+                    batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+                    records = [record for part in batch.values() for record in part]
+                    if records:
+                        await self.handler(records)
+                        await consumer.commit()
+                        self.applied_batches += 1
+                    await self._record_lag(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                CONSUMER_RESTARTS.labels(self.group_id).inc()
+                log.warning(
+                    "consumer error; restarting from committed offsets",
+                    extra={"group": self.group_id, "error": repr(exc)},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+            finally:
+                self.connected = False
+                try:
+                    await asyncio.wait_for(consumer.stop(), 10)
+                except Exception:
+                    pass
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        per_topic: dict[str, int] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await consumer.position(tp)
+            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(highwater - position, 0)
+        for topic, lag in per_topic.items():
+            CONSUMER_LAG.labels(self.group_id, topic).set(lag)
+
+    async def ready(self) -> bool:
+        return self.connected

@@ -1,0 +1,167 @@
+"""A case projection: a batch of records → the affected cases refolded → one bulk write.
+
+Both the deadline and the metrics services keep one document per case holding the case's events
+(so a late event refolds it) and what their own reads need. Applying is idempotent on event_id;
+the consumer commits its offsets only after the bulk write (at-least-once delivery, exactly-once
+effect). A record that cannot be decoded or validated goes to the dead-letter topic with the
+reason, and is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from motor.motor_asyncio import AsyncIOMotorCollection
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+from pymongo import ReplaceOne
+
+from shared.domain.fold import CaseEvent, CaseState, fold_case
+from shared.domain.registry import Registry
+from shared.events import EVENT_ADAPTER
+from shared.kafka import Publisher
+
+log = logging.getLogger(__name__)
+
+EVENTS_APPLIED = Counter(
+    "tthc_projection_events_applied_total", "Case events applied to a projection", ["projection"]
+)
+EVENTS_DUPLICATE = Counter(
+    "tthc_projection_events_duplicate_total", "Case events already applied (ignored)", ["projection"]
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "tthc_projection_events_dead_lettered_total", "Records sent to the dead-letter topic", ["projection"]
+)
+BATCH_SECONDS = Histogram(
+    "tthc_projection_batch_duration_seconds",
+    "Time to apply one consumer batch (load, fold, bulk write)",
+    ["projection"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+ToDocument = Callable[[CaseState, list[dict[str, Any]]], dict[str, Any]]
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    cases: list[CaseState] = field(default_factory=list)
+
+
+def decode(record: ConsumerRecord) -> dict[str, Any]:
+    """The stored form of one record: the validated event plus its arrival position."""
+    raw = json.loads(record.value)
+    event = EVENT_ADAPTER.validate_python(raw)
+    if not event.event_id:
+        raise ValueError("event_id is missing")
+    stored = event.model_dump(mode="json")
+    stored["seq"] = record.offset
+    stored["partition"] = record.partition
+    return stored
+
+
+class CaseProjection:
+    def __init__(
+        self,
+        name: str,
+        collection: AsyncIOMotorCollection,
+        registry: Callable[[], Registry],
+        to_document: ToDocument,
+        dead_letters: Publisher | None,
+        dlq_topic: str,
+    ) -> None:
+        self.name = name
+        self.collection = collection
+        self.registry = registry
+        self.to_document = to_document
+        self.dead_letters = dead_letters
+        self.dlq_topic = dlq_topic
+
+    async def apply(self, records: list[ConsumerRecord]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult()
+        incoming: dict[str, list[dict[str, Any]]] = {}
+        poison: list[tuple[ConsumerRecord, str]] = []
+        for record in records:
+            try:
+                event = decode(record)
+            except (ValueError, ValidationError, UnicodeDecodeError) as exc:
+                poison.append((record, _reason(exc)))
+                continue
+            incoming.setdefault(event["case_code"], []).append(event)
+        if poison:
+            await self._dead_letter(poison)
+            result.dead_lettered = len(poison)
+
+        if incoming:
+            existing = {
+                doc["_id"]: doc.get("events", [])
+                async for doc in self.collection.find(
+                    {"_id": {"$in": list(incoming)}}, {"events": 1}
+                )
+            }
+            registry = self.registry()
+            writes = []
+            for case_code, new_events in incoming.items():
+                events = list(existing.get(case_code, []))
+                known = {e["event_id"] for e in events}
+                fresh = []
+                for event in new_events:
+                    if event["event_id"] in known:
+                        result.duplicates += 1
+                        continue
+                    known.add(event["event_id"])
+                    fresh.append(event)
+                if not fresh:
+                    continue
+                events.extend(fresh)
+                result.applied += len(fresh)
+                state = fold_case((CaseEvent.from_dict(e) for e in events), registry)
+                result.cases.append(state)
+                document = self.to_document(state, events)
+                document["_id"] = case_code
+                document["events"] = events
+                writes.append(ReplaceOne({"_id": case_code}, document, upsert=True))
+            if writes:
+                await self.collection.bulk_write(writes, ordered=False)
+        EVENTS_APPLIED.labels(self.name).inc(result.applied)
+        EVENTS_DUPLICATE.labels(self.name).inc(result.duplicates)
+        BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        return result
+
+    async def _dead_letter(self, poison: list[tuple[ConsumerRecord, str]]) -> None:
+        if self.dead_letters is None:
+            raise RuntimeError("a poison record arrived and no dead-letter publisher is configured")
+        messages = []
+        for record, reason in poison:
+            envelope = {
+                "projection": self.name,
+                "reason": reason,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": record.key.decode("utf-8", "replace") if record.key else None,
+                "value": record.value.decode("utf-8", "replace") if record.value else None,
+            }
+            key = f"{record.topic}:{record.partition}:{record.offset}".encode()
+            messages.append((key, json.dumps(envelope, ensure_ascii=False).encode()))
+        # Raises PublishFailed if the broker does not take them: the batch is then retried, never
+        # committed with its poison dropped.
+        await self.dead_letters.publish(self.dlq_topic, messages, timeout=30)
+        EVENTS_DEAD_LETTERED.labels(self.name).inc(len(messages))
+        log.warning("records sent to the dead-letter topic", extra={"count": len(messages), "projection": self.name})
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        return "invalid event: " + "; ".join(parts)
+    return f"undecodable record: {exc}"

@@ -1,0 +1,70 @@
+"""Every setting comes from an environment variable (prefix TTHC_), with a documented default.
+
+The README's "Settings" table is generated from this class (`python -m shared.settings`), and a
+test checks that docker-compose.yml sets only variables that are read here.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TTHC_", extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
+    mongo_uri: str = Field("mongodb://127.0.0.1:27017", description="MongoDB connection URI")
+    mongo_db: str = Field("tthc", description="database name prefix; each service uses <prefix>_<service>")
+    topic_prefix: str = Field("", description="prefix for every topic name (isolates test runs)")
+    admin_token: str = Field("", description="ops/admin bearer token; empty disables admin access")
+    config_dir: str = Field("config", description="folder of the registry and calendar seed")
+    log_level: str = Field("INFO", description="log level of the JSON logs")
+    max_body_bytes: int = Field(5 * 1024 * 1024, description="largest accepted request body (413 above)")
+    max_batch: int = Field(1000, description="most events in one POST /v1/events")
+    publish_timeout_s: float = Field(10.0, description="how long the intake waits for broker acks (503 after)")
+    poll_max_records: int = Field(1000, description="most records a consumer applies in one batch")
+    poll_timeout_ms: int = Field(200, description="how long a consumer poll waits for records")
+    case_events_partitions: int = Field(6, description="partitions of tthc.case-events when created")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def case_events_topic(self) -> str:
+        return self.topic("tthc.case-events")
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.topic("tthc.case-events.dlq")
+
+    @property
+    def deadline_events_topic(self) -> str:
+        return self.topic("tthc.deadline-events")
+
+    @property
+    def registry_topic(self) -> str:
+        return self.topic("tthc.registry")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def env_names() -> list[str]:
+    return sorted(f"TTHC_{name.upper()}" for name in Settings.model_fields)
+
+
+def markdown_table() -> str:
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        rows.append(f"| `TTHC_{name.upper()}` | `{field.default}` | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

@@ -1,0 +1,187 @@
+"""What every service's HTTP side shares: the error format, bearer auth, health, readiness, metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answered in the contract's shape: {"error": {"code", "message", "details"}}."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Iterable[dict[str, Any]] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _STATUS_CODES.get(status, "error")
+        self.message = message
+        self.details = list(details)
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def unavailable(what: str, retry_after: int = 5) -> ApiError:
+    return ApiError(503, f"{what} is unavailable; retry later", headers={"Retry-After": str(retry_after)})
+
+
+def pydantic_details(errors: Iterable[dict[str, Any]], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Validation errors as contract details; the discriminator tag pydantic adds is dropped."""
+    details = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        if loc and isinstance(loc[0], str) and "." in loc[0]:  # "case.received" tag of the union
+            loc = loc[1:]
+        details.append({"loc": [*prefix, *loc], "msg": error.get("msg", "invalid")})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return ApiError(400, "the body is not valid JSON").response()
+        loc_errors = [{**e, "loc": tuple(e.get("loc", ()))} for e in errors]
+        return ApiError(422, "the request is invalid", details=pydantic_details(loc_errors)).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return ApiError(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)).response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return ApiError(500, "internal error", code="internal").response()
+
+
+async def read_json_body(request: Request, max_bytes: int) -> Any:
+    """The parsed body, with 413 over the limit and 400 for malformed JSON (never a 500)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, f"the body is over the limit of {max_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(413, f"the body is over the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+
+
+# ---- credentials -----------------------------------------------------------------------------
+
+def hash_token(token: str) -> str:
+    """Keys and tokens are stored hashed (sha256); the plain value is shown once at creation."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: admin (everything), a source system (submit for its agencies), an agency."""
+
+    kind: str  # "admin" | "source" | "agency"
+    name: str
+    agencies: frozenset[str] = field(default_factory=frozenset)  # scope, before subtree expansion
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "admin"
+
+
+TokenResolver = Callable[[str], Principal | None]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def authenticate(request: Request, admin_token: str, resolve: TokenResolver | None = None) -> Principal:
+    token = bearer_token(request)
+    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return Principal("admin", "admin")
+    principal = resolve(hash_token(token)) if resolve else None
+    if principal is None:
+        raise ApiError(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+# ---- health ----------------------------------------------------------------------------------
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = bool(await check())
+            except Exception:  # a readiness probe answers, it does not fail
+                results[name] = False
+        ready = all(results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": results},
+            status_code=200 if ready else 503,
+            headers={} if ready else {"Retry-After": "5"},
+        )
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
