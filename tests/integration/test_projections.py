@@ -1,0 +1,112 @@
+"""The deadline and metrics projections consuming the real topic into the real store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.deadline.app import create_app as deadline_app
+from services.intake.app import create_app as intake_app
+from services.metrics.app import create_app as metrics_app
+from shared.settings import Settings
+from tests.conftest import AUTH, serve
+from tests.support.events import case_code, event, received
+from tests.support.kafka_tools import eventually, produce_raw, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def wire(body: dict, event_id: str) -> tuple[bytes, bytes]:
+    value = {**body, "event_id": event_id, "schema_version": 1}
+    return body["case_code"].encode(), json.dumps(value).encode()
+
+
+async def test_posted_event_reaches_deadline_and_metrics(settings: Settings) -> None:
+    code = case_code()
+    async with (
+        serve(intake_app(settings)) as intake,
+        serve(deadline_app(settings)) as deadline,
+        serve(metrics_app(settings)) as metrics,
+    ):
+        response = await intake.post("/v1/events", json=received(code), headers=AUTH)
+        assert response.status_code == 202
+
+        async def case():
+            r = await deadline.get(f"/v1/cases/{code}", headers=AUTH)
+            return r.json() if r.status_code == 200 else None
+
+        document = await eventually(case)
+        assert document["due_at"] == "2026-03-30T09:15:00+07:00"  # 10 working days
+        assert document["status"] == "pending"
+        assert document["timeline"][0]["type"] == "case.received"
+
+        async def counted():
+            return (await metrics.get("/v1/stats", headers=AUTH)).json()["cases_received"] == 1
+
+        await eventually(counted)
+
+
+async def test_duplicates_on_the_topic_are_applied_once(settings: Settings, kafka) -> None:
+    code = case_code()
+    request = event("case.supplement_requested", code, "2026-03-17T09:00:00+07:00")
+    await produce_raw(
+        kafka.bootstrap,
+        settings.case_events_topic,
+        [wire(received(code), "r1"), wire(request, "s1"), wire(request, "s1"), wire(received(code), "r1")],
+    )
+    async with serve(deadline_app(settings)) as deadline:
+        async def case():
+            r = await deadline.get(f"/v1/cases/{code}", headers=AUTH)
+            return r.json() if r.status_code == 200 and r.json()["status"] == "waiting_citizen" else None
+
+        document = await eventually(case)
+    assert document["supplement_requests"] == 1
+    assert len(document["timeline"]) == 2
+
+
+async def test_late_event_refolds_the_case(settings: Settings, kafka) -> None:
+    code = case_code()
+    processed = event("case.processed", code, "2026-03-20T09:00:00+07:00", outcome="approved")
+    await produce_raw(kafka.bootstrap, settings.case_events_topic, [wire(processed, "p1")])
+    async with serve(deadline_app(settings)) as deadline:
+        async def case(status):
+            r = await deadline.get(f"/v1/cases/{code}", headers=AUTH)
+            return r.json() if r.status_code == 200 and r.json()["status"] == status else None
+
+        before = await eventually(lambda: case("processed"))
+        assert before["due_at"] is None  # no receipt yet: nothing to count from
+        # the receipt arrives after the decision it precedes
+        await produce_raw(kafka.bootstrap, settings.case_events_topic, [wire(received(code), "r1")])
+
+        async def refolded():
+            document = await case("processed")
+            return document if document and document["due_at"] else None
+
+        after = await eventually(refolded)
+    assert after["end_at"] == "2026-03-20T09:00:00+07:00"
+    assert after["on_time"] is True and after["result_dated"] == "early"
+
+
+async def test_poison_record_goes_to_the_dead_letter_topic_with_its_reason(settings: Settings, kafka) -> None:
+    good = case_code()
+    await produce_raw(
+        kafka.bootstrap,
+        settings.case_events_topic,
+        [
+            (b"x", b"not json at all"),
+            (b"y", json.dumps({"type": "case.received", "case_code": "y"}).encode()),
+            wire(received(good), "ok-1"),
+        ],
+    )
+    async with serve(deadline_app(settings)) as deadline:
+        async def applied():
+            return (await deadline.get(f"/v1/cases/{good}", headers=AUTH)).status_code == 200
+
+        await eventually(applied)
+    dead = await read_topic(kafka.bootstrap, settings.dlq_topic)
+    assert len(dead) == 2
+    reasons = sorted(d["value"]["reason"] for d in dead)
+    assert reasons[0].startswith("invalid event") and "occurred_at" in reasons[0]
+    assert reasons[1].startswith("undecodable record")
+    assert {d["value"]["key"] for d in dead} == {"x", "y"}
