@@ -28,15 +28,16 @@ def load_registry(config_dir: str | Path) -> Registry:
     agencies_file = root / "registry" / "agencies.json"
     pending = {a["agency_code"]: a for a in _read(agencies_file)} if agencies_file.exists() else {}
     while pending:
-        placed = [code for code, spec in pending.items()
-                  if not spec.get("parent_code") or spec["parent_code"] in registry.agencies]
+        placed = [
+            code
+            for code, spec in pending.items()
+            if not spec.get("parent_code") or spec["parent_code"] in registry.agencies
+        ]
         if not placed:
             raise ValueError(f"agencies with unknown parents: {sorted(pending)}")
         for code in placed:
             registry.put_agency(Agency.from_mapping(code, pending.pop(code)))
     procedures_file = root / "registry" / "procedures.json"
     if procedures_file.exists():
-        registry.catalogue = Catalogue.from_specs(
-            (p["procedure_code"], p) for p in _read(procedures_file)
-        )
+        registry.catalogue = Catalogue.from_specs((p["procedure_code"], p) for p in _read(procedures_file))
     return registry

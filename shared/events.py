@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, create_model
@@ -135,9 +135,7 @@ class Envelope(BaseModel):
 
 def _event_model(event_type: EventType, data_model: type[EventData]) -> type[Envelope]:
     name = "".join(part.title() for part in event_type.value.replace(".", "_").split("_")) + "Event"
-    optional = not data_model.model_fields or all(
-        not f.is_required() for f in data_model.model_fields.values()
-    )
+    optional = not data_model.model_fields or all(not f.is_required() for f in data_model.model_fields.values())
     data_field = (data_model, Field(default_factory=data_model)) if optional else (data_model, ...)
     return create_model(  # type: ignore[call-overload, no-any-return]
         name,
@@ -172,7 +170,7 @@ def derive_event_id(source: str, event: dict[str, Any]) -> str:
     """
     occurred = event["occurred_at"]
     if isinstance(occurred, datetime):
-        occurred = occurred.astimezone(timezone.utc).isoformat()
+        occurred = occurred.astimezone(UTC).isoformat()
     canonical = json.dumps(
         [source, event["case_code"], event["type"], occurred, event.get("data") or {}],
         sort_keys=True,

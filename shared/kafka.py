@@ -19,9 +19,7 @@ log = logging.getLogger(__name__)
 CONSUMER_LAG = Gauge(
     "tthc_consumer_lag_messages", "Messages not yet consumed, by consumer group and topic", ["group", "topic"]
 )
-CONSUMER_RESTARTS = Counter(
-    "tthc_consumer_restarts_total", "Consumer loops restarted after an error", ["group"]
-)
+CONSUMER_RESTARTS = Counter("tthc_consumer_restarts_total", "Consumer loops restarted after an error", ["group"])
 
 
 class PublishFailed(Exception):
@@ -74,10 +72,7 @@ class Publisher:
         try:
             async with asyncio.timeout(timeout):
                 producer = await self._ensure()
-                futures = [
-                    await producer.send(topic, value=value, key=key, headers=headers)
-                    for key, value in messages
-                ]
+                futures = [await producer.send(topic, value=value, key=key, headers=headers) for key, value in messages]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError, OSError) as exc:
             await self._discard()

@@ -29,9 +29,7 @@ from shared.kafka import Publisher
 
 log = logging.getLogger(__name__)
 
-EVENTS_APPLIED = Counter(
-    "tthc_projection_events_applied_total", "Case events applied to a projection", ["projection"]
-)
+EVENTS_APPLIED = Counter("tthc_projection_events_applied_total", "Case events applied to a projection", ["projection"])
 EVENTS_DUPLICATE = Counter(
     "tthc_projection_events_duplicate_total", "Case events already applied (ignored)", ["projection"]
 )
@@ -104,9 +102,7 @@ class CaseProjection:
         if incoming:
             existing = {
                 doc["_id"]: doc.get("events", [])
-                async for doc in self.collection.find(
-                    {"_id": {"$in": list(incoming)}}, {"events": 1}
-                )
+                async for doc in self.collection.find({"_id": {"$in": list(incoming)}}, {"events": 1})
             }
             registry = self.registry()
             writes = []

@@ -11,9 +11,7 @@ from shared.settings import Settings
 
 
 def mongo_client(uri: str) -> AsyncIOMotorClient:
-    return AsyncIOMotorClient(
-        uri, tz_aware=True, tzinfo=VN_TZ, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000
-    )
+    return AsyncIOMotorClient(uri, tz_aware=True, tzinfo=VN_TZ, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
 
 
 def service_database(client: AsyncIOMotorClient, settings: Settings, service: str) -> AsyncIOMotorDatabase:

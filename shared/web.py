@@ -114,6 +114,7 @@ async def read_json_body(request: Request, max_bytes: int) -> Any:
 
 # ---- credentials -----------------------------------------------------------------------------
 
+
 def hash_token(token: str) -> str:
     """Keys and tokens are stored hashed (sha256); the plain value is shown once at creation."""
     return hashlib.sha256(token.encode()).hexdigest()

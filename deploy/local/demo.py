@@ -49,7 +49,13 @@ def generate(now: datetime, weeks: int = 3, per_day: int = 12, seed: int = 7) ->
                 case_code = f"{agency.code}-{day:%y%m%d}-{serial:04d}"
                 due = compute_due(calendar, received, version.duration_for(channel), version.convention).due_at
 
-                def event(kind: str, at: datetime, data: dict[str, Any] | None = None) -> None:
+                def event(
+                    kind: str,
+                    at: datetime,
+                    data: dict[str, Any] | None = None,
+                    case_code: str = case_code,
+                    agency_code: str = agency.code,
+                ) -> None:
                     if at <= now:
                         events.append(
                             {
@@ -57,7 +63,7 @@ def generate(now: datetime, weeks: int = 3, per_day: int = 12, seed: int = 7) ->
                                 "type": kind,
                                 "case_code": case_code,
                                 "occurred_at": at.isoformat(),
-                                "agency_code": agency.code,
+                                "agency_code": agency_code,
                                 "data": data or {},
                             }
                         )
@@ -86,10 +92,15 @@ def generate(now: datetime, weeks: int = 3, per_day: int = 12, seed: int = 7) ->
                 event(
                     "case.digitized",
                     received + timedelta(minutes=10),
-                    {"components_digitized": rng.random() < 0.85, "result_digitized": False, "reused": rng.random() < 0.3},
+                    {
+                        "components_digitized": rng.random() < 0.85,
+                        "result_digitized": False,
+                        "reused": rng.random() < 0.3,
+                    },
                 )
                 event("case.processed", finish, {"outcome": "approved" if rng.random() < 0.95 else "denied"})
-                event("case.returned", finish + timedelta(hours=2), {"e_result": channel == "online", "result_channel": channel})
+                returned = {"e_result": channel == "online", "result_channel": channel}
+                event("case.returned", finish + timedelta(hours=2), returned)
         day += timedelta(days=1)
     return events
 

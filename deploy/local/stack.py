@@ -86,7 +86,7 @@ async def up() -> None:
     await asyncio.gather(kafka.wait_ready(), mongo.wait_ready())
     print(f"broker {kafka.bootstrap} and store {mongo.uri} ready", flush=True)
     await infra.create_topics(kafka.bootstrap)
-    for name, process in services.items():
+    for process in services.values():
         process.start()
     await asyncio.gather(
         *(

@@ -34,8 +34,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     install_error_handlers(app)
-    app.include_router(
-        health_router({"broker": context.publisher.ready, "store": lambda: ping(context.mongo)})
-    )
+    app.include_router(health_router({"broker": context.publisher.ready, "store": lambda: ping(context.mongo)}))
     app.include_router(events.router)
     return app

@@ -50,7 +50,7 @@ def split_items(body: Any, max_batch: int) -> tuple[list[Any], bool]:
         return items, True
     if isinstance(body, dict):
         return [body], False
-    raise ApiError(422, "the body must be an event or {\"events\": [...]}", details=[{"loc": [], "msg": "not an object"}])
+    raise ApiError(422, 'the body must be an event or {"events": [...]}', details=[{"loc": [], "msg": "not an object"}])
 
 
 def check_registry(context: IntakeContext, item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -155,8 +155,7 @@ async def publish_events(
         seen_in_request.add(event["event_id"])
         fresh.append(event)
     messages = [
-        (e["case_code"].encode(), json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode())
-        for e in fresh
+        (e["case_code"].encode(), json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode()) for e in fresh
     ]
     if messages:
         with PUBLISH_SECONDS.time():

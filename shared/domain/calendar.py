@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -165,8 +164,7 @@ class CalendarRules:
         )
         digest = hashlib.sha256(overrides.encode()).hexdigest()[:8]
         return (
-            f"{self.name}:r{self.revision}:{self.first_year}-{self.last_year}"
-            f":holidays-{holidays.__version__}:{digest}"
+            f"{self.name}:r{self.revision}:{self.first_year}-{self.last_year}:holidays-{holidays.__version__}:{digest}"
         )
 
 
@@ -185,13 +183,16 @@ def _dated(items: object) -> dict[date, str]:
 
 
 def require_aware(moment: datetime, what: str = "timestamp") -> None:
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    tz = moment.tzinfo
+    if tz is None or (type(tz) is not timezone and moment.utcoffset() is None):
         raise NaiveTimestamp(what)
 
 
 def local_seconds(moment: datetime) -> int:
     """Seconds since 1970-01-01 00:00 Vietnam local time (sub-second parts are dropped)."""
-    require_aware(moment)
+    tz = moment.tzinfo
+    if tz is None or (type(tz) is not timezone and moment.utcoffset() is None):
+        raise NaiveTimestamp()
     return int(moment.timestamp()) + UTC_OFFSET_SECONDS
 
 
@@ -211,17 +212,18 @@ class WorkingCalendar:
         self._base_day = self._first.toordinal() - _EPOCH_ORDINAL
         n_days = date(rules.last_year, 12, 31).toordinal() - self._first.toordinal() + 1
 
-        national = holidays.country_holidays(
-            "VN", years=range(rules.first_year, rules.last_year + 1), language="vi"
-        )
+        national = holidays.country_holidays("VN", years=range(rules.first_year, rules.last_year + 1), language="vi")
         weekend_workdays = set(getattr(national, "weekend_workdays", ()))
         self._names: dict[date, str] = {d: str(n) for d, n in national.items()}
         self._names.update({d: n or "Ngày nghỉ" for d, n in rules.extra_days_off.items()})
         self._working_weekend: set[date] = set()
 
+        # Every working day of one calendar has the same length, so cumulative working time is
+        # (working days before) × (day length) + (worked so far today), and its inverse is a
+        # division: no search at all.
         working = bytearray(n_days)
-        cum_end = [0] * n_days
-        total = 0
+        before = [0] * (n_days + 1)  # working days before day i
+        working_day_numbers: list[int] = []  # the k-th working day, as days since 1970-01-01
         for i in range(n_days):
             day = self._first + timedelta(days=i)
             if day in rules.extra_working_days:
@@ -234,12 +236,13 @@ class WorkingCalendar:
                 is_working = day.weekday() < 5 and day not in national
             if is_working:
                 working[i] = 1
-                total += self.day_seconds
+                working_day_numbers.append(self._base_day + i)
                 if day.weekday() >= 5:
                     self._working_weekend.add(day)
-            cum_end[i] = total
+            before[i + 1] = before[i] + is_working
         self._working = bytes(working)
-        self._cum_end = cum_end
+        self._before = before
+        self._working_day_numbers = working_day_numbers
         self._n_days = n_days
 
     # ---- the index, in local seconds and cumulative working seconds -------------------------
@@ -254,25 +257,32 @@ class WorkingCalendar:
     def cumulative_at(self, local_s: int) -> int:
         """Working seconds from the start of the covered range up to local instant `local_s`."""
         day_number = local_s // SECONDS_PER_DAY
-        i = self._day_index(day_number)
-        before = self._cum_end[i - 1] if i else 0
+        i = day_number - self._base_day
+        if i < 0 or i >= self._n_days:
+            self._day_index(day_number)  # raises, naming the year
+        cumulative = self._before[i] * self.day_seconds
         if self._working[i]:
-            before += self.office_hours.worked_before(local_s - day_number * SECONDS_PER_DAY)
-        return before
+            cumulative += self.office_hours.worked_before(local_s - day_number * SECONDS_PER_DAY)
+        return cumulative
 
     def instant_of(self, cumulative: int) -> int:
-        """The earliest local instant at which `cumulative` working seconds have elapsed."""
-        if cumulative <= 0:
+        """The earliest local instant at which `cumulative` working seconds have elapsed.
+
+        A value that falls exactly on a day's total is that day's closing, not the next opening.
+        """
+        k, worked = divmod(cumulative, self.day_seconds)
+        if worked == 0:
+            k, worked = k - 1, self.day_seconds
+        if k < 0:
             raise YearNotCovered(self.rules.first_year - 1, self.rules.first_year, self.rules.last_year)
-        i = bisect_left(self._cum_end, cumulative)
-        if i >= self._n_days:
+        if k >= len(self._working_day_numbers):
             raise YearNotCovered(self.rules.last_year + 1, self.rules.first_year, self.rules.last_year)
-        worked = cumulative - (self._cum_end[i - 1] if i else 0)
-        return (self._base_day + i) * SECONDS_PER_DAY + self.office_hours.clock_at(worked)
+        return self._working_day_numbers[k] * SECONDS_PER_DAY + self.office_hours.clock_at(worked)
 
     def day_end_cumulative(self, local_s: int) -> int:
         """Cumulative working seconds at the end of the day containing `local_s`."""
-        return self._cum_end[self._day_index(local_s // SECONDS_PER_DAY)]
+        i = self._day_index(local_s // SECONDS_PER_DAY)
+        return self._before[i + 1] * self.day_seconds
 
     def is_working_day_at(self, local_s: int) -> bool:
         return bool(self._working[self._day_index(local_s // SECONDS_PER_DAY)])
@@ -334,15 +344,10 @@ class WorkingCalendar:
         """
         if not self.covers(year):
             raise YearNotCovered(year, self.rules.first_year, self.rules.last_year)
-        return sorted(
-            (d, n)
-            for d, n in self._names.items()
-            if d.year == year and not self.is_working_day(d)
-        )
+        return sorted((d, n) for d, n in self._names.items() if d.year == year and not self.is_working_day(d))
 
     def working_weekend_days(self, year: int) -> list[date]:
         """Ngày làm bù: Saturdays and Sundays declared working days."""
         if not self.covers(year):
             raise YearNotCovered(year, self.rules.first_year, self.rules.last_year)
         return sorted(d for d in self._working_weekend if d.year == year)
-

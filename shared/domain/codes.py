@@ -107,6 +107,4 @@ class DerivedEventType(StrEnum):
     CASE_CLOSED = "case.closed"
 
 
-END_OF_PROCESSING = frozenset(
-    {EventType.PROCESSED, EventType.RETURNED, EventType.WITHDRAWN, EventType.STOPPED}
-)
+END_OF_PROCESSING = frozenset({EventType.PROCESSED, EventType.RETURNED, EventType.WITHDRAWN, EventType.STOPPED})

@@ -65,9 +65,7 @@ class Duration:
         if value < 0:
             raise DeadlineError(f"duration value {value} is negative", "value")
         if value > MAX_DURATION[unit]:
-            raise DeadlineError(
-                f"duration {value} {unit.value} is over the limit of {MAX_DURATION[unit]}", "value"
-            )
+            raise DeadlineError(f"duration {value} {unit.value} is over the limit of {MAX_DURATION[unit]}", "value")
         if unit is DurationUnit.CALENDAR_DAYS and value != int(value):
             raise DeadlineError("calendar_days must be a whole number", "value")
 
@@ -76,7 +74,7 @@ class Duration:
         if isinstance(spec, Duration):
             return spec
         if not isinstance(spec, dict) or "value" not in spec or "unit" not in spec:
-            raise DeadlineError("duration must be {\"value\": number, \"unit\": ...}", "duration")
+            raise DeadlineError('duration must be {"value": number, "unit": ...}', "duration")
         return cls(spec["value"], spec["unit"])
 
     @property
@@ -97,10 +95,17 @@ class Interval:
     end: datetime | None  # None: still open
 
 
-@dataclass(frozen=True)
 class DueResult:
-    due_at: datetime
-    clock_stopped_since: datetime | None = None  # an open pause before due freezes the clock
+    """The statutory due instant; `clock_stopped_since` when an open pause before due froze it."""
+
+    __slots__ = ("due_at", "clock_stopped_since")
+
+    def __init__(self, due_at: datetime, clock_stopped_since: datetime | None = None) -> None:
+        self.due_at = due_at
+        self.clock_stopped_since = clock_stopped_since
+
+    def __repr__(self) -> str:
+        return f"DueResult({self.due_at!r}, {self.clock_stopped_since!r})"
 
 
 def _cutoff_applies(calendar: WorkingCalendar, x: int, cutoff: Cutoff | None) -> bool:
@@ -121,8 +126,11 @@ def counting_start(calendar: WorkingCalendar, received_at: datetime, cutoff: Cut
     A receipt after the procedure's cut-off (15:00, or within the last hour before closing)
     starts counting at the next working day's opening.
     """
-    x = local_seconds(received_at)
-    if _cutoff_applies(calendar, x, cutoff):
+    return _counting_start(calendar, local_seconds(received_at), cutoff)
+
+
+def _counting_start(calendar: WorkingCalendar, x: int, cutoff: Cutoff | None) -> int:
+    if cutoff is not None and _cutoff_applies(calendar, x, cutoff):
         return calendar.day_end_cumulative(x)
     return calendar.cumulative_at(x)
 
@@ -170,8 +178,10 @@ def compute_due(
         due_c = end_of_receipt_day + math.ceil(n * day)
         start_c = calendar.cumulative_at(x)
     else:
-        start_c = counting_start(calendar, received_at, cutoff)
+        start_c = _counting_start(calendar, x, cutoff)
         due_c = start_c + duration.working_seconds
+        if not pauses:
+            return DueResult(from_local_seconds(calendar.instant_of(due_c)))
 
     for pause in merge_intervals(pauses):
         pause_c = max(calendar.cumulative_at(local_seconds(pause.start)), start_c)

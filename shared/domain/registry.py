@@ -39,7 +39,7 @@ class Agency:
         try:
             level = Level(str(spec.get("level")))
         except ValueError:
-            raise RegistryError(f"level {spec.get('level')!r} is not province, district or commune", "level")
+            raise RegistryError(f"level {spec.get('level')!r} is not province, district or commune", "level") from None
         parent = spec.get("parent_code")
         if parent == code:
             raise RegistryError("an agency cannot be its own parent", "parent_code")

@@ -18,7 +18,11 @@ def compose_config() -> dict:
     assert exe, "docker-compose is not installed (Debian package docker-compose; .ci/run installs it)"
     result = subprocess.run(
         [exe, "-f", str(REPO / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, cwd=REPO, timeout=60, env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)

@@ -88,7 +88,8 @@ async def test_credentials_are_required(settings: Settings, headers, status) -> 
 async def test_malformed_json_is_400_and_oversized_body_is_413(settings: Settings) -> None:
     small = settings.model_copy(update={"max_body_bytes": 2000})
     async with serve(create_app(small)) as client:
-        bad = await client.post("/v1/events", content=b"{not json", headers={**AUTH, "content-type": "application/json"})
+        json_headers = {**AUTH, "content-type": "application/json"}
+        bad = await client.post("/v1/events", content=b"{not json", headers=json_headers)
         big = await client.post("/v1/events", json={"events": [received(case_code())] * 20}, headers=AUTH)
         batch = await client.post("/v1/events", json={"events": []}, headers=AUTH)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"
@@ -104,9 +105,7 @@ async def test_batch_over_the_limit_is_refused(settings: Settings) -> None:
 
 
 async def test_broker_down_gives_503_with_retry_after_never_202(settings: Settings) -> None:
-    dead = settings.model_copy(
-        update={"kafka_bootstrap": f"127.0.0.1:{infra.free_port()}", "publish_timeout_s": 2.0}
-    )
+    dead = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{infra.free_port()}", "publish_timeout_s": 2.0})
     async with serve(create_app(dead)) as client:
         response = await client.post("/v1/events", json=received(case_code()), headers=AUTH)
         ready = await client.get("/readyz")
@@ -136,8 +135,13 @@ async def test_every_event_type_of_the_contract_is_accepted(settings: Settings, 
         event("case.digitized", code, at, components_digitized=True, result_digitized=False, reused=True),
         event("case.rated", code, at, satisfied=True, complaint=False),
         event(
-            "apology.issued", code, at, issuer_agency="000.00.02.H99", reason="r",
-            new_due_at="2026-04-01T17:00:00+07:00", issued_at=at,
+            "apology.issued",
+            code,
+            at,
+            issuer_agency="000.00.02.H99",
+            reason="r",
+            new_due_at="2026-04-01T17:00:00+07:00",
+            issued_at=at,
         ),
     ]
     async with serve(create_app(settings)) as client:

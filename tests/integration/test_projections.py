@@ -56,6 +56,7 @@ async def test_duplicates_on_the_topic_are_applied_once(settings: Settings, kafk
         [wire(received(code), "r1"), wire(request, "s1"), wire(request, "s1"), wire(received(code), "r1")],
     )
     async with serve(deadline_app(settings)) as deadline:
+
         async def case():
             r = await deadline.get(f"/v1/cases/{code}", headers=AUTH)
             return r.json() if r.status_code == 200 and r.json()["status"] == "waiting_citizen" else None
@@ -70,6 +71,7 @@ async def test_late_event_refolds_the_case(settings: Settings, kafka) -> None:
     processed = event("case.processed", code, "2026-03-20T09:00:00+07:00", outcome="approved")
     await produce_raw(kafka.bootstrap, settings.case_events_topic, [wire(processed, "p1")])
     async with serve(deadline_app(settings)) as deadline:
+
         async def case(status):
             r = await deadline.get(f"/v1/cases/{code}", headers=AUTH)
             return r.json() if r.status_code == 200 and r.json()["status"] == status else None
@@ -100,6 +102,7 @@ async def test_poison_record_goes_to_the_dead_letter_topic_with_its_reason(setti
         ],
     )
     async with serve(deadline_app(settings)) as deadline:
+
         async def applied():
             return (await deadline.get(f"/v1/cases/{good}", headers=AUTH)).status_code == 200
 

@@ -145,9 +145,9 @@ def test_working_time_skips_lunch_and_nights() -> None:
 
 # ---- properties ---------------------------------------------------------------------------
 
-instants = st.datetimes(
-    min_value=datetime(2024, 1, 1), max_value=datetime(2026, 12, 1)
-).map(lambda d: d.replace(microsecond=0, tzinfo=VN_TZ))
+instants = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2026, 12, 1)).map(
+    lambda d: d.replace(microsecond=0, tzinfo=VN_TZ)
+)
 working_seconds = st.integers(min_value=1, max_value=60 * 8 * 3600)
 
 

@@ -98,9 +98,7 @@ def test_overlapping_pauses_count_once() -> None:
 
 def test_end_of_day_pause_keeps_due_at_a_close() -> None:
     pause = Interval(vn("2026-03-17T09:00:00"), vn("2026-03-17T10:00:00"))
-    assert due("2026-03-16T09:00:00", 3, convention=Convention.END_OF_DAY, pauses=[pause]) == vn(
-        "2026-03-20T17:00:00"
-    )
+    assert due("2026-03-16T09:00:00", 3, convention=Convention.END_OF_DAY, pauses=[pause]) == vn("2026-03-20T17:00:00")
 
 
 def test_apology_deadline_is_one_working_day_before_due() -> None:
@@ -165,9 +163,10 @@ def test_due_is_never_in_non_working_time(received, duration, convention, cutoff
 @given(instants, instants, durations, conventions, cutoffs)
 def test_due_is_monotonic_in_the_receipt_instant(a, b, duration, convention, cutoff) -> None:
     early, late = min(a, b), max(a, b)
-    assert compute_due(CAL, early, duration, convention, cutoff).due_at <= compute_due(
-        CAL, late, duration, convention, cutoff
-    ).due_at
+    assert (
+        compute_due(CAL, early, duration, convention, cutoff).due_at
+        <= compute_due(CAL, late, duration, convention, cutoff).due_at
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -175,14 +174,27 @@ def test_due_is_monotonic_in_the_receipt_instant(a, b, duration, convention, cut
     instants,
     durations,
     conventions,
-    st.lists(
-        st.tuples(st.integers(0, 30 * 86400), st.integers(0, 10 * 86400)), max_size=3
-    ),
+    st.lists(st.tuples(st.integers(0, 30 * 86400), st.integers(0, 10 * 86400)), max_size=3),
 )
 def test_pause_never_gives_an_earlier_due_than_no_pause(received, duration, convention, raw) -> None:
-    pauses = [
-        Interval(received + timedelta(seconds=a), received + timedelta(seconds=a + b)) for a, b in raw
-    ]
+    pauses = [Interval(received + timedelta(seconds=a), received + timedelta(seconds=a + b)) for a, b in raw]
     plain = compute_due(CAL, received, duration, convention).due_at
     paused = compute_due(CAL, received, duration, convention, pauses=pauses).due_at
     assert paused >= plain
+
+
+# ---- the independent oracle: a straightforward day-by-day loop over the `holidays` calendar ----
+
+from bench.deadline_core import DayByDayCalendar  # noqa: E402
+
+ORACLE = DayByDayCalendar(2020, 2027)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instants, st.integers(min_value=1, max_value=60))
+def test_due_agrees_with_a_day_by_day_loop(received, days) -> None:
+    assert due_plain(received, days) == ORACLE.due(received, days)
+
+
+def due_plain(received: datetime, days: int) -> datetime:
+    return compute_due(CAL, received, Duration(days, DAYS)).due_at

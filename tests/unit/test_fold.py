@@ -269,8 +269,10 @@ def test_fold_is_independent_of_arrival_order(gaps, rng, same_instant) -> None:
     shuffled = events[:]
     rng.shuffle(shuffled)
     # arrival order is the order they came in: re-number seq as they arrived, add a duplicate
-    arrived = [CaseEvent(e.event_id, e.type, e.case_code, e.occurred_at, e.agency_code, e.data, seq=n)
-               for n, e in enumerate(shuffled + shuffled[:2])]
+    arrived = [
+        CaseEvent(e.event_id, e.type, e.case_code, e.occurred_at, e.agency_code, e.data, seq=n)
+        for n, e in enumerate(shuffled + shuffled[:2])
+    ]
     a, b = fold_case(events, REGISTRY), fold_case(arrived, REGISTRY)
     a_dict, b_dict = a.as_dict(), b.as_dict()
     assert a_dict == b_dict

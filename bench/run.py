@@ -1,0 +1,67 @@
+"""`make bench`: runs the benchmarks and writes bench/results/<date>.md and .json.
+
+Each benchmark is a module with `run() -> dict`. Benchmarks that need the broker and store start
+their own on free loopback ports (deploy/local/infra.py) and measure the raw limits in the same run,
+so that results are ratios, not absolute numbers from a noisy shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS = ["bench.deadline_core"]
+
+
+def _pin_to_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [f"# Benchmarks, {meta['date']}", "", f"Machine: {meta['machine']}", ""]
+    for result in results:
+        lines += [f"## {result['name']}", "", result.get("what", ""), "", "| measure | value |", "|---|---|"]
+        for key, value in result.items():
+            if key not in ("name", "what"):
+                lines.append(f"| {key} | {json.dumps(value, ensure_ascii=False)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("names", nargs="*", help="benchmark modules (default: all)")
+    args = parser.parse_args()
+    _pin_to_one_core()
+    meta = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    results = []
+    for name in args.names or BENCHMARKS:
+        started = time.perf_counter()
+        result = importlib.import_module(name).run()
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        results.append(result)
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / meta["date"]
+    document = {"meta": meta, "results": results}
+    stem.with_suffix(".json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    stem.with_suffix(".md").write_text(markdown(results, meta))
+    print(f"wrote {stem.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
