@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv up down status test test-unit bench lint schema clean
+.PHONY: venv up down status test test-unit bench lint schema readme clean
 
 venv: $(VENV)/.installed
 
@@ -39,3 +39,6 @@ schema: venv
 
 clean: down
 	rm -rf .stack
+
+readme: venv
+	$(PY) -m deploy.readme_settings

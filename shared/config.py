@@ -37,7 +37,10 @@ def load_registry(config_dir: str | Path) -> Registry:
             raise ValueError(f"agencies with unknown parents: {sorted(pending)}")
         for code in placed:
             registry.put_agency(Agency.from_mapping(code, pending.pop(code)))
-    procedures_file = root / "registry" / "procedures.json"
-    if procedures_file.exists():
-        registry.catalogue = Catalogue.from_specs((p["procedure_code"], p) for p in _read(procedures_file))
+    registry.catalogue = Catalogue.from_specs((p["procedure_code"], p) for p in load_procedure_specs(root))
     return registry
+
+
+def load_procedure_specs(config_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(config_dir) / "registry" / "procedures.json"
+    return list(_read(path)) if path.exists() else []

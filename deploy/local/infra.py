@@ -179,6 +179,9 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
+        if self.popen is not None and self.popen.pid == pid:
+            # Our own child: poll() is exact (its command line is the parent's until it execs).
+            return pid if self.popen.poll() is None else None
         if pid_alive(pid) and (not self.marker or self.marker in _cmdline(pid)):
             return pid
         return None

@@ -11,7 +11,6 @@ from services.deadline import cases, compute
 from services.deadline.context import DeadlineContext
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
-from shared.store import ping
 from shared.web import health_router, install_error_handlers
 
 
@@ -34,15 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     install_error_handlers(app)
-    app.include_router(
-        health_router(
-            {
-                "broker": context.publisher.ready,
-                "store": lambda: ping(context.mongo),
-                "consumer": context.consumer.ready,
-            }
-        )
-    )
+    app.include_router(health_router(context.readiness()))
     app.include_router(compute.router)
     app.include_router(cases.router)
     return app

@@ -10,22 +10,11 @@ from fastapi import APIRouter, Request
 from services.deadline.context import DeadlineContext, get_context
 from shared.domain.calendar import CalendarError
 from shared.domain.deadlines import remaining_in_words
-from shared.web import ApiError, Principal
+from shared.web import ApiError
 
 router = APIRouter(tags=["cases"])
 
 _HIDDEN = {"_id", "events", "open"}
-
-
-def visible_agencies(context: DeadlineContext, principal: Principal) -> set[str] | None:
-    """None for admin (everything); else the principal's agencies and those below them."""
-    if principal.is_admin:
-        return None
-    allowed: set[str] = set()
-    for code in principal.agencies:
-        if code in context.registry.agencies:
-            allowed |= context.registry.subtree(code)
-    return allowed
 
 
 def remaining(context: DeadlineContext, document: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -53,7 +42,7 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     document = await context.db.cases.find_one({"_id": case_code})
     if document is None:
         raise ApiError(404, f"no case {case_code!r}")
-    scope = visible_agencies(context, principal)
+    scope = context.visible_agencies(principal)
     if scope is not None and document.get("agency_code") not in scope:
         raise ApiError(403, f"case {case_code!r} belongs to an agency outside this token's scope")
     answer = {k: v for k, v in document.items() if k not in _HIDDEN}

@@ -1,4 +1,4 @@
-"""What the deadline service's parts share: settings, store, registry, publisher, consumer."""
+"""The deadline service's context: the case projection and its consumer."""
 
 from __future__ import annotations
 
@@ -6,31 +6,21 @@ from aiokafka import ConsumerRecord
 from fastapi import Request
 
 from services.deadline.projection import case_document
-from shared.config import load_registry
-from shared.domain.registry import Registry
-from shared.kafka import BatchConsumer, Publisher
+from shared.kafka import BatchConsumer
 from shared.projection import CaseProjection
+from shared.service import ServiceContext
 from shared.settings import Settings
-from shared.store import mongo_client, service_database
-from shared.web import Principal, authenticate
 
 GROUP_ID = "tthc-deadline"
 
 
-class DeadlineContext:
+class DeadlineContext(ServiceContext):
+    service = "deadline"
+
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.mongo = mongo_client(settings.mongo_uri)
-        self.db = service_database(self.mongo, settings, "deadline")
-        self.registry: Registry = load_registry(settings.config_dir)
-        self.publisher = Publisher(settings.kafka_bootstrap, client_id="tthc-deadline")
+        super().__init__(settings)
         self.projection = CaseProjection(
-            "deadline",
-            self.db.cases,
-            lambda: self.registry,
-            case_document,
-            self.publisher,
-            settings.dlq_topic,
+            "deadline", self.db.cases, lambda: self.registry, case_document, self.publisher, settings.dlq_topic
         )
         self.consumer = BatchConsumer(
             bootstrap=settings.kafka_bootstrap,
@@ -47,16 +37,15 @@ class DeadlineContext:
     async def start(self) -> None:
         await self.db.cases.create_index([("status", 1), ("due_at", 1)])
         await self.db.cases.create_index([("agency_code", 1), ("due_at", 1)])
-        await self.publisher.start()
+        await super().start()
         self.consumer.start()
 
     async def stop(self) -> None:
         await self.consumer.stop()
-        await self.publisher.stop()
-        self.mongo.close()
+        await super().stop()
 
-    def principal(self, request: Request) -> Principal:
-        return authenticate(request, self.settings.admin_token)
+    def readiness(self) -> dict:
+        return {**super().readiness(), "consumer": self.consumer.ready}
 
 
 def get_context(request: Request) -> DeadlineContext:

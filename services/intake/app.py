@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.intake import events
+from services.intake import admin, dvcqg, events
 from services.intake.context import IntakeContext
+from services.intake.limits import request_time_limit
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
-from shared.store import ping
 from shared.web import health_router, install_error_handlers
 
 
@@ -34,6 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     install_error_handlers(app)
-    app.include_router(health_router({"broker": context.publisher.ready, "store": lambda: ping(context.mongo)}))
+    app.include_router(health_router(context.readiness()))
     app.include_router(events.router)
+    app.include_router(dvcqg.router)
+    app.include_router(admin.router)
+    app.middleware("http")(request_time_limit(settings.request_timeout_s))
     return app

@@ -1,34 +1,34 @@
-"""What the intake's routes share: settings, the publisher, the store, the registry."""
+"""The intake's context: the shared service context plus its rate limiter."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from shared.config import load_registry
-from shared.domain.registry import Registry
-from shared.kafka import Publisher
+from services.intake.limits import RateLimiter
+from shared.service import ServiceContext
 from shared.settings import Settings
-from shared.store import mongo_client, service_database
-from shared.web import Principal, authenticate
 
 
-class IntakeContext:
+class IntakeContext(ServiceContext):
+    service = "intake"
+
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.publisher = Publisher(settings.kafka_bootstrap, client_id="tthc-intake")
-        self.mongo = mongo_client(settings.mongo_uri)
-        self.db = service_database(self.mongo, settings, "intake")
-        self.registry: Registry = load_registry(settings.config_dir)
+        super().__init__(settings)
+        self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.pollers: list = []
 
     async def start(self) -> None:
-        await self.publisher.start()
+        from services.intake.pull import Poller, PullSource
+
+        await super().start()
+        self.pollers = [Poller(self, source) for source in PullSource.load_all(self.settings.pull_config)]
+        for poller in self.pollers:
+            poller.start()
 
     async def stop(self) -> None:
-        await self.publisher.stop()
-        self.mongo.close()
-
-    def principal(self, request: Request) -> Principal:
-        return authenticate(request, self.settings.admin_token)
+        for poller in self.pollers:
+            await poller.stop()
+        await super().stop()
 
 
 def get_context(request: Request) -> IntakeContext:

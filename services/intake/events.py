@@ -72,12 +72,12 @@ def check_registry(context: IntakeContext, item: dict[str, Any]) -> list[dict[st
 
 
 def check_scope(context: IntakeContext, principal: Principal, items: list[dict[str, Any]]) -> None:
-    if principal.is_admin:
+    """A source-system key may submit only for its agencies and those below them (403)."""
+    if principal.kind == "agency":
+        raise ApiError(403, "agency tokens read; submitting events needs a source-system key")
+    allowed = context.visible_agencies(principal)
+    if allowed is None:
         return
-    allowed: set[str] = set()
-    for code in principal.agencies:
-        if code in context.registry.agencies:
-            allowed |= context.registry.subtree(code)
     outside = sorted({item["agency_code"] for item in items} - allowed)
     if outside:
         REQUESTS_REJECTED.labels("scope").inc()
@@ -131,12 +131,21 @@ async def remember(context: IntakeContext, ids: list[str]) -> None:
 async def post_events(request: Request) -> JSONResponse:
     context = get_context(request)
     principal = context.principal(request)
+    if not principal.is_admin:
+        context.rate_limiter.check(principal.name, principal.kind)
     body = await read_json_body(request, context.settings.max_body_bytes)
     items, batch = split_items(body, context.settings.max_batch)
+    accepted = await ingest_events(context, principal, items, batch)
+    return JSONResponse({"accepted": accepted}, status_code=202)
+
+
+async def ingest_events(
+    context: IntakeContext, principal: Principal, items: list[Any], batch: bool = True
+) -> list[dict[str, Any]]:
+    """Validate (all or nothing), check scope, publish; ApiError for anything refused."""
     events = validate_items(context, items, batch)
     check_scope(context, principal, events)
-    accepted = await publish_events(context, principal, events)
-    return JSONResponse({"accepted": accepted}, status_code=202)
+    return await publish_events(context, principal, events)
 
 
 async def publish_events(

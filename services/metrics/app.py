@@ -11,7 +11,6 @@ from fastapi import FastAPI, Request
 from services.metrics.context import MetricsContext, get_context
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
-from shared.store import ping
 from shared.web import health_router, install_error_handlers
 
 
@@ -34,15 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     install_error_handlers(app)
-    app.include_router(
-        health_router(
-            {
-                "broker": context.publisher.ready,
-                "store": lambda: ping(context.mongo),
-                "consumer": context.consumer.ready,
-            }
-        )
-    )
+    app.include_router(health_router(context.readiness()))
 
     @app.get("/v1/stats", tags=["metrics"])
     async def stats(request: Request) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What the metrics service's parts share: settings, store, registry, consumer."""
+"""The metrics service's context: the facts projection and its consumer."""
 
 from __future__ import annotations
 
@@ -6,24 +6,19 @@ from aiokafka import ConsumerRecord
 from fastapi import Request
 
 from services.metrics.facts import case_facts
-from shared.config import load_registry
-from shared.domain.registry import Registry
-from shared.kafka import BatchConsumer, Publisher
+from shared.kafka import BatchConsumer
 from shared.projection import CaseProjection
+from shared.service import ServiceContext
 from shared.settings import Settings
-from shared.store import mongo_client, service_database
-from shared.web import Principal, authenticate
 
 GROUP_ID = "tthc-metrics"
 
 
-class MetricsContext:
+class MetricsContext(ServiceContext):
+    service = "metrics"
+
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.mongo = mongo_client(settings.mongo_uri)
-        self.db = service_database(self.mongo, settings, "metrics")
-        self.registry: Registry = load_registry(settings.config_dir)
-        self.publisher = Publisher(settings.kafka_bootstrap, client_id="tthc-metrics")
+        super().__init__(settings)
         self.projection = CaseProjection(
             "metrics", self.db.facts, lambda: self.registry, case_facts, self.publisher, settings.dlq_topic
         )
@@ -41,16 +36,15 @@ class MetricsContext:
 
     async def start(self) -> None:
         await self.db.facts.create_index([("received_at", 1)])
-        await self.publisher.start()
+        await super().start()
         self.consumer.start()
 
     async def stop(self) -> None:
         await self.consumer.stop()
-        await self.publisher.stop()
-        self.mongo.close()
+        await super().stop()
 
-    def principal(self, request: Request) -> Principal:
-        return authenticate(request, self.settings.admin_token)
+    def readiness(self) -> dict:
+        return {**super().readiness(), "consumer": self.consumer.ready}
 
 
 def get_context(request: Request) -> MetricsContext:

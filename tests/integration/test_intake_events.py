@@ -105,7 +105,13 @@ async def test_batch_over_the_limit_is_refused(settings: Settings) -> None:
 
 
 async def test_broker_down_gives_503_with_retry_after_never_202(settings: Settings) -> None:
-    dead = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{infra.free_port()}", "publish_timeout_s": 2.0})
+    dead = settings.model_copy(
+        update={
+            "kafka_bootstrap": f"127.0.0.1:{infra.free_port()}",
+            "publish_timeout_s": 2.0,
+            "registry_catch_up_s": 0.5,
+        }
+    )
     async with serve(create_app(dead)) as client:
         response = await client.post("/v1/events", json=received(case_code()), headers=AUTH)
         ready = await client.get("/readyz")

@@ -1,0 +1,198 @@
+"""Registries and credentials (admin token): agencies, procedures, source-system keys, agency tokens.
+
+Each change is validated against the current registry, published on the compacted registry topic
+(so all three services pick it up without a restart), then applied here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.intake.context import IntakeContext, get_context
+from shared.domain.codes import Level
+from shared.domain.deadlines import DeadlineError
+from shared.domain.registry import RegistryError
+from shared.kafka import PublishFailed
+from shared.registry_sync import Credential, publish_record
+from shared.web import ApiError, unavailable
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class AgencyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=300)
+    level: Level
+    parent_code: str | None = None
+    calendar: dict[str, Any] | None = Field(
+        None, description="overrides: office_hours, days_off, working_days (as in config/calendar.json)"
+    )
+    webhook_url: str | None = Field(None, description="notified on due-soon, apology-required, overdue")
+
+
+class DurationIn(BaseModel):
+    value: float
+    unit: str
+
+
+class LegIn(BaseModel):
+    agency_code: str
+    duration: DurationIn
+
+
+class ProcedureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=500)
+    field_code: str = Field(min_length=1, max_length=64)
+    durations: dict[str, DurationIn]
+    convention: str = "working_hours"
+    supplement_mode: str = "pause"
+    full_online_eligible: bool = False
+    fee_bearing: bool = False
+    cutoff: str | None = None
+    effective_from: str | None = Field(None, description="YYYY-MM-DD; a case keeps the version in force at receipt")
+    non_counting_reasons: list[str] | None = None
+    legs: list[LegIn] | None = None
+
+
+class SourceSystemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    agency_codes: list[str] = Field(min_length=1)
+
+
+class AgencyTokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agency_code: str
+    name: str | None = None
+
+
+async def _publish(context: IntakeContext, key: str, value: dict[str, Any]) -> None:
+    try:
+        await publish_record(context.publisher, context.settings, key, value)
+    except PublishFailed as exc:
+        raise unavailable("the event broker") from exc
+    context.registry_state.apply(key, value)
+
+
+def _unknown_agencies(context: IntakeContext, codes: list[str], field: str) -> None:
+    unknown = [c for c in codes if c not in context.registry.agencies]
+    if unknown:
+        raise ApiError(
+            422,
+            f"unknown agency_code {', '.join(map(repr, unknown))}",
+            details=[{"loc": ["body", field], "msg": f"unknown agency_code {c!r}"} for c in unknown],
+        )
+
+
+@router.put("/agencies/{agency_code}")
+async def put_agency(agency_code: str, body: AgencyIn, request: Request) -> dict[str, Any]:
+    context = get_context(request)
+    context.require_admin(request)
+    try:
+        key, record = context.registry_state.agency_record(agency_code, body.model_dump(mode="json"))
+    except RegistryError as exc:
+        raise ApiError(422, str(exc), details=[{"loc": ["body", exc.field or "level"], "msg": str(exc)}]) from None
+    await _publish(context, key, record)
+    return context.registry.agency(agency_code).as_dict()
+
+
+@router.get("/agencies")
+async def list_agencies(request: Request) -> list[dict[str, Any]]:
+    context = get_context(request)
+    context.require_admin(request)
+    return [a.as_dict() for a in context.registry.agencies.values()]
+
+
+@router.put("/procedures/{procedure_code}")
+async def put_procedure(procedure_code: str, body: ProcedureIn, request: Request) -> dict[str, Any]:
+    context = get_context(request)
+    context.require_admin(request)
+    spec = body.model_dump(mode="json", exclude_none=True)
+    if body.legs:
+        _unknown_agencies(context, [leg.agency_code for leg in body.legs], "legs")
+    try:
+        key, record = context.registry_state.procedure_record(procedure_code, spec)
+    except DeadlineError as exc:
+        loc = ["body", *(exc.field.split(".") if exc.field else [])]
+        raise ApiError(422, str(exc), details=[{"loc": loc, "msg": str(exc)}]) from None
+    await _publish(context, key, record)
+    return {"procedure_code": procedure_code, "versions": record["versions"]}
+
+
+@router.get("/procedures/{procedure_code}")
+async def get_procedure(procedure_code: str, request: Request) -> dict[str, Any]:
+    context = get_context(request)
+    context.require_admin(request)
+    versions = context.registry_state.procedure_specs.get(procedure_code)
+    if not versions:
+        raise ApiError(404, f"unknown procedure_code {procedure_code!r}")
+    return {"procedure_code": procedure_code, "versions": [versions[k] for k in sorted(versions)]}
+
+
+async def _issue(context: IntakeContext, kind: str, name: str, agencies: list[str]) -> tuple[str, Credential]:
+    token, credential = context.registry_state.new_credential(kind, name, agencies)
+    await _publish(context, f"credential:{credential.id}", credential.as_dict())
+    return token, credential
+
+
+@router.post("/source-systems", status_code=201)
+async def create_source_system(body: SourceSystemIn, request: Request) -> JSONResponse:
+    context = get_context(request)
+    context.require_admin(request)
+    _unknown_agencies(context, body.agency_codes, "agency_codes")
+    key, credential = await _issue(context, "source", body.name, body.agency_codes)
+    return JSONResponse({"key": key, **credential.public()}, status_code=201)
+
+
+@router.post("/agency-tokens", status_code=201)
+async def create_agency_token(body: AgencyTokenIn, request: Request) -> JSONResponse:
+    context = get_context(request)
+    context.require_admin(request)
+    _unknown_agencies(context, [body.agency_code], "agency_code")
+    name = body.name or f"agency:{body.agency_code}"
+    token, credential = await _issue(context, "agency", name, [body.agency_code])
+    return JSONResponse({"token": token, **credential.public()}, status_code=201)
+
+
+@router.get("/credentials")
+async def list_credentials(request: Request) -> list[dict[str, Any]]:
+    context = get_context(request)
+    context.require_admin(request)
+    return [c.public() for c in context.registry_state.credentials.values()]
+
+
+def _credential(context: IntakeContext, credential_id: str) -> Credential:
+    credential = context.registry_state.credentials.get(credential_id)
+    if credential is None:
+        raise ApiError(404, f"no credential {credential_id!r}")
+    return credential
+
+
+@router.post("/credentials/{credential_id}/rotate")
+async def rotate_credential(credential_id: str, request: Request) -> dict[str, Any]:
+    """A new secret for the same credential; the old one stops working at once."""
+    context = get_context(request)
+    context.require_admin(request)
+    credential = _credential(context, credential_id)
+    token, fresh = context.registry_state.new_credential(credential.kind, credential.name, credential.agencies)
+    rotated = Credential(credential.id, credential.kind, credential.name, credential.agencies, fresh.hash)
+    await _publish(context, f"credential:{credential.id}", rotated.as_dict())
+    field = "key" if credential.kind == "source" else "token"
+    return {field: token, **rotated.public()}
+
+
+@router.delete("/credentials/{credential_id}")
+async def revoke_credential(credential_id: str, request: Request) -> dict[str, Any]:
+    context = get_context(request)
+    context.require_admin(request)
+    credential = _credential(context, credential_id)
+    revoked = Credential(
+        credential.id, credential.kind, credential.name, credential.agencies, credential.hash, revoked=True
+    )
+    await _publish(context, f"credential:{credential.id}", revoked.as_dict())
+    return revoked.public()
