@@ -205,3 +205,55 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# An example of every event type, for the OpenAPI document and the tests (each must validate).
+EXAMPLE_DATA: dict[EventType, dict[str, Any]] = {
+    EventType.SUBMITTED: {"procedure_code": "1.012790", "channel": "online"},
+    EventType.RECEIVED: {
+        "procedure_code": "1.012790",
+        "field_code": "G09-DD",
+        "level": "province",
+        "channel": "online",
+        "online_mode": "partial",
+        "submitted_at": "2026-03-15T20:10:00+07:00",
+        "due_at_reported": "2026-03-30T09:15:00+07:00",
+        "applicant_type": "citizen",
+        "fee_bearing": True,
+    },
+    EventType.RECEIPT_REFUSED: {"reason": "Hồ sơ không thuộc thẩm quyền giải quyết"},
+    EventType.SUPPLEMENT_REQUESTED: {"reason": "Thiếu bản sao giấy chứng nhận", "requested_by_agency": "000.00.02.H99"},
+    EventType.SUPPLEMENT_RECEIVED: {},
+    EventType.PAUSED: {"reason_code": "verification", "note": "Chờ xác minh nguồn gốc đất"},
+    EventType.RESUMED: {"reason_code": "verification"},
+    EventType.TRANSFERRED: {
+        "from_agency": "000.00.02.H99",
+        "to_agency": "000.00.03.H99",
+        "leg_due_at_reported": "2026-03-20T17:00:00+07:00",
+    },
+    EventType.PROCESSED: {"outcome": "approved"},
+    EventType.RETURNED: {"e_result": True, "result_channel": "online"},
+    EventType.WITHDRAWN: {"reason": "Công dân rút hồ sơ"},
+    EventType.STOPPED: {"reason": "Dừng xử lý theo đề nghị"},
+    EventType.PAID_ONLINE: {"amount": 50000, "gateway": "dvcqg"},
+    EventType.DIGITIZED: {"components_digitized": True, "result_digitized": True, "reused": False},
+    EventType.RATED: {"satisfied": True, "complaint": False},
+    EventType.APOLOGY_ISSUED: {
+        "issuer_agency": "000.00.02.H99",
+        "reason": "Chờ kết quả xác minh của cơ quan liên quan",
+        "new_due_at": "2026-04-03T17:00:00+07:00",
+        "issued_at": "2026-03-26T10:00:00+07:00",
+    },
+}
+
+
+def example_event(event_type: EventType) -> dict[str, Any]:
+    return {
+        "event_id": f"example-{event_type.value}",
+        "type": event_type.value,
+        "schema_version": SCHEMA_VERSION,
+        "case_code": "000.00.02.H99-260316-0001",
+        "occurred_at": "2026-03-16T09:15:00+07:00",
+        "agency_code": "000.00.02.H99",
+        "data": EXAMPLE_DATA[event_type],
+    }

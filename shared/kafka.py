@@ -22,6 +22,10 @@ CONSUMER_LAG = Gauge(
 CONSUMER_RESTARTS = Counter("tthc_consumer_restarts_total", "Consumer loops restarted after an error", ["group"])
 
 
+# Below the broker's default message.max.bytes (1,000,012): a larger record batch is refused whole.
+MAX_BATCH_BYTES = 512 * 1024
+
+
 class PublishFailed(Exception):
     """The broker did not acknowledge every message in time."""
 
@@ -43,7 +47,7 @@ class Publisher:
                     enable_idempotence=True,
                     acks="all",
                     linger_ms=self.linger_ms,
-                    max_batch_size=1024 * 1024,
+                    max_batch_size=MAX_BATCH_BYTES,
                     max_request_size=4 * 1024 * 1024,
                     request_timeout_ms=15_000,
                 )
@@ -73,7 +77,10 @@ class Publisher:
             async with asyncio.timeout(timeout):
                 producer = await self._ensure()
                 futures = [await producer.send(topic, value=value, key=key, headers=headers) for key, value in messages]
-                await asyncio.gather(*futures)
+                results = await asyncio.gather(*futures, return_exceptions=True)
+                errors = [r for r in results if isinstance(r, BaseException)]
+                if errors:
+                    raise errors[0]
         except (KafkaError, TimeoutError, OSError) as exc:
             await self._discard()
             raise PublishFailed(str(exc) or type(exc).__name__) from exc

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(200.0, description="requests per second allowed per credential (429 above)")
     rate_limit_burst: int = Field(400, description="burst of requests allowed per credential")
     request_timeout_s: float = Field(30.0, description="longest a request may take before a 503")
+    dedupe_memory: int = Field(500_000, description="event ids the intake remembers to mark duplicates")
     pull_config: str = Field("", description="JSON file listing the one-stop systems to poll (pull mode)")
     registry_catch_up_s: float = Field(10.0, description="how long a service waits at start to read the registry topic")
     poll_max_records: int = Field(1000, description="most records a consumer applies in one batch")

@@ -12,9 +12,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.domain.codes import EventType
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,28 @@ _STATUS_CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorBody(BaseModel):
+    """The contract's error shape."""
+
+    error: ErrorInfo
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring the contract error body for these statuses."""
+    return {status: {"model": ErrorBody, "description": _STATUS_CODES.get(status, "error")} for status in statuses}
 
 
 class ApiError(Exception):
@@ -61,13 +86,15 @@ def unavailable(what: str, retry_after: int = 5) -> ApiError:
     return ApiError(503, f"{what} is unavailable; retry later", headers={"Retry-After": str(retry_after)})
 
 
+_EVENT_TAGS = frozenset(t.value for t in EventType)
+
+
 def pydantic_details(errors: Iterable[dict[str, Any]], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """Validation errors as contract details; the discriminator tag pydantic adds is dropped."""
     details = []
     for error in errors:
-        loc = list(error.get("loc", ()))
-        if loc and isinstance(loc[0], str) and "." in loc[0]:  # "case.received" tag of the union
-            loc = loc[1:]
+        # drop the tag pydantic adds for the discriminated union ("case.received", …)
+        loc = [part for part in error.get("loc", ()) if not (isinstance(part, str) and part in _EVENT_TAGS)]
         details.append({"loc": [*prefix, *loc], "msg": error.get("msg", "invalid")})
     return details
 
@@ -166,7 +193,10 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        responses={503: {"description": "a dependency (broker, store, registry, consumer) is unreachable"}},
+    )
     async def readyz() -> JSONResponse:
         results = {}
         for name, check in checks.items():
@@ -181,7 +211,7 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
             headers={} if ready else {"Retry-After": "5"},
         )
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

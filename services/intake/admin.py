@@ -18,9 +18,9 @@ from shared.domain.deadlines import DeadlineError
 from shared.domain.registry import RegistryError
 from shared.kafka import PublishFailed
 from shared.registry_sync import Credential, publish_record
-from shared.web import ApiError, unavailable
+from shared.web import ApiError, error_responses, unavailable
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=error_responses(400, 401, 403, 404, 422, 503))
 
 
 class AgencyIn(BaseModel):

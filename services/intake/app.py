@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.intake import admin, dvcqg, events
+from services.intake import admin, dvcqg, events, openapi
 from services.intake.context import IntakeContext
 from services.intake.limits import request_time_limit
 from shared.logs import configure_logging
@@ -38,5 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(dvcqg.router)
     app.include_router(admin.router)
+    openapi.install(app)
     app.middleware("http")(request_time_limit(settings.request_timeout_s))
     return app

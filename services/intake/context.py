@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from services.intake.dedupe import RecentEventIds
 from services.intake.limits import RateLimiter
 from shared.service import ServiceContext
 from shared.settings import Settings
@@ -15,6 +16,7 @@ class IntakeContext(ServiceContext):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.recent_ids = RecentEventIds(settings.dedupe_memory)
         self.pollers: list = []
 
     async def start(self) -> None:

@@ -21,10 +21,11 @@ from pymongo.errors import PyMongoError
 
 from services.intake.context import IntakeContext, get_context
 from services.intake.events import check_registry, check_scope, publish_events
+from services.intake.openapi import snapshots_request_body
 from shared.domain.calendar import VN_TZ
 from shared.domain.registry import Registry
-from shared.events import EVENT_ADAPTER, to_wire
-from shared.web import ApiError, Principal, pydantic_details, read_json_body
+from shared.events import EVENT_ADAPTER, Envelope
+from shared.web import ApiError, Principal, error_responses, pydantic_details, read_json_body
 
 router = APIRouter(tags=["dvcqg"])
 
@@ -239,7 +240,19 @@ def snapshot_events(snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry,
     return events
 
 
-@router.post("/v1/dvcqg/hoso", status_code=202)
+class SnapshotsAccepted(BaseModel):
+    accepted: list[dict[str, Any]]
+    snapshots: int
+
+
+@router.post(
+    "/v1/dvcqg/hoso",
+    status_code=202,
+    response_model=SnapshotsAccepted,
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    openapi_extra={"requestBody": snapshots_request_body()},
+    summary="Submit HoSoDongBoDVC snapshots with the national field names",
+)
 async def post_snapshots(request: Request) -> JSONResponse:
     context = get_context(request)
     principal = context.principal(request)
@@ -272,7 +285,7 @@ async def ingest_snapshots(
 
     memories = await load_memories(context, [s.MaHoSo for s in snapshots])
     now = datetime.now(VN_TZ)
-    events: list[dict[str, Any]] = []
+    events: list[Envelope] = []
     for index, snapshot in enumerate(snapshots):
         prefix = [index] if batch else []
         if snapshot.MaTTHC not in context.registry.catalogue:
@@ -281,11 +294,11 @@ async def ingest_snapshots(
             details.append({"loc": [*prefix, "DonViXuLy"], "msg": f"unknown agency_code {snapshot.agency_code!r}"})
         memory = memories.setdefault(snapshot.MaHoSo, Memory())
         for item in snapshot_events(snapshot, memory, context.registry, now):
-            wire = to_wire(EVENT_ADAPTER.validate_python(item))
-            for problem in check_registry(context, wire):
+            event = EVENT_ADAPTER.validate_python(item)
+            for problem in check_registry(context, event):
                 national = FIELD_OF.get(problem["loc"][-1], problem["loc"][-1])
                 details.append({"loc": [*prefix, national], "msg": problem["msg"]})
-            events.append(wire)
+            events.append(event)
     if details:
         unique: dict[tuple[Any, ...], dict[str, Any]] = {}
         for detail in details:

@@ -68,8 +68,16 @@ async def test_pull_survives_faults_and_restart_without_duplicates_or_gaps(
         config = tmp_path / "pull.json"
         config.write_text(
             json.dumps(
-                [{"name": "fake", "url": f"{url}/changes", "agency_codes": ["000.00.00.H99"],
-                  "page_size": 10, "interval_s": 0.2, "timeout_s": 0.5}]
+                [
+                    {
+                        "name": "fake",
+                        "url": f"{url}/changes",
+                        "agency_codes": ["000.00.00.H99"],
+                        "page_size": 10,
+                        "interval_s": 0.2,
+                        "timeout_s": 0.5,
+                    }
+                ]
             )
         )
         pulling = settings.model_copy(update={"pull_config": str(config)})

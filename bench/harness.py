@@ -1,0 +1,105 @@
+"""What the benchmarks share: their own broker and store on free loopback ports, raw limits."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import UpdateOne
+
+from deploy.local import infra
+from shared.kafka import MAX_BATCH_BYTES
+from shared.settings import Settings
+
+ADMIN_TOKEN = "bench-admin-token"
+
+
+@dataclass
+class Infra:
+    kafka: infra.KafkaBroker
+    mongo: infra.MongoServer
+    run_dir: Path
+
+    def settings(self, prefix: str) -> Settings:
+        return Settings(
+            kafka_bootstrap=self.kafka.bootstrap,
+            mongo_uri=self.mongo.uri,
+            mongo_db=prefix.strip("-").replace("-", "_"),
+            topic_prefix=prefix,
+            admin_token=ADMIN_TOKEN,
+            config_dir=str(infra.REPO / "config"),
+            log_level="WARNING",
+        )
+
+
+@contextlib.asynccontextmanager
+async def infrastructure() -> AsyncIterator[Infra]:
+    run_dir = Path(tempfile.mkdtemp(prefix="tthc-bench-"))
+    kafka = infra.KafkaBroker(run_dir, infra.free_port(), infra.free_port(), heap_mb=512)
+    mongo = infra.MongoServer(run_dir, infra.free_port())
+    kafka.start()
+    mongo.start()
+    try:
+        await kafka.wait_ready()
+        await mongo.wait_ready()
+        yield Infra(kafka, mongo, run_dir)
+    finally:
+        kafka.stop()
+        mongo.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    return {f"TTHC_{k.upper()}": str(v) for k, v in settings.model_dump().items()}
+
+
+async def raw_produce_rate(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes]) -> float:
+    """The raw limit: an idempotent aiokafka producer (acks=all), messages/s, all acks awaited."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5, max_batch_size=MAX_BATCH_BYTES
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value=v, key=k) for k, v in zip(keys, values, strict=True)]
+        for future in futures:
+            await future
+        return len(values) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def raw_bulk_upsert_rate(uri: str, documents: list[dict[str, Any]], batch: int = 1000) -> float:
+    """The raw limit of the store: ReplaceOne-style upserts in unordered bulk writes, docs/s."""
+    client: AsyncIOMotorClient = AsyncIOMotorClient(uri)
+    collection = client["bench_raw"]["upserts"]
+    await collection.drop()
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(documents), batch):
+            chunk = documents[start : start + batch]
+            await collection.bulk_write(
+                [UpdateOne({"_id": d["_id"]}, {"$set": d}, upsert=True) for d in chunk], ordered=False
+            )
+        return len(documents) / (time.perf_counter() - started)
+    finally:
+        await collection.drop()
+        client.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

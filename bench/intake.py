@@ -1,0 +1,129 @@
+"""Intake throughput and latency, as ratios of the raw idempotent producer measured in the same run.
+
+- batch ingest: events/s through POST /v1/events in batches of 1000 (one client), vs the raw rate;
+- p99 latency of a 100-event batch with 8 concurrent clients;
+- single-event requests/s (8 concurrent clients).
+The intake runs as its own uvicorn process against a broker and store started for the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import httpx
+
+from bench.harness import ADMIN_TOKEN, dumps, env_of, infrastructure, percentile, raw_produce_rate
+from deploy.local import infra
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+_serial = itertools.count()
+
+
+def make_events(n: int) -> list[dict[str, Any]]:
+    out = []
+    for _ in range(n):
+        i = next(_serial)
+        agency = "000.00.02.H99"
+        out.append(
+            {
+                "event_id": f"bench-{i}",
+                "type": "case.received",
+                "case_code": f"{agency}-261123-{i:07d}",
+                "occurred_at": "2026-11-23T09:15:00+07:00",
+                "agency_code": agency,
+                "data": {
+                    "procedure_code": "1.012790",
+                    "field_code": "G09-DD",
+                    "level": "province",
+                    "channel": "online",
+                    "online_mode": "partial",
+                    "due_at_reported": "2026-12-08T09:15:00+07:00",
+                },
+            }
+        )
+    return out
+
+
+async def run_async(total: int = 20_000) -> dict[str, Any]:
+    async with infrastructure() as env:
+        settings = env.settings("bi-")
+        await infra.create_topics(env.kafka.bootstrap, prefix="bi-")
+        await infra.create_topics(env.kafka.bootstrap, prefix="raw-")
+        raw_events = make_events(total)
+        raw_rate = await raw_produce_rate(
+            env.kafka.bootstrap,
+            "raw-tthc.case-events",
+            [dumps(e) for e in raw_events],
+            [e["case_code"].encode() for e in raw_events],
+        )
+        port = infra.free_port()
+        process = infra.service_process("intake", port, env.run_dir, env_of(settings))
+        process.start()
+        try:
+            await infra.wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process)
+            url = f"http://127.0.0.1:{port}/v1/events"
+            async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=16)) as client:
+                # warm-up
+                await client.post(url, json={"events": make_events(200)}, headers=AUTH)
+
+                batches = [make_events(1000) for _ in range(total // 1000)]
+                started = time.perf_counter()
+                for batch in batches:
+                    response = await client.post(url, json={"events": batch}, headers=AUTH)
+                    assert response.status_code == 202, response.text
+                batch_rate = total / (time.perf_counter() - started)
+
+                latencies: list[float] = []
+
+                async def batch_client(rounds: int) -> None:
+                    for _ in range(rounds):
+                        body = {"events": make_events(100)}
+                        t0 = time.perf_counter()
+                        response = await client.post(url, json=body, headers=AUTH)
+                        latencies.append(time.perf_counter() - t0)
+                        assert response.status_code == 202
+
+                started = time.perf_counter()
+                await asyncio.gather(*(batch_client(25) for _ in range(8)))
+                concurrent_rate = 8 * 25 * 100 / (time.perf_counter() - started)
+
+                singles = 0
+
+                async def single_client(deadline: float) -> None:
+                    nonlocal singles
+                    while time.perf_counter() < deadline:
+                        response = await client.post(url, json=make_events(1)[0], headers=AUTH)
+                        assert response.status_code == 202
+                        singles += 1
+
+                started = time.perf_counter()
+                await asyncio.gather(*(single_client(started + 10) for _ in range(8)))
+                single_rate = singles / (time.perf_counter() - started)
+        finally:
+            process.stop()
+    return {
+        "name": "intake",
+        "what": "POST /v1/events through a real intake process, broker acks awaited (acks=all, idempotent)",
+        "raw_idempotent_producer_msgs_per_s": round(raw_rate),
+        "batch_ingest_events_per_s": round(batch_rate),
+        "batch_ingest_ratio_of_raw": round(batch_rate / raw_rate, 2),
+        "p50_ms_100_event_batch_8_clients": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms_100_event_batch_8_clients": round(percentile(latencies, 99) * 1000, 1),
+        "events_per_s_100_event_batches_8_clients": round(concurrent_rate),
+        "single_event_requests_per_s_8_clients": round(single_rate),
+        "targets": {"batch_ingest_ratio_of_raw": ">= 0.6"},
+        "met": batch_rate / raw_rate >= 0.6,
+    }
+
+
+def run() -> dict[str, Any]:
+    return asyncio.run(run_async())
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))
