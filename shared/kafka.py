@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ CONSUMER_LAG = Gauge(
 CONSUMER_RESTARTS = Counter("tthc_consumer_restarts_total", "Consumer loops restarted after an error", ["group"])
 
 
+_PARTITIONER = DefaultPartitioner()
 # Below the broker's default message.max.bytes (1,000,012): a larger record batch is refused whole.
 MAX_BATCH_BYTES = 512 * 1024
 
@@ -72,11 +74,29 @@ class Publisher:
         timeout: float,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        """Send (key, value) pairs and return only when the broker acknowledged every one."""
+        """Send (key, value) pairs and return only when the broker acknowledged every one.
+
+        Messages are grouped per partition (the default partitioner, so a key lands where any
+        other producer would put it) into record batches, in order: one future per batch instead
+        of one per message.
+        """
         try:
             async with asyncio.timeout(timeout):
                 producer = await self._ensure()
-                futures = [await producer.send(topic, value=value, key=key, headers=headers) for key, value in messages]
+                partitions = sorted(await producer.partitions_for(topic))
+                grouped: dict[int, list[tuple[bytes, bytes]]] = {}
+                for key, value in messages:
+                    grouped.setdefault(_PARTITIONER(key, partitions, partitions), []).append((key, value))
+                futures = []
+                for partition, items in grouped.items():
+                    batch = producer.create_batch()
+                    for key, value in items:
+                        if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+                            futures.append(await producer.send_batch(batch, topic, partition=partition))
+                            batch = producer.create_batch()
+                            if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+                                raise PublishFailed(f"a message of {len(value)} bytes is over the batch size")
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
                 results = await asyncio.gather(*futures, return_exceptions=True)
                 errors = [r for r in results if isinstance(r, BaseException)]
                 if errors:
