@@ -20,7 +20,7 @@ from aiokafka import ConsumerRecord
 from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from pymongo import ReplaceOne
+from pymongo import UpdateOne
 
 from shared.domain.fold import CaseEvent, CaseState, fold_case
 from shared.domain.registry import Registry
@@ -43,7 +43,10 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-ToDocument = Callable[[CaseState, list[dict[str, Any]]], dict[str, Any]]
+# (state, events, previous document or None) → the fields to $set on the case document
+ToDocument = Callable[[CaseState, list[dict[str, Any]], dict[str, Any] | None], dict[str, Any]]
+# (state, previous document or None) → derived events to publish after the write
+Derive = Callable[[CaseState, dict[str, Any] | None], list[dict[str, Any]]]
 
 
 @dataclass
@@ -52,6 +55,7 @@ class BatchResult:
     duplicates: int = 0
     dead_lettered: int = 0
     cases: list[CaseState] = field(default_factory=list)
+    derived: list[dict[str, Any]] = field(default_factory=list)
 
 
 def decode(record: ConsumerRecord) -> dict[str, Any]:
@@ -63,6 +67,9 @@ def decode(record: ConsumerRecord) -> dict[str, Any]:
     stored = event.model_dump(mode="json")
     stored["seq"] = record.offset
     stored["partition"] = record.partition
+    source = dict(record.headers or ()).get("source")
+    if source:
+        stored["source"] = source.decode("utf-8", "replace")
     return stored
 
 
@@ -75,6 +82,7 @@ class CaseProjection:
         to_document: ToDocument,
         dead_letters: Publisher | None,
         dlq_topic: str,
+        derive: Derive | None = None,
     ) -> None:
         self.name = name
         self.collection = collection
@@ -82,6 +90,7 @@ class CaseProjection:
         self.to_document = to_document
         self.dead_letters = dead_letters
         self.dlq_topic = dlq_topic
+        self.derive = derive
 
     async def apply(self, records: list[ConsumerRecord]) -> BatchResult:
         started = time.perf_counter()
@@ -100,14 +109,12 @@ class CaseProjection:
             result.dead_lettered = len(poison)
 
         if incoming:
-            existing = {
-                doc["_id"]: doc.get("events", [])
-                async for doc in self.collection.find({"_id": {"$in": list(incoming)}}, {"events": 1})
-            }
+            previous = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": list(incoming)}})}
             registry = self.registry()
             writes = []
             for case_code, new_events in incoming.items():
-                events = list(existing.get(case_code, []))
+                before = previous.get(case_code)
+                events = list(before.get("events", [])) if before else []
                 known = {e["event_id"] for e in events}
                 fresh = []
                 for event in new_events:
@@ -122,10 +129,12 @@ class CaseProjection:
                 result.applied += len(fresh)
                 state = fold_case((CaseEvent.from_dict(e) for e in events), registry)
                 result.cases.append(state)
-                document = self.to_document(state, events)
-                document["_id"] = case_code
+                if self.derive is not None:
+                    result.derived.extend(self.derive(state, before))
+                document = self.to_document(state, events, before)
                 document["events"] = events
-                writes.append(ReplaceOne({"_id": case_code}, document, upsert=True))
+                # $set, not replace: fields other writers keep on the case (timer marks) survive
+                writes.append(UpdateOne({"_id": case_code}, {"$set": document}, upsert=True))
             if writes:
                 await self.collection.bulk_write(writes, ordered=False)
         EVENTS_APPLIED.labels(self.name).inc(result.applied)

@@ -38,6 +38,7 @@ class Credential:
     agencies: list[str]
     hash: str
     revoked: bool = False
+    webhook_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class Credential:
             "agencies": self.agencies,
             "hash": self.hash,
             "revoked": self.revoked,
+            "webhook_url": self.webhook_url,
         }
 
     def public(self) -> dict[str, Any]:
@@ -139,7 +141,15 @@ class RegistryState:
         versions[str(spec.get("effective_from") or "")] = {**spec, "procedure_code": code}
         return f"procedure:{code}", {"versions": [versions[k] for k in sorted(versions)]}
 
-    def new_credential(self, kind: str, name: str, agencies: list[str]) -> tuple[str, Credential]:
+    def credential_named(self, name: str) -> Credential | None:
+        for credential in self.credentials.values():
+            if credential.name == name and not credential.revoked:
+                return credential
+        return None
+
+    def new_credential(
+        self, kind: str, name: str, agencies: list[str], webhook_url: str | None = None
+    ) -> tuple[str, Credential]:
         token = secrets.token_urlsafe(32)
         credential = Credential(
             id=f"{'sk' if kind == 'source' else 'at'}_{secrets.token_hex(6)}",
@@ -147,6 +157,7 @@ class RegistryState:
             name=name,
             agencies=agencies,
             hash=hash_token(token),
+            webhook_url=webhook_url,
         )
         return token, credential
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.deadline import cases, compute
+from services.deadline import apologies, cases, compute, lists, webhooks
 from services.deadline.context import DeadlineContext
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -35,5 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router(context.readiness()))
     app.include_router(compute.router)
+    app.include_router(lists.router)  # before cases: /v1/cases/overdue is not a case code
+    app.include_router(apologies.router)
     app.include_router(cases.router)
+    app.include_router(webhooks.router)
     return app

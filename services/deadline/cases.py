@@ -39,7 +39,7 @@ def remaining(context: DeadlineContext, document: dict[str, Any], now: datetime)
 async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     context = get_context(request)
     principal = context.principal(request)
-    document = await context.db.cases.find_one({"_id": case_code})
+    document = await context.cases.find_one({"_id": case_code})
     if document is None:
         raise ApiError(404, f"no case {case_code!r}")
     scope = context.visible_agencies(principal)
@@ -55,7 +55,7 @@ async def stats(request: Request) -> dict[str, Any]:
     """How many cases and events the projection holds (ops; admin or any agency token)."""
     context = get_context(request)
     context.principal(request)
-    cases = context.db.cases
+    cases = context.cases
     return {
         "cases": await cases.count_documents({}),
         "cases_received": await cases.count_documents({"received_at": {"$ne": None}}),

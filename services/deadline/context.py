@@ -1,11 +1,18 @@
-"""The deadline service's context: the case projection and its consumer."""
+"""The deadline service's context: the case projection, its consumer, the timers, the webhooks."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from aiokafka import ConsumerRecord
 from fastapi import Request
 
-from services.deadline.projection import case_document
+from services.deadline.gauges import CaseGauges
+from services.deadline.projection import case_document, derived_events
+from services.deadline.timers import Sweeper, next_check_at
+from services.deadline.webhooks import WebhookDispatcher
+from shared.domain.fold import CaseState
 from shared.kafka import BatchConsumer
 from shared.projection import CaseProjection
 from shared.service import ServiceContext
@@ -17,10 +24,18 @@ GROUP_ID = "tthc-deadline"
 class DeadlineContext(ServiceContext):
     service = "deadline"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, collection: str = "cases") -> None:
         super().__init__(settings)
+        self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
+        self.cases = self.db[collection]
         self.projection = CaseProjection(
-            "deadline", self.db.cases, lambda: self.registry, case_document, self.publisher, settings.dlq_topic
+            "deadline",
+            self.cases,
+            lambda: self.registry,
+            self.to_document,
+            self.publisher,
+            settings.dlq_topic,
+            derive=derived_events,
         )
         self.consumer = BatchConsumer(
             bootstrap=settings.kafka_bootstrap,
@@ -30,17 +45,43 @@ class DeadlineContext(ServiceContext):
             max_records=settings.poll_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
         )
+        self.sweeper = Sweeper(self, settings.timer_interval_s)
+        self.webhooks = WebhookDispatcher(self)
+        self.gauges = CaseGauges(self)
+
+    def to_document(
+        self, state: CaseState, events: list[dict[str, Any]], previous: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        document = case_document(state, events, previous)
+        probe = {**document, "_id": state.case_code, "emitted": (previous or {}).get("emitted", [])}
+        calendar = self.registry.calendar_for(state.agency_code)
+        document["next_check_at"] = next_check_at(probe, calendar, self.due_soon_seconds)
+        return document
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
-        await self.projection.apply(records)
+        result = await self.projection.apply(records)
+        if result.derived:
+            await self.publish_derived(result.derived)  # before the consumer commits
+
+    async def publish_derived(self, events: list[dict[str, Any]]) -> None:
+        messages = [(e["case_code"].encode(), json.dumps(e, ensure_ascii=False, default=str).encode()) for e in events]
+        await self.publisher.publish(self.settings.deadline_events_topic, messages, timeout=30)
+        await self.webhooks.enqueue(events)
 
     async def start(self) -> None:
-        await self.db.cases.create_index([("status", 1), ("due_at", 1)])
-        await self.db.cases.create_index([("agency_code", 1), ("due_at", 1)])
+        await self.cases.create_index([("next_check_at", 1)])
+        await self.cases.create_index([("open", 1), ("due_at", 1)])
+        await self.cases.create_index([("agency_code", 1), ("due_at", 1)])
         await super().start()
         self.consumer.start()
+        self.sweeper.start()
+        self.webhooks.start()
+        self.gauges.start()
 
     async def stop(self) -> None:
+        await self.gauges.stop()
+        await self.webhooks.stop()
+        await self.sweeper.stop()
         await self.consumer.stop()
         await super().stop()
 

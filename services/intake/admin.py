@@ -63,6 +63,7 @@ class SourceSystemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     agency_codes: list[str] = Field(min_length=1)
+    webhook_url: str | None = Field(None, description="notified on due-soon, apology-required, overdue")
 
 
 class AgencyTokenIn(BaseModel):
@@ -134,8 +135,10 @@ async def get_procedure(procedure_code: str, request: Request) -> dict[str, Any]
     return {"procedure_code": procedure_code, "versions": [versions[k] for k in sorted(versions)]}
 
 
-async def _issue(context: IntakeContext, kind: str, name: str, agencies: list[str]) -> tuple[str, Credential]:
-    token, credential = context.registry_state.new_credential(kind, name, agencies)
+async def _issue(
+    context: IntakeContext, kind: str, name: str, agencies: list[str], webhook_url: str | None = None
+) -> tuple[str, Credential]:
+    token, credential = context.registry_state.new_credential(kind, name, agencies, webhook_url)
     await _publish(context, f"credential:{credential.id}", credential.as_dict())
     return token, credential
 
@@ -145,7 +148,7 @@ async def create_source_system(body: SourceSystemIn, request: Request) -> JSONRe
     context = get_context(request)
     context.require_admin(request)
     _unknown_agencies(context, body.agency_codes, "agency_codes")
-    key, credential = await _issue(context, "source", body.name, body.agency_codes)
+    key, credential = await _issue(context, "source", body.name, body.agency_codes, body.webhook_url)
     return JSONResponse({"key": key, **credential.public()}, status_code=201)
 
 
@@ -180,7 +183,14 @@ async def rotate_credential(credential_id: str, request: Request) -> dict[str, A
     context.require_admin(request)
     credential = _credential(context, credential_id)
     token, fresh = context.registry_state.new_credential(credential.kind, credential.name, credential.agencies)
-    rotated = Credential(credential.id, credential.kind, credential.name, credential.agencies, fresh.hash)
+    rotated = Credential(
+        credential.id,
+        credential.kind,
+        credential.name,
+        credential.agencies,
+        fresh.hash,
+        webhook_url=credential.webhook_url,
+    )
     await _publish(context, f"credential:{credential.id}", rotated.as_dict())
     field = "key" if credential.kind == "source" else "token"
     return {field: token, **rotated.public()}
@@ -192,7 +202,13 @@ async def revoke_credential(credential_id: str, request: Request) -> dict[str, A
     context.require_admin(request)
     credential = _credential(context, credential_id)
     revoked = Credential(
-        credential.id, credential.kind, credential.name, credential.agencies, credential.hash, revoked=True
+        credential.id,
+        credential.kind,
+        credential.name,
+        credential.agencies,
+        credential.hash,
+        revoked=True,
+        webhook_url=credential.webhook_url,
     )
     await _publish(context, f"credential:{credential.id}", revoked.as_dict())
     return revoked.public()

@@ -7,7 +7,7 @@ from typing import Any
 from shared.domain.fold import CaseState
 
 
-def case_facts(state: CaseState, events: list[dict[str, Any]]) -> dict[str, Any]:
+def case_facts(state: CaseState, events: list[dict[str, Any]], previous: dict[str, Any] | None) -> dict[str, Any]:
     apology = state.apology
     return {
         "agency_code": state.agency_code,

@@ -1,0 +1,176 @@
+"""Apologies issued through us, and the apology letter (Mẫu 04).
+
+POST /v1/cases/{case_code}/apology: the agency at fault (its token, or one above it) or admin.
+Rescheduling is allowed once: the apology is reserved in the store under the case code before it
+is published, so a second one is a 409 even when two arrive at once. The statutory due_at never
+changes; the apology is an `apology.issued` event on tthc.case-events (folded like any other) and
+a notification on tthc.deadline-events.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pymongo.errors import DuplicateKeyError
+
+from services.deadline.context import DeadlineContext, get_context
+from services.deadline.letters.render import letter_fields, render_docx, render_pdf
+from shared.domain.deadlines import WORKING_DAY_SECONDS
+from shared.domain.fold import parse_instant
+from shared.kafka import PublishFailed
+from shared.web import ApiError, Principal, error_responses, unavailable
+
+router = APIRouter(tags=["apologies"], responses=error_responses(401, 403, 404, 409, 422, 503))
+
+
+class ApologyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=2000, description="lý do chậm trễ")
+    new_due_at: AwareDatetime = Field(description="the proposed new return date; after the statutory due_at")
+    applicant_name: str | None = Field(None, max_length=200, description="for the letter (Kính gửi)")
+
+
+async def _case(context: DeadlineContext, case_code: str) -> dict[str, Any]:
+    document = await context.cases.find_one({"_id": case_code}, {"timeline": 0})
+    if document is None:
+        raise ApiError(404, f"no case {case_code!r}")
+    return document
+
+
+def _may_apologise(context: DeadlineContext, principal: Principal, document: dict[str, Any]) -> None:
+    if principal.is_admin:
+        return
+    scope = context.visible_agencies(principal) or set()
+    at_fault = document.get("agency_at_fault") or document.get("agency_code")
+    if principal.kind != "agency" or at_fault not in scope:
+        raise ApiError(403, f"only the agency at fault ({at_fault}) or an agency above it may apologise for this case")
+
+
+@router.post("/v1/cases/{case_code}/apology", status_code=201)
+async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JSONResponse:
+    context = get_context(request)
+    principal = context.principal(request)
+    document = await _case(context, case_code)
+    _may_apologise(context, principal, document)
+    due = document.get("due_at")
+    if due is None or not document.get("received_at"):
+        raise ApiError(
+            422, "the case has no statutory due date yet", details=[{"loc": ["path", "case_code"], "msg": "no due_at"}]
+        )
+    if body.new_due_at <= due:
+        raise ApiError(
+            422,
+            f"new_due_at must be after the statutory due_at {due.isoformat()}",
+            details=[{"loc": ["body", "new_due_at"], "msg": "not after due_at"}],
+        )
+    if document.get("apology") is not None:
+        raise ApiError(409, "this case already has an apology; rescheduling is allowed once")
+    issued_at = datetime.now(UTC)
+    issuer = document.get("agency_at_fault") or document.get("agency_code")
+    event = {
+        "event_id": f"apology:{case_code}",
+        "type": "apology.issued",
+        "schema_version": 1,
+        "case_code": case_code,
+        "occurred_at": issued_at.isoformat(),
+        "agency_code": document.get("agency_code"),
+        "data": {
+            "issuer_agency": issuer,
+            "reason": body.reason,
+            "new_due_at": body.new_due_at.isoformat(),
+            "issued_at": issued_at.isoformat(),
+            "issued_by": principal.name,
+            "applicant_name": body.applicant_name,
+        },
+    }
+    try:
+        await context.db.apologies.insert_one({"_id": case_code, **event})
+    except DuplicateKeyError:
+        raise ApiError(409, "this case already has an apology; rescheduling is allowed once") from None
+    try:
+        payload = json.dumps(event, ensure_ascii=False).encode()
+        await context.publisher.publish(context.settings.case_events_topic, [(case_code.encode(), payload)], timeout=15)
+        await context.publish_derived([event])
+    except PublishFailed as exc:
+        await context.db.apologies.delete_one({"_id": case_code})  # nothing was acknowledged: free it
+        raise unavailable("the event broker") from exc
+    calendar = context.registry.calendar_for(document.get("agency_code"))
+    on_time = calendar.working_time_between(issued_at, due) >= WORKING_DAY_SECONDS
+    return JSONResponse(
+        {
+            "case_code": case_code,
+            "issuer_agency": issuer,
+            "reason": body.reason,
+            "new_due_at": body.new_due_at.isoformat(),
+            "issued_at": issued_at.isoformat(),
+            "due_at": due.isoformat(),
+            "on_time": on_time,
+            "letter": {
+                "docx": f"/v1/cases/{case_code}/apology-letter?format=docx",
+                "pdf": f"/v1/cases/{case_code}/apology-letter?format=pdf",
+            },
+        },
+        status_code=201,
+    )
+
+
+@router.get("/v1/cases/{case_code}/apology-letter")
+async def apology_letter(case_code: str, request: Request, format: Literal["docx", "pdf"] = Query("pdf")) -> Response:
+    """Phiếu xin lỗi và đề nghị gia hạn thời gian giải quyết (Mẫu 04, TT 03/2025/TT-VPCP)."""
+    context = get_context(request)
+    principal = context.principal(request)
+    document = await _case(context, case_code)
+    scope = context.visible_agencies(principal)
+    if scope is not None and document.get("agency_code") not in scope and document.get("agency_at_fault") not in scope:
+        raise ApiError(403, f"case {case_code!r} belongs to an agency outside this token's scope")
+    apology = document.get("apology")
+    reserved = await context.db.apologies.find_one({"_id": case_code})
+    if apology is None and reserved is None:
+        raise ApiError(404, f"case {case_code!r} has no apology")
+    data = reserved["data"] if reserved else {}
+    reason = (apology or {}).get("reason") or data.get("reason", "")
+    new_due = (apology or {}).get("new_due_at") or parse_instant(data["new_due_at"])
+    issued = (apology or {}).get("issued_at") or parse_instant(data["issued_at"])
+    issuer_code = (apology or {}).get("issuer_agency") or data.get("issuer_agency") or document.get("agency_code")
+    agency = context.registry.agencies.get(issuer_code)
+    parent = context.registry.agencies.get(agency.parent_code) if agency and agency.parent_code else None
+    root = context.registry.ancestors(issuer_code)[0] if issuer_code in context.registry.agencies else None
+    applicant = data.get("applicant_name") or _applicant(document) or "Quý Ông/Bà"
+    fields = letter_fields(
+        agency_name=agency.name if agency else issuer_code,
+        parent_name=parent.name if parent else "",
+        place=(root.name.replace("UBND ", "").capitalize() if root else ""),
+        applicant=applicant,
+        case_code=case_code,
+        procedure_name=document.get("procedure_name") or document.get("procedure_code") or "",
+        received_at=document["received_at"],
+        due_at=document["due_at"],
+        reason=reason,
+        new_due_at=new_due,
+        issued_at=issued,
+    )
+    if format == "docx":
+        content = render_docx(fields)
+        media = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    else:
+        content = render_pdf(fields)
+        media = "application/pdf"
+    return Response(
+        content,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="phieu-xin-loi-{case_code}.{format}"'},
+    )
+
+
+def _applicant(document: dict[str, Any]) -> str | None:
+    for event in document.get("events", []):
+        if event.get("type") == "case.received":
+            name = (event.get("data") or {}).get("applicant_name")
+            if name:
+                return str(name)
+    return None

@@ -1,0 +1,132 @@
+"""Prometheus gauges of the case population, refreshed by one aggregation every few seconds.
+
+Labels are agency and level only (a province has tens of agencies, never case codes); every known
+agency's series exists from the start, at 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Gauge
+
+log = logging.getLogger(__name__)
+
+OPEN = Gauge("tthc_cases_open", "Cases received and not finished", ["agency", "level"])
+OVERDUE = Gauge("tthc_cases_overdue", "Open cases past their statutory due instant", ["agency", "level"])
+DUE_SOON = Gauge("tthc_cases_due_soon", "Open cases due within the due-soon working time", ["agency", "level"])
+APOLOGY_MISSING = Gauge(
+    "tthc_cases_apology_missing",
+    "Open cases past their apology deadline (one working day before due) with no apology",
+    ["agency", "level"],
+)
+DLQ_MESSAGES = Gauge("tthc_dlq_messages", "Records on the dead-letter topic", ["topic"])
+SWEEP_SECONDS = Gauge("tthc_timer_sweep_duration_seconds", "Duration of the last timer sweep")
+GAUGES = (OPEN, OVERDUE, DUE_SOON, APOLOGY_MISSING)
+
+
+class CaseGauges:
+    def __init__(self, context: Any, interval_s: float = 10.0) -> None:
+        self.context = context
+        self.interval_s = interval_s
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._offsets: AIOKafkaConsumer | None = None  # one long-lived client for the DLQ's offsets
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="case-gauges")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 15)
+        if self._offsets is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._offsets.stop(), 5)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.refresh(datetime.now(UTC))
+                await self.refresh_dlq()
+            except Exception as exc:
+                log.warning("gauge refresh failed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+
+    async def refresh(self, now: datetime) -> None:
+        registry = self.context.registry
+        calendar = registry.calendar_for(None)
+        horizon = calendar.add_working_time(now, self.context.due_soon_seconds)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for agency in registry.agencies.values():
+            counts[(agency.code, agency.level.value)] = {"open": 0, "overdue": 0, "soon": 0, "missing": 0}
+        pipeline = [
+            {"$match": {"open": True}},
+            {
+                "$group": {
+                    "_id": {"agency": "$agency_code", "level": "$level"},
+                    "open": {"$sum": 1},
+                    "overdue": {
+                        "$sum": {
+                            "$cond": [
+                                {"$and": [{"$lt": ["$due_at", now]}, {"$eq": ["$clock_stopped_since", None]}]},
+                                1,
+                                0,
+                            ]
+                        }
+                    },
+                    "soon": {
+                        "$sum": {
+                            "$cond": [
+                                {
+                                    "$and": [
+                                        {"$gte": ["$due_at", now]},
+                                        {"$lte": ["$due_at", horizon]},
+                                        {"$eq": ["$clock_stopped_since", None]},
+                                    ]
+                                },
+                                1,
+                                0,
+                            ]
+                        }
+                    },
+                    "missing": {
+                        "$sum": {
+                            "$cond": [
+                                {"$and": [{"$lt": ["$apology_deadline_at", now]}, {"$eq": ["$apology", None]}]},
+                                1,
+                                0,
+                            ]
+                        }
+                    },
+                }
+            },
+        ]
+        async for row in self.context.cases.aggregate(pipeline):
+            key = (row["_id"].get("agency") or "unknown", row["_id"].get("level") or "unknown")
+            counts[key] = {k: row[k] for k in ("open", "overdue", "soon", "missing")}
+        for (agency, level), values in counts.items():
+            OPEN.labels(agency, level).set(values["open"])
+            OVERDUE.labels(agency, level).set(values["overdue"])
+            DUE_SOON.labels(agency, level).set(values["soon"])
+            APOLOGY_MISSING.labels(agency, level).set(values["missing"])
+        SWEEP_SECONDS.set(self.context.sweeper.last_sweep_seconds)
+
+    async def refresh_dlq(self) -> None:
+        topic = self.context.settings.dlq_topic
+        if self._offsets is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.context.settings.kafka_bootstrap, group_id=None)
+            await consumer.start()
+            self._offsets = consumer
+        partitions = [TopicPartition(topic, p) for p in (self._offsets.partitions_for_topic(topic) or [])]
+        if partitions:
+            starts = await self._offsets.beginning_offsets(partitions)
+            ends = await self._offsets.end_offsets(partitions)
+            DLQ_MESSAGES.labels(topic).set(sum(ends[tp] - starts[tp] for tp in partitions))

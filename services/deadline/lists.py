@@ -1,0 +1,246 @@
+"""GET /v1/cases/overdue and /v1/cases/due-soon: what an agency must act on, as of an instant.
+
+Filters: agency (with every agency below it), level, field, procedure, channel, apology
+(issued | missing), as_of. Keyset pagination on (sort key, case code) with an opaque cursor, so a
+page costs the same at the end of the list as at its start. format=csv|xlsx exports every
+matching row (up to EXPORT_LIMIT) with Vietnamese headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from openpyxl import Workbook
+from pydantic import AwareDatetime
+
+from services.deadline.cases import remaining
+from services.deadline.context import DeadlineContext, get_context
+from shared.domain.calendar import CalendarError
+from shared.web import ApiError, error_responses
+
+router = APIRouter(tags=["lists"], responses=error_responses(401, 403, 422))
+
+EXPORT_LIMIT = 100_000
+SORTS = {
+    "due_at": ("due_at", 1),
+    "-due_at": ("due_at", -1),
+    "received_at": ("received_at", 1),
+    "-received_at": ("received_at", -1),
+}
+COLUMNS = [
+    ("case_code", "Mã hồ sơ"),
+    ("agency_code", "Mã cơ quan"),
+    ("agency_name", "Cơ quan"),
+    ("procedure_code", "Mã TTHC"),
+    ("procedure_name", "Tên thủ tục"),
+    ("field_code", "Lĩnh vực"),
+    ("level", "Cấp"),
+    ("channel", "Kênh"),
+    ("received_at", "Ngày tiếp nhận"),
+    ("due_at", "Hạn giải quyết"),
+    ("remaining_text", "Thời gian còn lại"),
+    ("remaining_working_hours", "Số giờ làm việc còn lại"),
+    ("apology_issued", "Đã xin lỗi"),
+    ("agency_at_fault", "Cơ quan chậm"),
+    ("status", "Trạng thái"),
+]
+
+
+def _encode_cursor(value: Any, case_code: str) -> str:
+    raw = json.dumps([value.isoformat() if isinstance(value, datetime) else value, case_code])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, str]:
+    try:
+        value, case_code = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return (datetime.fromisoformat(value) if isinstance(value, str) else value), str(case_code)
+    except (ValueError, TypeError):
+        raise ApiError(
+            422, "cursor is not one this service issued", details=[{"loc": ["query", "cursor"], "msg": "bad cursor"}]
+        ) from None
+
+
+def build_query(
+    context: DeadlineContext,
+    kind: str,
+    as_of: datetime,
+    scope: set[str] | None,
+    agency: str | None,
+    level: str | None,
+    field: str | None,
+    procedure: str | None,
+    channel: str | None,
+    apology: str | None,
+) -> dict[str, Any]:
+    query: dict[str, Any] = {
+        "received_at": {"$lte": as_of},
+        "clock_stopped_since": None,
+        "$or": [{"end_at": None}, {"end_at": {"$gt": as_of}}],
+    }
+    if kind == "overdue":
+        query["due_at"] = {"$lt": as_of}
+    else:
+        calendar = context.registry.calendar_for(agency)
+        try:
+            horizon = calendar.add_working_time(as_of, context.due_soon_seconds)
+        except CalendarError as exc:
+            raise ApiError(422, str(exc), details=[{"loc": ["query", "as_of"], "msg": str(exc)}]) from None
+        query["due_at"] = {"$gte": as_of, "$lte": horizon}
+    agencies = scope
+    if agency:
+        if agency not in context.registry.agencies:
+            raise ApiError(
+                422, f"unknown agency_code {agency!r}", details=[{"loc": ["query", "agency"], "msg": "unknown"}]
+            )
+        subtree = set(context.registry.subtree(agency))
+        if scope is not None and not subtree & scope:
+            raise ApiError(403, f"agency {agency} is outside this token's scope")
+        agencies = subtree if scope is None else subtree & scope
+    if agencies is not None:
+        query["agency_code"] = {"$in": sorted(agencies)}
+    for key, value in (("level", level), ("field_code", field), ("procedure_code", procedure), ("channel", channel)):
+        if value:
+            query[key] = value
+    if apology == "issued":
+        query["apology"] = {"$ne": None}
+    elif apology == "missing":
+        query["apology"] = None
+    return query
+
+
+def row(context: DeadlineContext, document: dict[str, Any], as_of: datetime) -> dict[str, Any]:
+    agency = context.registry.agencies.get(document.get("agency_code", ""))
+    item = {
+        "case_code": document["_id"],
+        "agency_code": document.get("agency_code"),
+        "agency_name": agency.name if agency else None,
+        "procedure_code": document.get("procedure_code"),
+        "procedure_name": document.get("procedure_name"),
+        "field_code": document.get("field_code"),
+        "level": document.get("level"),
+        "channel": document.get("channel"),
+        "received_at": document.get("received_at"),
+        "due_at": document.get("due_at"),
+        "apology_deadline_at": document.get("apology_deadline_at"),
+        "apology_issued": document.get("apology") is not None,
+        "agency_at_fault": document.get("agency_at_fault"),
+        "status": document.get("status"),
+    }
+    item.update(remaining(context, {**document, "end_at": None}, as_of))
+    return item
+
+
+async def case_list(
+    request: Request,
+    kind: str,
+    agency: str | None,
+    level: str | None,
+    field: str | None,
+    procedure: str | None,
+    channel: str | None,
+    apology: str | None,
+    as_of: datetime | None,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+    format: str,
+) -> Any:
+    context = get_context(request)
+    principal = context.principal(request)
+    as_of = as_of or datetime.now(UTC)
+    query = build_query(
+        context, kind, as_of, context.visible_agencies(principal), agency, level, field, procedure, channel, apology
+    )
+    key, direction = SORTS[sort]
+    if format != "json":
+        documents = context.cases.find(query, {"events": 0, "timeline": 0}).sort([(key, direction), ("_id", direction)])
+        rows = [row(context, doc, as_of) async for doc in documents.limit(EXPORT_LIMIT)]
+        return export(rows, kind, format)
+    if cursor:
+        value, last = _decode_cursor(cursor)
+        op = "$gt" if direction == 1 else "$lt"
+        query = {"$and": [query, {"$or": [{key: {op: value}}, {key: value, "_id": {op: last}}]}]}
+    documents = [
+        doc
+        async for doc in context.cases.find(query, {"events": 0, "timeline": 0})
+        .sort([(key, direction), ("_id", direction)])
+        .limit(limit + 1)
+    ]
+    page, more = documents[:limit], len(documents) > limit
+    return {
+        "as_of": as_of,
+        "items": [row(context, doc, as_of) for doc in page],
+        "next_cursor": _encode_cursor(page[-1][key], page[-1]["_id"]) if more and page else None,
+    }
+
+
+def export(rows: list[dict[str, Any]], kind: str, format: str) -> Response:
+    name = "ho-so-qua-han" if kind == "overdue" else "ho-so-sap-den-han"
+    if format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([title for _, title in COLUMNS])
+        for item in rows:
+            writer.writerow([_cell(item.get(key)) for key, _ in COLUMNS])
+        return Response(
+            ("\ufeff" + buffer.getvalue()).encode("utf-8"),  # BOM: Excel opens UTF-8 Vietnamese correctly
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Quá hạn" if kind == "overdue" else "Sắp đến hạn"
+    sheet.append([title for _, title in COLUMNS])
+    for item in rows:
+        sheet.append([_cell(item.get(key)) for key, _ in COLUMNS])
+    sheet.freeze_panes = "A2"
+    out = io.BytesIO()
+    workbook.save(out)
+    return Response(
+        out.getvalue(),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+    )
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y %H:%M")
+    if isinstance(value, bool):
+        return "Có" if value else "Không"
+    return value
+
+
+def _list_route(kind: str, path: str, summary: str) -> None:
+    @router.get(path, summary=summary)
+    async def handler(
+        request: Request,
+        agency: str | None = Query(None, description="an agency code; its sub-agencies are included"),
+        level: Literal["province", "district", "commune"] | None = None,
+        field: str | None = None,
+        procedure: str | None = None,
+        channel: Literal["direct", "online", "postal"] | None = None,
+        apology: Literal["issued", "missing"] | None = None,
+        as_of: AwareDatetime | None = Query(None, description="default: now"),
+        sort: Literal["due_at", "-due_at", "received_at", "-received_at"] = "due_at",
+        limit: int = Query(50, ge=1, le=500),
+        cursor: str | None = None,
+        format: Literal["json", "csv", "xlsx"] = "json",
+    ) -> Any:
+        return await case_list(
+            request, kind, agency, level, field, procedure, channel, apology, as_of, sort, limit, cursor, format
+        )
+
+    handler.__name__ = f"list_{kind.replace('-', '_')}"
+
+
+_list_route("overdue", "/v1/cases/overdue", "Open cases past their statutory due instant")
+_list_route("due-soon", "/v1/cases/due-soon", "Open cases due within the due-soon working time")
