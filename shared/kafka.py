@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge
@@ -222,3 +222,13 @@ class BatchConsumer:
 
     async def ready(self) -> bool:
         return self.connected
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of a topic the consumer is not subscribed to (for manual assignment).
+
+    aiokafka's partitions_for_topic() only knows topics already in the client's metadata, and
+    topics() fetches into a separate object, so fetch the cluster metadata and read it there.
+    """
+    cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public per-topic lookup
+    return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or [])]

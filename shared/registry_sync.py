@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.config import load_procedure_specs, load_registry
 from shared.domain.catalogue import Catalogue
 from shared.domain.registry import Agency, Registry, RegistryError
-from shared.kafka import Publisher
+from shared.kafka import Publisher, topic_partitions
 from shared.settings import Settings
 from shared.web import Principal, hash_token
 
@@ -201,7 +201,7 @@ class RegistryFollower:
             )
             try:
                 await consumer.start()
-                partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [0])]
+                partitions = await topic_partitions(consumer, topic) or [TopicPartition(topic, 0)]
                 consumer.assign(partitions)
                 for tp in partitions:
                     if tp in offsets:

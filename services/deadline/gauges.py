@@ -12,8 +12,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import Gauge
+
+from shared.kafka import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +127,7 @@ class CaseGauges:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.context.settings.kafka_bootstrap, group_id=None)
             await consumer.start()
             self._offsets = consumer
-        partitions = [TopicPartition(topic, p) for p in (self._offsets.partitions_for_topic(topic) or [])]
+        partitions = await topic_partitions(self._offsets, topic)
         if partitions:
             starts = await self._offsets.beginning_offsets(partitions)
             ends = await self._offsets.end_offsets(partitions)

@@ -8,7 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.kafka import topic_partitions
 
 T = TypeVar("T")
 
@@ -18,10 +20,7 @@ async def read_topic(bootstrap: str, topic: str, settle: float = 0.5) -> list[di
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - first sight of the topic
-            partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
+        partitions = await topic_partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -1,0 +1,262 @@
+"""The deadline service against the real broker and store: timers, apologies, letters, lists,
+webhooks, rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import hmac
+import io
+import json
+
+import pytest
+from docx import Document
+from fastapi import FastAPI, Request, Response
+from openpyxl import load_workbook
+from pypdf import PdfReader
+
+from services.deadline.app import create_app as deadline_app
+from services.deadline.rebuild import rebuild
+from services.intake.app import create_app as intake_app
+from shared.settings import Settings
+from shared.store import mongo_client
+from tests.conftest import AUTH, serve
+from tests.integration.test_pull_mode import running
+from tests.support.events import AGENCY, COMMUNE, case_code, event, received
+from tests.support.kafka_tools import eventually, read_topic
+
+pytestmark = pytest.mark.integration
+
+TIMERS = {"deadline.due_soon", "deadline.apology_required", "deadline.overdue"}
+
+
+def fast(settings: Settings, **extra) -> Settings:
+    return settings.model_copy(update={"timer_interval_s": 0.3, "webhook_secret": "s3cret", **extra})
+
+
+async def post(intake, *events) -> None:
+    response = await intake.post("/v1/events", json={"events": list(events)}, headers=AUTH)
+    assert response.status_code == 202, response.text
+
+
+async def case_of(deadline, code: str, predicate=lambda d: True):
+    async def check():
+        r = await deadline.get(f"/v1/cases/{code}", headers=AUTH)
+        return r.json() if r.status_code == 200 and predicate(r.json()) else None
+
+    return await eventually(check, timeout=30)
+
+
+async def derived(kafka, settings: Settings, code: str) -> list[dict]:
+    return [r["value"] for r in await read_topic(kafka.bootstrap, settings.deadline_events_topic) if r["key"] == code]
+
+
+async def test_timers_fire_once_each_also_across_a_restart(settings: Settings, kafka) -> None:
+    settings = fast(settings)
+    code, waiting = case_code(), case_code()
+    async with serve(intake_app(settings)) as intake:
+        async with serve(deadline_app(settings)) as deadline:
+            await post(
+                intake,
+                received(code),
+                received(waiting),
+                event("case.supplement_requested", waiting, "2026-03-17T09:00:00+07:00"),
+            )
+            await case_of(deadline, code)
+
+            async def all_fired():
+                kinds = [e["type"] for e in await derived(kafka, settings, code)]
+                return kinds if TIMERS <= set(kinds) else None
+
+            kinds = await eventually(all_fired, timeout=30)
+        # a new instance: the marks are in the store, nothing fires again
+        async with serve(deadline_app(settings)) as deadline:
+            await asyncio.sleep(1.5)
+            await post(intake, event("case.processed", code, "2026-04-02T10:00:00+07:00", outcome="approved"))
+            closed = await case_of(deadline, code, lambda d: d["status"] == "processed")
+    events = await derived(kafka, settings, code)
+    kinds = sorted(e["type"] for e in events)
+    assert kinds == sorted(["deadline.computed", *TIMERS, "case.closed"])
+    assert len({e["event_id"] for e in events}) == len(events)
+    overdue = next(e for e in events if e["type"] == "deadline.overdue")
+    assert overdue["data"]["due_at"] == "2026-03-30T09:15:00+07:00"
+    closing = next(e for e in events if e["type"] == "case.closed")
+    assert closing["data"]["on_time"] is False and closing["data"]["result_dated"] == "late"
+    assert closed["next_check_at"] is None
+    # a case waiting for the citizen has its clock stopped: no timer
+    assert [e["type"] for e in await derived(kafka, settings, waiting)] == ["deadline.computed"]
+
+
+async def test_apology_once_with_its_letter_and_due_at_unchanged(settings: Settings, kafka) -> None:
+    code = case_code()
+    async with serve(intake_app(settings)) as intake, serve(deadline_app(settings)) as deadline:
+        await post(intake, received(code, applicant_name="Bà Trần Thị Hồng Nhung"))
+        before = await case_of(deadline, code)
+        other = (await intake.post("/v1/admin/agency-tokens", json={"agency_code": COMMUNE}, headers=AUTH)).json()
+        own = (await intake.post("/v1/admin/agency-tokens", json={"agency_code": AGENCY}, headers=AUTH)).json()
+        body = {"reason": "Chờ kết quả xác minh nguồn gốc đất", "new_due_at": "2026-04-10T17:00:00+07:00"}
+
+        async def apologise(token: str, payload: dict) -> int:
+            for _ in range(50):  # the deadline service learns the new token from the registry topic
+                r = await deadline.post(
+                    f"/v1/cases/{code}/apology", json=payload, headers={"Authorization": f"Bearer {token}"}
+                )
+                if r.status_code != 401:
+                    return r.status_code
+                await asyncio.sleep(0.2)
+            return 401
+
+        assert await apologise(other["token"], body) == 403
+        too_early = {**body, "new_due_at": "2026-03-30T09:00:00+07:00"}
+        assert await apologise(own["token"], too_early) == 422
+        assert await apologise(own["token"], body) == 201
+        assert await apologise(own["token"], body) == 409
+        after = await case_of(deadline, code, lambda d: d["apology"] is not None)
+        pdf = await deadline.get(f"/v1/cases/{code}/apology-letter?format=pdf", headers=AUTH)
+        docx = await deadline.get(f"/v1/cases/{code}/apology-letter?format=docx", headers=AUTH)
+    assert after["due_at"] == before["due_at"] == "2026-03-30T09:15:00+07:00"
+    assert after["apology"]["reason"] == body["reason"]
+    assert after["apology"]["on_time"] is False  # issued long after one working day before due
+    text = " ".join(PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text().split())
+    assert "PHIẾU XIN LỖI VÀ ĐỀ NGHỊ GIA HẠN THỜI GIAN GIẢI QUYẾT" in text
+    assert "Kính gửi: Bà Trần Thị Hồng Nhung" in text
+    assert "Sở Nông nghiệp và Môi trường" in text and code in text
+    assert "Chờ kết quả xác minh nguồn gốc đất" in text and "10/04/2026" in text and "30/03/2026" in text
+    paragraphs = "\n".join(p.text for p in Document(io.BytesIO(docx.content)).paragraphs)
+    assert "Lý do: Chờ kết quả xác minh nguồn gốc đất." in paragraphs
+    assert "Thời hạn giải quyết theo quy định: 09 giờ 15 phút, ngày 30/03/2026." in paragraphs
+    published = [e["type"] for e in await derived(kafka, settings, code)]
+    assert published.count("apology.issued") == 1
+
+
+async def test_overdue_and_due_soon_lists_filter_page_and_export(settings: Settings) -> None:
+    as_of = "2026-04-15T10:00:00+07:00"
+    overdue_codes = [case_code() for _ in range(5)]
+    commune_code = case_code(COMMUNE)
+    soon, done = case_code(), case_code()
+    events = [received(c, at=f"2026-03-{16 + i:02d}T09:00:00+07:00") for i, c in enumerate(overdue_codes)]
+    events += [
+        received(commune_code, at="2026-03-25T09:00:00+07:00", level="commune"),
+        received(soon, at="2026-04-01T10:30:00+07:00"),  # 10 working days → due 2026-04-15T10:30
+        received(done),
+        event("case.processed", done, "2026-03-20T09:00:00+07:00", outcome="approved"),
+    ]
+    async with serve(intake_app(settings)) as intake, serve(deadline_app(settings)) as deadline:
+        await post(intake, *events)
+        await case_of(deadline, done, lambda d: d["status"] == "processed")
+        for code in [*overdue_codes, commune_code, soon]:
+            await case_of(deadline, code)
+
+        async def listing(path: str, **params) -> dict:
+            r = await deadline.get(path, params={"as_of": as_of, **params}, headers=AUTH)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        everything = await listing("/v1/cases/overdue", limit=500)
+        codes = [i["case_code"] for i in everything["items"]]
+        assert set(codes) == {*overdue_codes, commune_code}
+        assert codes[:5] == overdue_codes  # sorted by due_at
+        assert everything["items"][0]["remaining_text"].startswith("quá ")
+        mine = await listing("/v1/cases/overdue", agency="000.00.00.H99", level="province", limit=500)
+        assert {i["case_code"] for i in mine["items"]} == set(overdue_codes)
+        walked, cursor = [], None
+        while True:
+            page = await listing("/v1/cases/overdue", limit=2, **({"cursor": cursor} if cursor else {}))
+            walked += [i["case_code"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert walked == codes
+        assert [i["case_code"] for i in (await listing("/v1/cases/due-soon"))["items"]] == [soon]
+        assert (await listing("/v1/cases/overdue", apology="issued"))["items"] == []
+        csv_response = await deadline.get("/v1/cases/overdue", params={"as_of": as_of, "format": "csv"}, headers=AUTH)
+        rows = list(csv.reader(io.StringIO(csv_response.content.decode("utf-8-sig"))))
+        assert rows[0][0] == "Mã hồ sơ" and len(rows) == 7
+        xlsx = await deadline.get("/v1/cases/overdue", params={"as_of": as_of, "format": "xlsx"}, headers=AUTH)
+        sheet = load_workbook(io.BytesIO(xlsx.content)).active
+        assert sheet.title == "Quá hạn" and sheet.max_row == 7
+        token = (await intake.post("/v1/admin/agency-tokens", json={"agency_code": COMMUNE}, headers=AUTH)).json()[
+            "token"
+        ]
+
+        async def scoped():
+            r = await deadline.get(
+                "/v1/cases/overdue", params={"as_of": as_of}, headers={"Authorization": f"Bearer {token}"}
+            )
+            return r.json() if r.status_code == 200 else None
+
+        assert [i["case_code"] for i in (await eventually(scoped))["items"]] == [commune_code]
+        outside = await deadline.get(
+            "/v1/cases/overdue", params={"agency": AGENCY}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert outside.status_code == 403
+        bad_cursor = await deadline.get("/v1/cases/overdue", params={"cursor": "nope"}, headers=AUTH)
+        assert bad_cursor.status_code == 422
+
+
+async def test_webhooks_are_signed_retried_and_logged(settings: Settings) -> None:
+    settings = fast(settings)
+    seen: list[tuple[bytes, dict]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/hook")
+    async def hook(request: Request) -> Response:
+        seen.append((await request.body(), dict(request.headers)))
+        return Response(status_code=500 if len(seen) == 1 else 200)
+
+    code = case_code("000.00.05.H99")
+    async with running(receiver) as url, serve(intake_app(settings)) as intake:
+        response = await intake.put(
+            "/v1/admin/agencies/000.00.05.H99",
+            json={
+                "name": "Sở Tư pháp",
+                "level": "province",
+                "parent_code": "000.00.00.H99",
+                "webhook_url": f"{url}/hook",
+            },
+            headers=AUTH,
+        )
+        assert response.status_code == 200
+        async with serve(deadline_app(settings)) as deadline:
+            await post(intake, received(code))
+
+            async def delivered():
+                r = await deadline.get("/v1/webhooks/deliveries", params={"case_code": code}, headers=AUTH)
+                rows = r.json()
+                return rows if len(rows) == 3 and all(d["status"] == "delivered" for d in rows) else None
+
+            rows = await eventually(delivered, timeout=40)
+    assert sorted(d["type"] for d in rows) == sorted(TIMERS)
+    assert max(d["attempts"] for d in rows) == 2  # the first attempt got a 500 and was retried
+    by_key: dict[str, list[dict]] = {}
+    for body, headers in seen:
+        expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        assert headers["x-tthc-signature"] == expected
+        by_key.setdefault(headers["idempotency-key"], []).append(json.loads(body))
+    assert len(by_key) == 3 and sum(len(v) for v in by_key.values()) == 4
+
+
+async def test_rebuild_gives_identical_documents(settings: Settings) -> None:
+    codes = [case_code() for _ in range(4)]
+    events = [received(c) for c in codes] + [
+        event("case.supplement_requested", codes[0], "2026-03-17T09:00:00+07:00"),
+        event("case.supplement_received", codes[0], "2026-03-19T09:00:00+07:00"),
+        event("case.processed", codes[1], "2026-03-25T09:00:00+07:00", outcome="approved"),
+        event("case.transferred", codes[2], "2026-03-17T09:00:00+07:00", from_agency=AGENCY, to_agency=COMMUNE),
+    ]
+    async with serve(intake_app(settings)) as intake, serve(deadline_app(settings)) as deadline:
+        await post(intake, *events)
+        await case_of(deadline, codes[0], lambda d: d["supplement_requests"] == 1 and d["status"] == "pending")
+        await case_of(deadline, codes[1], lambda d: d["status"] == "processed")
+        await case_of(deadline, codes[2], lambda d: len(d["legs"]) == 1)
+        await case_of(deadline, codes[3])
+    result = await rebuild(settings, "cases_rebuilt")
+    assert result["events_applied"] == len(events)
+    client = mongo_client(settings.mongo_uri)
+    db = client[f"{settings.mongo_db}_deadline"]
+    skip = {"emitted", "next_check_at"}  # timer marks belong to the live sweeper, not to the fold
+    live = {d["_id"]: {k: v for k, v in d.items() if k not in skip} async for d in db.cases.find()}
+    rebuilt = {d["_id"]: {k: v for k, v in d.items() if k not in skip} async for d in db.cases_rebuilt.find()}
+    client.close()
+    assert live == rebuilt and len(live) == 4
