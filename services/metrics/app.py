@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from services.metrics import indicators
 from services.metrics.context import MetricsContext, get_context
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -46,4 +47,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "cases_received": await facts.count_documents({"received_at": {"$ne": None}}),
         }
 
+    app.include_router(indicators.router)
     return app

@@ -155,6 +155,7 @@ class CaseState:
     outcome: str | None = None
     returned_at: datetime | None = None
     e_result: bool | None = None
+    result_channel: str | None = None
     paid_online: bool = False
     components_digitized: bool = False
     result_digitized: bool = False
@@ -292,6 +293,7 @@ def _apply(state: CaseState, event: CaseEvent, restarts: list[datetime]) -> None
         elif kind == EventType.RETURNED:
             state.returned_at = at
             state.e_result = data.get("e_result")
+            state.result_channel = data.get("result_channel")
             state.status = CaseStatus.RETURNED
         elif state.status not in (CaseStatus.PROCESSED, CaseStatus.RETURNED):
             state.status = CaseStatus.WITHDRAWN if kind == EventType.WITHDRAWN else CaseStatus.STOPPED

@@ -1,0 +1,207 @@
+"""GET /v1/indicators, /v1/index/766 and /v1/index/par (contract: Metrics service)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from services.metrics.context import MetricsContext, get_context
+from shared.domain.indicators import (
+    Period,
+    PeriodError,
+    band_points,
+    choose_version,
+    indicators,
+    parse_period,
+    rate_of,
+    score_766,
+)
+from shared.web import ApiError, error_responses
+
+router = APIRouter(tags=["indicators"], responses=error_responses(401, 403, 422))
+
+FACT_FIELDS = {
+    k: 1
+    for k in (
+        "received_at",
+        "due_at",
+        "end_at",
+        "on_time",
+        "result_dated",
+        "channel",
+        "online_mode",
+        "full_online_eligible",
+        "fee_bearing",
+        "paid_online",
+        "components_digitized",
+        "reused",
+        "apology_on_time",
+        "satisfied",
+        "complaint",
+        "supplement_requests",
+        "level",
+        "field_code",
+        "result_channel",
+    )
+}
+
+
+@lru_cache
+def scoring(config_dir: str, name: str) -> dict[str, Any]:
+    return json.loads((Path(config_dir) / "scoring" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _period(text: str) -> Period:
+    try:
+        return parse_period(text)
+    except PeriodError as exc:
+        raise ApiError(422, str(exc), details=[{"loc": ["query", "period"], "msg": str(exc)}]) from None
+
+
+async def load_facts(
+    context: MetricsContext,
+    request: Request,
+    period: Period,
+    agency: str | None,
+    filters: dict[str, str | None],
+) -> list[dict[str, Any]]:
+    """The facts of cases that matter for the period: received before its end, open at its start."""
+    principal = context.principal(request)
+    scope = context.visible_agencies(principal)
+    query: dict[str, Any] = {
+        "received_at": {"$ne": None, "$lt": period.end},
+        "$or": [{"end_at": None}, {"end_at": {"$gte": period.start}}],
+    }
+    agencies = scope
+    if agency:
+        if agency not in context.registry.agencies:
+            raise ApiError(
+                422, f"unknown agency_code {agency!r}", details=[{"loc": ["query", "agency"], "msg": "unknown"}]
+            )
+        subtree = set(context.registry.subtree(agency))
+        if scope is not None and not subtree <= scope:
+            raise ApiError(403, f"agency {agency} is outside this token's scope")
+        agencies = subtree
+    if agencies is not None:
+        query["agency_code"] = {"$in": sorted(agencies)}
+    for key, value in filters.items():
+        if value:
+            query[key] = value
+    return [doc async for doc in context.db.facts.find(query, FACT_FIELDS)]
+
+
+@router.get("/v1/indicators")
+async def get_indicators(
+    request: Request,
+    period: str = Query(..., description="2026-03 | 2026-Q1 | 2026-H1 | 2026-9M | 2026 | 2026-03-01..2026-03-31"),
+    agency: str | None = Query(None, description="includes the agencies below it"),
+    level: Literal["province", "district", "commune"] | None = None,
+    field: str | None = None,
+    procedure: str | None = None,
+    channel: Literal["direct", "online", "postal"] | None = None,
+) -> dict[str, Any]:
+    context = get_context(request)
+    span = _period(period)
+    facts = await load_facts(
+        context,
+        request,
+        span,
+        agency,
+        {"level": level, "field_code": field, "procedure_code": procedure, "channel": channel},
+    )
+    answer = indicators(facts, span)
+    answer.pop("extra")
+    return answer
+
+
+@router.get("/v1/index/766")
+async def get_index_766(
+    request: Request,
+    period: str = Query(...),
+    agency: str | None = None,
+    rules_version: str | None = Query(
+        None, description="score under another version (default: in force at period end)"
+    ),
+) -> dict[str, Any]:
+    context = get_context(request)
+    span = _period(period)
+    facts = await load_facts(context, request, span, agency, {})
+    try:
+        rules = choose_version(scoring(context.settings.config_dir, "766")["versions"], span.last, rules_version)
+    except PeriodError as exc:
+        raise ApiError(422, str(exc), details=[{"loc": ["query", "rules_version"], "msg": str(exc)}]) from None
+    return score_766(indicators(facts, span), rules)
+
+
+@router.get("/v1/index/par")
+async def get_index_par(
+    request: Request,
+    year: int = Query(..., ge=2020, le=2100),
+    agency: str | None = None,
+    rules_version: str | None = None,
+) -> dict[str, Any]:
+    context = get_context(request)
+    span = parse_period(str(year))
+    facts = await load_facts(context, request, span, agency, {})
+    config = scoring(context.settings.config_dir, "par")
+    try:
+        rules = choose_version(config["versions"], min(span.last, date.today()), rules_version)
+    except PeriodError as exc:
+        raise ApiError(422, str(exc), details=[{"loc": ["query", "rules_version"], "msg": str(exc)}]) from None
+    overall = indicators(facts, span)
+    by_level: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_field: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for fact in facts:
+        by_level[fact.get("level") or "unknown"].append(fact)
+        by_field[fact.get("field_code") or "unknown"].append(fact)
+    criteria = []
+    for criterion in rules["criteria"]:
+        scope = indicators(by_level.get(criterion["level"], []), span) if "level" in criterion else overall
+        rate = rate_of(scope, criterion["rate"])
+        criteria.append(
+            {
+                "criterion": criterion["criterion"],
+                "name": criterion["name"],
+                "level": criterion.get("level"),
+                "rate": rate,
+                "max_points": criterion["max"],
+                "points": band_points(rate, criterion["bands"]),
+            }
+        )
+    plan = config.get("plans", {}).get(str(year))
+    targets = []
+    if plan:
+        for field_code, field_facts in sorted(by_field.items()):
+            wanted = plan["on_time_by_field"].get(field_code, plan["on_time_by_field"].get("*"))
+            rate = indicators(field_facts, span)["rates"]["on_time"]
+            targets.append(_target(f"on_time:{field_code}", rate, wanted))
+        returned = [f for f in facts if f.get("result_channel") and f.get("end_at") and f["end_at"] < span.end]
+        postal = sum(1 for f in returned if f["result_channel"] == "postal") / len(returned) if returned else None
+        targets += [
+            _target("online", overall["rates"]["online"], plan.get("online")),
+            _target("postal_returns", postal, plan.get("postal_returns")),
+            _target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
+            _target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
+        ]
+    return {
+        "year": year,
+        "rules_version": rules["version"],
+        "criteria": criteria,
+        "total": round(sum(c["points"] for c in criteria), 2),
+        "plan_targets": targets,
+    }
+
+
+def _target(name: str, rate: float | None, target: float | None) -> dict[str, Any]:
+    return {
+        "target": name,
+        "rate": rate,
+        "goal": target,
+        "met": None if rate is None or target is None else rate >= target,
+    }

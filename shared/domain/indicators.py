@@ -1,0 +1,241 @@
+"""Indicators of case handling (Biểu 06, the 766 index, the PAR Index) from per-case facts.
+
+Pure functions over plain dicts (the metrics projection's facts): no I/O. A fact carries the
+fields the fold derives: received_at, due_at, end_at, on_time (766, exact instants, at most one
+supplement request), result_dated (Biểu 06, by date), channel, online_mode, full_online_eligible,
+fee_bearing, paid_online, components_digitized, reused, apology_on_time, satisfied, complaint,
+supplement_requests, level, field_code, result_channel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from shared.domain.calendar import VN_TZ
+
+
+class PeriodError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days in Vietnam local time, both ends included."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(0), VN_TZ)
+
+    @property
+    def end(self) -> datetime:
+        """The instant the period ends: midnight after its last day."""
+        return datetime.combine(self.last + timedelta(days=1), time(0), VN_TZ)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"start": self.first.isoformat(), "end": self.last.isoformat()}
+
+
+def _month_end(year: int, month: int) -> date:
+    return (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
+
+
+def parse_period(text: str) -> Period:
+    """2026-03 | 2026-Q1 | 2026-H1 | 2026-9M | 2026 | 2026-03-01..2026-03-31."""
+    try:
+        if ".." in text:
+            a, b = text.split("..", 1)
+            first, last = date.fromisoformat(a), date.fromisoformat(b)
+            if last < first:
+                raise PeriodError(f"period {text!r} ends before it starts")
+            return Period(first, last)
+        if m := re.fullmatch(r"(\d{4})", text):
+            year = int(m[1])
+            return Period(date(year, 1, 1), date(year, 12, 31))
+        if m := re.fullmatch(r"(\d{4})-(\d{2})", text):
+            year, month = int(m[1]), int(m[2])
+            return Period(date(year, month, 1), _month_end(year, month))
+        if m := re.fullmatch(r"(\d{4})-Q([1-4])", text):
+            year, quarter = int(m[1]), int(m[2])
+            return Period(date(year, 3 * quarter - 2, 1), _month_end(year, 3 * quarter))
+        if m := re.fullmatch(r"(\d{4})-H([12])", text):
+            year, half = int(m[1]), int(m[2])
+            return Period(date(year, 6 * half - 5, 1), _month_end(year, 6 * half))
+        if m := re.fullmatch(r"(\d{4})-9M", text):
+            year = int(m[1])
+            return Period(date(year, 1, 1), date(year, 9, 30))
+    except ValueError as exc:
+        raise PeriodError(f"period {text!r}: {exc}") from None
+    raise PeriodError(f"period {text!r} is not YYYY, YYYY-MM, YYYY-Qn, YYYY-Hn, YYYY-9M or DATE..DATE")
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def _before(moment: datetime | None, limit: datetime) -> bool:
+    return moment is not None and moment < limit
+
+
+def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, Any]:
+    """The contract's /v1/indicators answer for the facts already filtered by agency, level, …"""
+    start, end = period.start, period.end
+    received = {"total": 0, "carried_over": 0, "online": 0, "direct": 0, "postal": 0}
+    finished = {"total": 0, "early": 0, "on_time": 0, "late": 0}
+    pending = {"total": 0, "within_due": 0, "overdue": 0}
+    on_time_766 = counted_766 = 0
+    eligible = full = fee = paid = digitized = reused = 0
+    late = late_with_apology = 0
+    complaints = 0
+    for f in facts:
+        received_at = f.get("received_at")
+        if received_at is None or received_at >= end:
+            continue
+        end_at, due = f.get("end_at"), f.get("due_at")
+        open_at_start = not _before(end_at, start)
+        if received_at >= start:
+            received["total"] += 1
+            channel = f.get("channel") or "direct"
+            received[channel if channel in ("online", "direct", "postal") else "direct"] += 1
+            if f.get("full_online_eligible"):
+                eligible += 1
+                full += f.get("online_mode") == "full"
+            if f.get("fee_bearing"):
+                fee += 1
+                paid += bool(f.get("paid_online"))
+            digitized += bool(f.get("components_digitized"))
+            reused += bool(f.get("reused"))
+        elif open_at_start:
+            received["carried_over"] += 1
+        finished_in_period = end_at is not None and start <= end_at < end
+        pending_at_end = not _before(end_at, end)
+        if finished_in_period:
+            finished["total"] += 1
+            dated = f.get("result_dated")
+            if dated in ("early", "on_time", "late"):
+                finished[dated] += 1
+        elif pending_at_end:
+            pending["total"] += 1
+            if due is not None and due < end:
+                pending["overdue"] += 1
+            else:
+                pending["within_due"] += 1
+        if (finished_in_period or pending_at_end) and due is not None:
+            counted_766 += 1
+            if finished_in_period:
+                good = bool(f.get("on_time"))
+            else:
+                good = due >= end and (f.get("supplement_requests") or 0) <= 1
+            on_time_766 += good
+            is_late = end_at > due if finished_in_period else due < end
+            if is_late:
+                late += 1
+                late_with_apology += bool(f.get("apology_on_time"))
+            complaints += bool(f.get("complaint")) or f.get("satisfied") is False
+    rates = {
+        "on_time": _rate(on_time_766, counted_766),
+        "on_time_dated": _rate(finished["early"] + finished["on_time"], finished["total"]),
+        "online": _rate(received["online"], received["total"]),
+        "full_online": _rate(full, eligible),
+        "online_payment": _rate(paid, fee),
+        "digitized": _rate(digitized, received["total"]),
+        "apology_coverage": _rate(late_with_apology, late),
+    }
+    extra = {
+        "reused": _rate(reused, received["total"]),
+        "satisfaction": None
+        if counted_766 == 0
+        else max(0.0, 1 - ((counted_766 - on_time_766) / counted_766 + complaints / counted_766)),
+        "sync": None,  # 766 item 1.4 needs the national counts (BCQG / DVCQG), not case data
+        "late": late,
+        "counted": counted_766,
+    }
+    return {
+        "period": period.as_dict(),
+        "received": received,
+        "finished": finished,
+        "pending": pending,
+        "rates": rates,
+        "extra": extra,
+    }
+
+
+def rate_of(answer: Mapping[str, Any], name: str) -> float | None:
+    if name in answer["rates"]:
+        return answer["rates"][name]  # type: ignore[no-any-return]
+    return answer["extra"].get(name)  # type: ignore[no-any-return]
+
+
+def points(rate: float | None, maximum: float, threshold: float) -> float:
+    """766 conversion: full points from the threshold, else proportional; 2 decimals."""
+    if rate is None or maximum == 0:
+        return 0.0
+    if rate >= threshold:
+        return round(float(maximum), 2)
+    return round(rate * maximum / threshold, 2)
+
+
+def choose_version(versions: list[Mapping[str, Any]], day: date, wanted: str | None = None) -> Mapping[str, Any]:
+    """The named version, else the latest in force on `day` (rules are versioned by date)."""
+    if wanted:
+        for version in versions:
+            if version["version"] == wanted:
+                return version
+        raise PeriodError(f"unknown rules_version {wanted!r}")
+    in_force = [v for v in versions if date.fromisoformat(v["effective_from"]) <= day]
+    if not in_force:
+        raise PeriodError(f"no scoring rules in force on {day}")
+    return max(in_force, key=lambda v: v["effective_from"])
+
+
+def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, Any]:
+    groups, total = [], 0.0
+    for group in rules["groups"]:
+        items, subtotal, group_max = [], 0.0, 0.0
+        for item in group["items"]:
+            rate = rate_of(answer, item["rate"])
+            got = points(rate, item["max"], item["threshold"])
+            subtotal += got
+            group_max += item["max"]
+            items.append(
+                {
+                    "item": item["item"],
+                    "name": item["name"],
+                    "rate": rate,
+                    "threshold": item["threshold"],
+                    "max_points": item["max"],
+                    "points": got,
+                }
+            )
+        total += subtotal
+        groups.append(
+            {
+                "group": group["group"],
+                "name": group["name"],
+                "max_points": group_max,
+                "points": round(subtotal, 2),
+                "items": items,
+            }
+        )
+    return {
+        "period": answer["period"],
+        "rules_version": rules["version"],
+        "groups": groups,
+        "total": round(total, 2),
+        "max_total": round(sum(g["max_points"] for g in groups), 2),
+    }
+
+
+def band_points(rate: float | None, bands: list[Mapping[str, Any]]) -> float:
+    if rate is None:
+        return 0.0
+    for band in sorted(bands, key=lambda b: -b["min"]):
+        if rate >= band["min"] - 1e-12:
+            return float(band["points"])
+    return 0.0

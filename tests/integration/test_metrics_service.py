@@ -1,0 +1,75 @@
+"""The metrics service through the real pipeline, and every service's /metrics under promtool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from services.deadline.app import create_app as deadline_app
+from services.intake.app import create_app as intake_app
+from services.metrics.app import create_app as metrics_app
+from shared.settings import Settings
+from tests.conftest import AUTH, serve
+from tests.support.events import AGENCY, COMMUNE, case_code, event, received
+from tests.support.kafka_tools import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> None:
+    early, late, pending, commune = case_code(), case_code(), case_code(), case_code(COMMUNE)
+    events = [
+        received(early, at="2026-03-02T09:00:00+07:00", channel="online", online_mode="partial"),
+        event("case.processed", early, "2026-03-05T09:00:00+07:00", outcome="approved"),
+        event("case.digitized", early, "2026-03-02T09:10:00+07:00", components_digitized=True,
+              result_digitized=False, reused=True),
+        received(late, at="2026-03-03T09:00:00+07:00", channel="direct"),
+        event("case.processed", late, "2026-03-20T09:00:00+07:00", outcome="approved"),
+        received(pending, at="2026-03-04T09:00:00+07:00", channel="postal"),
+        received(commune, at="2026-03-05T09:00:00+07:00", level="commune"),
+    ]
+    async with serve(intake_app(settings)) as intake, serve(metrics_app(settings)) as metrics:
+        response = await intake.post("/v1/events", json={"events": events}, headers=AUTH)
+        assert response.status_code == 202
+
+        async def ready():
+            answer = (await metrics.get("/v1/indicators", params={"period": "2026-03"}, headers=AUTH)).json()
+            return answer if answer["finished"]["total"] == 2 and answer["received"]["total"] == 4 else None
+
+        everything = await eventually(ready, timeout=30)
+        mine = (await metrics.get("/v1/indicators", params={"period": "2026-03", "agency": AGENCY}, headers=AUTH)).json()
+        q1 = (await metrics.get("/v1/indicators", params={"period": "2026-Q1", "level": "commune"}, headers=AUTH)).json()
+        index = (await metrics.get("/v1/index/766", params={"period": "2026-03"}, headers=AUTH)).json()
+        par = (await metrics.get("/v1/index/par", params={"year": 2026}, headers=AUTH)).json()
+        bad = await metrics.get("/v1/indicators", params={"period": "2026-13"}, headers=AUTH)
+    assert everything["pending"] == {"total": 2, "within_due": 0, "overdue": 2}
+    assert mine["received"] == {"total": 3, "carried_over": 0, "online": 1, "direct": 1, "postal": 1}
+    assert mine["finished"] == {"total": 2, "early": 1, "on_time": 0, "late": 1}
+    assert mine["rates"]["on_time"] == pytest.approx(1 / 3)
+    assert mine["rates"]["online"] == pytest.approx(1 / 3)
+    assert mine["rates"]["digitized"] == pytest.approx(1 / 3)
+    assert mine["rates"]["apology_coverage"] == 0.0
+    assert q1["received"]["total"] == 1
+    items = {i["item"]: i for g in index["groups"] for i in g["items"]}
+    assert items["2.1"]["rate"] == pytest.approx(1 / 4) and items["2.1"]["points"] == 5.0
+    assert items["1.4"]["rate"] is None and items["1.4"]["points"] == 0.0
+    assert index["total"] == round(sum(g["points"] for g in index["groups"]), 2)
+    assert index["rules_version"] == "766-2026.1"
+    criteria = {c["criterion"]: c for c in par["criteria"]}
+    assert criteria["on_time_commune"]["rate"] == 0.0 and criteria["apology"]["points"] == 0.0
+    targets = {t["target"]: t for t in par["plan_targets"]}
+    assert targets["on_time:G09-DD"]["goal"] == 0.98 and targets["on_time:G09-DD"]["met"] is False
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["query", "period"]
+
+
+async def test_every_service_exposition_passes_promtool(settings: Settings) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed (Debian package prometheus; .ci/run installs it)"
+    for factory in (intake_app, deadline_app, metrics_app):
+        async with serve(factory(settings)) as client:
+            text = (await client.get("/metrics")).text
+        result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "tthc_" in text
