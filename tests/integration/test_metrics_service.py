@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 
@@ -23,8 +24,14 @@ async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> 
     events = [
         received(early, at="2026-03-02T09:00:00+07:00", channel="online", online_mode="partial"),
         event("case.processed", early, "2026-03-05T09:00:00+07:00", outcome="approved"),
-        event("case.digitized", early, "2026-03-02T09:10:00+07:00", components_digitized=True,
-              result_digitized=False, reused=True),
+        event(
+            "case.digitized",
+            early,
+            "2026-03-02T09:10:00+07:00",
+            components_digitized=True,
+            result_digitized=False,
+            reused=True,
+        ),
         received(late, at="2026-03-03T09:00:00+07:00", channel="direct"),
         event("case.processed", late, "2026-03-20T09:00:00+07:00", outcome="approved"),
         received(pending, at="2026-03-04T09:00:00+07:00", channel="postal"),
@@ -39,8 +46,12 @@ async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> 
             return answer if answer["finished"]["total"] == 2 and answer["received"]["total"] == 4 else None
 
         everything = await eventually(ready, timeout=30)
-        mine = (await metrics.get("/v1/indicators", params={"period": "2026-03", "agency": AGENCY}, headers=AUTH)).json()
-        q1 = (await metrics.get("/v1/indicators", params={"period": "2026-Q1", "level": "commune"}, headers=AUTH)).json()
+        mine = (
+            await metrics.get("/v1/indicators", params={"period": "2026-03", "agency": AGENCY}, headers=AUTH)
+        ).json()
+        q1 = (
+            await metrics.get("/v1/indicators", params={"period": "2026-Q1", "level": "commune"}, headers=AUTH)
+        ).json()
         index = (await metrics.get("/v1/index/766", params={"period": "2026-03"}, headers=AUTH)).json()
         par = (await metrics.get("/v1/index/par", params={"year": 2026}, headers=AUTH)).json()
         bad = await metrics.get("/v1/indicators", params={"period": "2026-13"}, headers=AUTH)
@@ -70,6 +81,8 @@ async def test_every_service_exposition_passes_promtool(settings: Settings) -> N
     for factory in (intake_app, deadline_app, metrics_app):
         async with serve(factory(settings)) as client:
             text = (await client.get("/metrics")).text
-        result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+        result = await asyncio.to_thread(
+            subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "tthc_" in text

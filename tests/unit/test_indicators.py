@@ -28,11 +28,27 @@ FACTS = [
     # A: carried over, finished late in March, apologised in time
     fact("2026-02-20", "2026-03-05", vn("2026-03-10"), on_time=False, result_dated="late", apology_on_time=True),
     # B: online toàn trình, paid online, digitized, finished early
-    fact("2026-03-02", "2026-03-10", vn("2026-03-05"), on_time=True, result_dated="early", channel="online",
-         online_mode="full", full_online_eligible=True, fee_bearing=True, paid_online=True, components_digitized=True),
+    fact(
+        "2026-03-02",
+        "2026-03-10",
+        vn("2026-03-05"),
+        on_time=True,
+        result_dated="early",
+        channel="online",
+        online_mode="full",
+        full_online_eligible=True,
+        fee_bearing=True,
+        paid_online=True,
+        components_digitized=True,
+    ),
     # C: same date as due but an hour late: on time by date, late on exact instants
-    fact("2026-03-10", "2026-03-20", datetime.fromisoformat("2026-03-20T10:00:00+07:00"), on_time=False,
-         result_dated="on_time"),
+    fact(
+        "2026-03-10",
+        "2026-03-20",
+        datetime.fromisoformat("2026-03-20T10:00:00+07:00"),
+        on_time=False,
+        result_dated="on_time",
+    ),
     # D: postal, pending within due at period end
     fact("2026-03-25", "2026-04-05", channel="postal"),
     # E: online partial, pending and overdue at period end
@@ -100,10 +116,28 @@ def test_points_follow_the_766_conversion() -> None:
 
 def test_scoring_versions_and_groups() -> None:
     rules = [
-        {"version": "a", "effective_from": "2024-01-01", "groups": [
-            {"group": "2", "name": "Tiến độ", "items": [{"item": "2.1", "name": "x", "rate": "on_time", "max": 20, "threshold": 1.0}]}]},
-        {"version": "b", "effective_from": "2026-06-01", "groups": [
-            {"group": "2", "name": "Tiến độ", "items": [{"item": "2.1", "name": "x", "rate": "on_time", "max": 20, "threshold": 0.8}]}]},
+        {
+            "version": "a",
+            "effective_from": "2024-01-01",
+            "groups": [
+                {
+                    "group": "2",
+                    "name": "Tiến độ",
+                    "items": [{"item": "2.1", "name": "x", "rate": "on_time", "max": 20, "threshold": 1.0}],
+                }
+            ],
+        },
+        {
+            "version": "b",
+            "effective_from": "2026-06-01",
+            "groups": [
+                {
+                    "group": "2",
+                    "name": "Tiến độ",
+                    "items": [{"item": "2.1", "name": "x", "rate": "on_time", "max": 20, "threshold": 0.8}],
+                }
+            ],
+        },
     ]
     answer = indicators(FACTS, parse_period("2026-03"))
     march = score_766(answer, choose_version(rules, date(2026, 3, 31)))
