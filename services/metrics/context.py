@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiokafka import ConsumerRecord
 from fastapi import Request
 
+from services.metrics.exposition import IndicatorGauges
 from services.metrics.facts import case_facts
 from shared.kafka import BatchConsumer
 from shared.projection import CaseProjection
@@ -30,6 +31,7 @@ class MetricsContext(ServiceContext):
             max_records=settings.poll_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
         )
+        self.gauges = IndicatorGauges(self)
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         await self.projection.apply(records)
@@ -38,8 +40,10 @@ class MetricsContext(ServiceContext):
         await self.db.facts.create_index([("received_at", 1)])
         await super().start()
         self.consumer.start()
+        self.gauges.start()
 
     async def stop(self) -> None:
+        await self.gauges.stop()
         await self.consumer.stop()
         await super().stop()
 

@@ -1,0 +1,78 @@
+"""Ratio gauges of the current month by agency and level, for Prometheus alerts and dashboards.
+
+Refreshed periodically from the facts; a ratio whose denominator is empty is NaN (not 0, which
+would read as a failing agency). Labels: agency and level only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Gauge
+
+from shared.domain.calendar import VN_TZ
+from shared.domain.indicators import indicators, parse_period
+
+log = logging.getLogger(__name__)
+
+RATIOS = {
+    "on_time": Gauge("tthc_on_time_ratio", "766 item 2.1 on-time ratio, current month", ["agency", "level"]),
+    "online": Gauge("tthc_online_ratio", "Share of cases received online, current month", ["agency", "level"]),
+    "full_online": Gauge(
+        "tthc_full_online_ratio", "Toàn trình share of eligible cases, current month", ["agency", "level"]
+    ),
+    "apology_coverage": Gauge(
+        "tthc_apology_coverage_ratio", "Late cases with a timely apology, current month", ["agency", "level"]
+    ),
+    "digitized": Gauge("tthc_digitized_ratio", "Cases with digitized components, current month", ["agency", "level"]),
+}
+RECEIVED = Gauge("tthc_cases_received_month", "Cases received in the current month", ["agency", "level"])
+
+
+class IndicatorGauges:
+    def __init__(self, context: Any, interval_s: float = 15.0) -> None:
+        self.context = context
+        self.interval_s = interval_s
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="indicator-gauges")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 15)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.refresh(datetime.now(VN_TZ))
+            except Exception as exc:
+                log.warning("indicator gauges failed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+
+    async def refresh(self, now: datetime) -> None:
+        period = parse_period(f"{now:%Y-%m}")
+        query = {
+            "received_at": {"$ne": None, "$lt": period.end},
+            "$or": [{"end_at": None}, {"end_at": {"$gte": period.start}}],
+        }
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for agency in self.context.registry.agencies.values():
+            groups[(agency.code, agency.level.value)] = []
+        async for fact in self.context.db.facts.find(query, {"events": 0}):
+            groups[(fact.get("agency_code") or "unknown", fact.get("level") or "unknown")].append(fact)
+        for (agency, level), facts in groups.items():
+            answer = indicators(facts, period)
+            RECEIVED.labels(agency, level).set(answer["received"]["total"])
+            for name, gauge in RATIOS.items():
+                value = answer["rates"][name]
+                gauge.labels(agency, level).set(float("nan") if value is None else value)
