@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -41,8 +42,19 @@ class Infra:
         )
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a timeout, an operator) unwinds like Ctrl-C, so the finally blocks stop the
+    broker, the store and the services this benchmark started."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 @contextlib.asynccontextmanager
 async def infrastructure() -> AsyncIterator[Infra]:
+    _exit_on_sigterm()
     run_dir = Path(tempfile.mkdtemp(prefix="tthc-bench-"))
     kafka = infra.KafkaBroker(run_dir, infra.free_port(), infra.free_port(), heap_mb=512)
     mongo = infra.MongoServer(run_dir, infra.free_port())

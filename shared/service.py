@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
 from motor.motor_asyncio import AsyncIOMotorDatabase
 
 from shared.domain.registry import Registry
 from shared.kafka import Publisher
+from shared.logs import configure_logging
 from shared.registry_sync import RegistryFollower, RegistryState
 from shared.settings import Settings
 from shared.store import mongo_client, ping, service_database
-from shared.web import ApiError, Principal, authenticate
+from shared.web import ApiError, Principal, authenticate, health_router, install_error_handlers
 
 
 class ServiceContext:
@@ -57,6 +61,24 @@ class ServiceContext:
             raise ApiError(403, "this needs the admin token")
         return principal
 
+    def agency_filter(self, principal: Principal, agency: str | None) -> set[str] | None:
+        """The agencies a read covers: `agency` and those below it, within the token's scope.
+
+        None means no restriction (admin, no agency asked). 422 for an unknown agency, 403 outside
+        the token's scope.
+        """
+        scope = self.visible_agencies(principal)
+        if not agency:
+            return scope
+        if agency not in self.registry.agencies:
+            raise ApiError(
+                422, f"unknown agency_code {agency!r}", details=[{"loc": ["query", "agency"], "msg": "unknown"}]
+            )
+        subtree = set(self.registry.subtree(agency))
+        if scope is not None and not subtree <= scope:
+            raise ApiError(403, f"agency {agency} is outside this token's scope")
+        return subtree
+
     def visible_agencies(self, principal: Principal) -> set[str] | None:
         """None for admin (everything); else the principal's agencies and every agency below them."""
         if principal.is_admin:
@@ -71,3 +93,22 @@ class ServiceContext:
 def context_of(request: Request) -> ServiceContext:
     context: ServiceContext = request.app.state.context
     return context
+
+
+def service_app(context: ServiceContext, title: str, description: str, routers: list[APIRouter]) -> FastAPI:
+    """A service's FastAPI app: JSON logs, the context's lifespan, contract errors, health, routers."""
+    configure_logging(context.service, context.settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await context.start()
+        yield
+        await context.stop()
+
+    app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
+    app.state.context = context
+    install_error_handlers(app)
+    app.include_router(health_router(context.readiness()))
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from services.deadline import apologies, cases, compute, lists, webhooks
 from services.deadline.context import DeadlineContext
-from shared.logs import configure_logging
+from shared.service import service_app
 from shared.settings import Settings, get_settings
-from shared.web import health_router, install_error_handlers
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    configure_logging("deadline", settings.log_level)
-    context = DeadlineContext(settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await context.start()
-        yield
-        await context.stop()
-
-    app = FastAPI(
-        title="TTHC deadline",
-        version="1.0.0",
-        description="Statutory due dates on the Vietnamese working calendar, case state, overdue lists.",
-        lifespan=lifespan,
+    return service_app(
+        DeadlineContext(settings or get_settings()),
+        "TTHC deadline",
+        "Statutory due dates on the Vietnamese working calendar, case state, overdue lists, apologies.",
+        # lists before cases: /v1/cases/overdue is not a case code
+        [compute.router, lists.router, apologies.router, cases.router, webhooks.router],
     )
-    app.state.context = context
-    install_error_handlers(app)
-    app.include_router(health_router(context.readiness()))
-    app.include_router(compute.router)
-    app.include_router(lists.router)  # before cases: /v1/cases/overdue is not a case code
-    app.include_router(apologies.router)
-    app.include_router(cases.router)
-    app.include_router(webhooks.router)
-    return app

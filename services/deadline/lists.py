@@ -72,7 +72,7 @@ def build_query(
     context: DeadlineContext,
     kind: str,
     as_of: datetime,
-    scope: set[str] | None,
+    agencies: set[str] | None,
     agency: str | None,
     level: str | None,
     field: str | None,
@@ -94,16 +94,6 @@ def build_query(
         except CalendarError as exc:
             raise ApiError(422, str(exc), details=[{"loc": ["query", "as_of"], "msg": str(exc)}]) from None
         query["due_at"] = {"$gte": as_of, "$lte": horizon}
-    agencies = scope
-    if agency:
-        if agency not in context.registry.agencies:
-            raise ApiError(
-                422, f"unknown agency_code {agency!r}", details=[{"loc": ["query", "agency"], "msg": "unknown"}]
-            )
-        subtree = set(context.registry.subtree(agency))
-        if scope is not None and not subtree & scope:
-            raise ApiError(403, f"agency {agency} is outside this token's scope")
-        agencies = subtree if scope is None else subtree & scope
     if agencies is not None:
         query["agency_code"] = {"$in": sorted(agencies)}
     for key, value in (("level", level), ("field_code", field), ("procedure_code", procedure), ("channel", channel)):
@@ -157,7 +147,16 @@ async def case_list(
     principal = context.principal(request)
     as_of = as_of or datetime.now(UTC)
     query = build_query(
-        context, kind, as_of, context.visible_agencies(principal), agency, level, field, procedure, channel, apology
+        context,
+        kind,
+        as_of,
+        context.agency_filter(principal, agency),
+        agency,
+        level,
+        field,
+        procedure,
+        channel,
+        apology,
     )
     key, direction = SORTS[sort]
     if format != "json":

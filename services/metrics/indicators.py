@@ -72,22 +72,11 @@ async def load_facts(
     filters: dict[str, str | None],
 ) -> list[dict[str, Any]]:
     """The facts of cases that matter for the period: received before its end, open at its start."""
-    principal = context.principal(request)
-    scope = context.visible_agencies(principal)
+    agencies = context.agency_filter(context.principal(request), agency)
     query: dict[str, Any] = {
         "received_at": {"$ne": None, "$lt": period.end},
         "$or": [{"end_at": None}, {"end_at": {"$gte": period.start}}],
     }
-    agencies = scope
-    if agency:
-        if agency not in context.registry.agencies:
-            raise ApiError(
-                422, f"unknown agency_code {agency!r}", details=[{"loc": ["query", "agency"], "msg": "unknown"}]
-            )
-        subtree = set(context.registry.subtree(agency))
-        if scope is not None and not subtree <= scope:
-            raise ApiError(403, f"agency {agency} is outside this token's scope")
-        agencies = subtree
     if agencies is not None:
         query["agency_code"] = {"$in": sorted(agencies)}
     for key, value in filters.items():
