@@ -184,7 +184,7 @@ async def run_async(n: int = 100_000) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    n = int(os.environ.get("BENCH_DEADLINE_CASES", "100000"))
+    n = int(os.environ.get("BENCH_DEADLINE_CASES", "20000"))
     return asyncio.run(run_async(n))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +23,16 @@ from deploy.local import infra
 from shared.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A terminated run (CI time limit, timeout) tears down like Ctrl-C: the session fixtures then
+    stop the broker and store they started instead of leaving them behind."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 _counter = itertools.count()
 
 
