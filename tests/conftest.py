@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import signal
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
