@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from aiokafka import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
-from motor.motor_asyncio import AsyncIOMotorDatabase
+from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 
 from shared.domain.registry import Registry
-from shared.kafka import Publisher
+from shared.kafka import BatchConsumer, Publisher
 from shared.logs import configure_logging
+from shared.projection import CaseProjection, Derive, ToDocument
 from shared.registry_sync import RegistryFollower, RegistryState
 from shared.settings import Settings
 from shared.store import mongo_client, ping, service_database
@@ -112,3 +114,46 @@ def service_app(context: ServiceContext, title: str, description: str, routers: 
     for router in routers:
         app.include_router(router)
     return app
+
+
+class ProjectionContext(ServiceContext):
+    """A service that keeps a case projection of tthc.case-events (its own consumer group)."""
+
+    group_id = "tthc-projection"
+
+    def __init__(
+        self, settings: Settings, collection: str, to_document: ToDocument, derive: Derive | None = None
+    ) -> None:
+        super().__init__(settings)
+        self.collection: AsyncIOMotorCollection = self.db[collection]
+        self.projection = CaseProjection(
+            self.service,
+            self.collection,
+            lambda: self.registry,
+            to_document,
+            self.publisher,
+            settings.dlq_topic,
+            derive,
+        )
+        self.consumer = BatchConsumer(
+            bootstrap=settings.kafka_bootstrap,
+            topics=[settings.case_events_topic],
+            group_id=self.group_id,
+            handler=self.apply,
+            max_records=settings.poll_max_records,
+            poll_timeout_ms=settings.poll_timeout_ms,
+        )
+
+    async def apply(self, records: list[ConsumerRecord]) -> None:
+        await self.projection.apply(records)
+
+    async def start(self) -> None:
+        await super().start()
+        self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()  # finishes the batch in hand and commits it
+        await super().stop()
+
+    def readiness(self) -> dict:
+        return {**super().readiness(), "consumer": self.consumer.ready}

@@ -1,4 +1,4 @@
-"""The deadline service's context: the case projection, its consumer, the timers, the webhooks."""
+"""The deadline service's context: the case projection, the timers, the webhooks, the gauges."""
 
 from __future__ import annotations
 
@@ -13,38 +13,18 @@ from services.deadline.projection import case_document, derived_events
 from services.deadline.timers import Sweeper, next_check_at
 from services.deadline.webhooks import WebhookDispatcher
 from shared.domain.fold import CaseState
-from shared.kafka import BatchConsumer
-from shared.projection import CaseProjection
-from shared.service import ServiceContext
+from shared.service import ProjectionContext
 from shared.settings import Settings
 
-GROUP_ID = "tthc-deadline"
 
-
-class DeadlineContext(ServiceContext):
+class DeadlineContext(ProjectionContext):
     service = "deadline"
+    group_id = "tthc-deadline"
 
     def __init__(self, settings: Settings, collection: str = "cases") -> None:
-        super().__init__(settings)
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
-        self.cases = self.db[collection]
-        self.projection = CaseProjection(
-            "deadline",
-            self.cases,
-            lambda: self.registry,
-            self.to_document,
-            self.publisher,
-            settings.dlq_topic,
-            derive=derived_events,
-        )
-        self.consumer = BatchConsumer(
-            bootstrap=settings.kafka_bootstrap,
-            topics=[settings.case_events_topic],
-            group_id=GROUP_ID,
-            handler=self.apply,
-            max_records=settings.poll_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
-        )
+        super().__init__(settings, collection, self.to_document, derive=derived_events)
+        self.cases = self.collection
         self.sweeper = Sweeper(self, settings.timer_interval_s)
         self.webhooks = WebhookDispatcher(self)
         self.gauges = CaseGauges(self)
@@ -73,7 +53,6 @@ class DeadlineContext(ServiceContext):
         await self.cases.create_index([("open", 1), ("due_at", 1)])
         await self.cases.create_index([("agency_code", 1), ("due_at", 1)])
         await super().start()
-        self.consumer.start()
         self.sweeper.start()
         self.webhooks.start()
         self.gauges.start()
@@ -82,11 +61,7 @@ class DeadlineContext(ServiceContext):
         await self.gauges.stop()
         await self.webhooks.stop()
         await self.sweeper.stop()
-        await self.consumer.stop()
         await super().stop()
-
-    def readiness(self) -> dict:
-        return {**super().readiness(), "consumer": self.consumer.ready}
 
 
 def get_context(request: Request) -> DeadlineContext:

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import Gauge
 
 from shared.kafka import topic_partitions
+from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -36,31 +37,21 @@ class CaseGauges:
     def __init__(self, context: Any, interval_s: float = 10.0) -> None:
         self.context = context
         self.interval_s = interval_s
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.periodic = Periodic("case-gauges", interval_s, self.refresh_all)
         self._offsets: AIOKafkaConsumer | None = None  # one long-lived client for the DLQ's offsets
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="case-gauges")
+        self.periodic.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, 15)
+        await self.periodic.stop(15)
         if self._offsets is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._offsets.stop(), 5)
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.refresh(datetime.now(UTC))
-                await self.refresh_dlq()
-            except Exception as exc:
-                log.warning("gauge refresh failed", extra={"error": repr(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+    async def refresh_all(self) -> None:
+        await self.refresh(datetime.now(UTC))
+        await self.refresh_dlq()
 
     async def refresh(self, now: datetime) -> None:
         registry = self.context.registry

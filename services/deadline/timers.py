@@ -20,6 +20,7 @@ from pymongo import UpdateOne
 
 from shared.domain.calendar import CalendarError, WorkingCalendar
 from shared.domain.codes import DerivedEventType
+from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -106,28 +107,14 @@ class Sweeper:
         self.context = context
         self.interval_s = interval_s
         self.batch = batch
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.last_sweep_seconds = 0.0
+        self.periodic = Periodic("timer-sweeper", interval_s, lambda: self.sweep(datetime.now(UTC)))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="timer-sweeper")
+        self.periodic.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.wait_for(self._task, 30)
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep(datetime.now(UTC))
-            except Exception as exc:
-                log.warning("timer sweep failed; retrying", extra={"error": repr(exc)})
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
-            except TimeoutError:
-                pass
+        await self.periodic.stop()
 
     async def sweep(self, now: datetime) -> int:
         """One pass; returns how many derived events were published."""

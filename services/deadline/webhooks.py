@@ -9,7 +9,6 @@ or runs out of attempts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -23,6 +22,7 @@ from prometheus_client import Counter
 from pymongo.errors import BulkWriteError
 
 from shared.domain.codes import DerivedEventType
+from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -39,8 +39,8 @@ class WebhookDispatcher:
     def __init__(self, context: Any, poll_s: float = 1.0) -> None:
         self.context = context
         self.poll_s = poll_s
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.client: httpx.AsyncClient | None = None
+        self.periodic = Periodic("webhooks", poll_s, self._round)
 
     @property
     def log(self) -> Any:
@@ -93,23 +93,17 @@ class WebhookDispatcher:
         return len(documents)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhooks")
+        self.client = httpx.AsyncClient(timeout=self.context.settings.webhook_timeout_s)
+        self.periodic.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, 15)
+        await self.periodic.stop(15)
+        if self.client is not None:
+            await self.client.aclose()
 
-    async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=self.context.settings.webhook_timeout_s) as client:
-            while not self._stopping.is_set():
-                try:
-                    await self.deliver_due(client)
-                except Exception as exc:
-                    log.warning("webhook round failed", extra={"error": repr(exc)})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_s)
+    async def _round(self) -> None:
+        assert self.client is not None
+        await self.deliver_due(self.client)
 
     async def deliver_due(self, client: httpx.AsyncClient) -> int:
         now = datetime.now(UTC)

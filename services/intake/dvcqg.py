@@ -19,13 +19,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
-from services.intake.context import IntakeContext, get_context
-from services.intake.events import check_registry, check_scope, publish_events
+from services.intake.context import IntakeContext
+from services.intake.events import authorized_submission, check_registry, check_scope, publish_events
 from services.intake.openapi import snapshots_request_body
 from shared.domain.calendar import VN_TZ
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER, Envelope
-from shared.web import ApiError, Principal, error_responses, pydantic_details, read_json_body
+from shared.web import ApiError, Principal, error_responses, pydantic_details
 
 router = APIRouter(tags=["dvcqg"])
 
@@ -254,11 +254,7 @@ class SnapshotsAccepted(BaseModel):
     summary="Submit HoSoDongBoDVC snapshots with the national field names",
 )
 async def post_snapshots(request: Request) -> JSONResponse:
-    context = get_context(request)
-    principal = context.principal(request)
-    if not principal.is_admin:
-        context.rate_limiter.check(principal.name, principal.kind)
-    body = await read_json_body(request, context.settings.max_body_bytes)
+    context, principal, body = await authorized_submission(request)
     accepted = await ingest_snapshots(
         context, principal, body if isinstance(body, list) else [body], batch=isinstance(body, list)
     )

@@ -132,14 +132,19 @@ class Accepted(BaseModel):
     summary="Submit one event or a batch of up to 1000 (all or nothing)",
 )
 async def post_events(request: Request) -> JSONResponse:
+    context, principal, body = await authorized_submission(request)
+    items, batch = split_items(body, context.settings.max_batch)
+    accepted = await ingest_events(context, principal, items, batch)
+    return JSONResponse({"accepted": accepted}, status_code=202)
+
+
+async def authorized_submission(request: Request) -> tuple[IntakeContext, Principal, Any]:
+    """Who submits (401/403), within their rate (429), and the body (400/413)."""
     context = get_context(request)
     principal = context.principal(request)
     if not principal.is_admin:
         context.rate_limiter.check(principal.name, principal.kind)
-    body = await read_json_body(request, context.settings.max_body_bytes)
-    items, batch = split_items(body, context.settings.max_batch)
-    accepted = await ingest_events(context, principal, items, batch)
-    return JSONResponse({"accepted": accepted}, status_code=202)
+    return context, principal, await read_json_body(request, context.settings.max_body_bytes)
 
 
 async def ingest_events(

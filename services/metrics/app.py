@@ -19,7 +19,7 @@ async def stats(request: Request) -> dict[str, Any]:
     """Counts of the metrics projection (ops)."""
     context = get_context(request)
     context.principal(request)
-    facts = context.db.facts
+    facts = context.collection
     return {
         "cases": await facts.count_documents({}),
         "cases_received": await facts.count_documents({"received_at": {"$ne": None}}),

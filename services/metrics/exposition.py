@@ -6,8 +6,6 @@ would read as a failing agency). Labels: agency and level only.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from datetime import datetime
@@ -17,6 +15,7 @@ from prometheus_client import Gauge
 
 from shared.domain.calendar import VN_TZ
 from shared.domain.indicators import indicators, parse_period
+from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +37,13 @@ class IndicatorGauges:
     def __init__(self, context: Any, interval_s: float = 15.0) -> None:
         self.context = context
         self.interval_s = interval_s
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.periodic = Periodic("indicator-gauges", interval_s, lambda: self.refresh(datetime.now(VN_TZ)))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="indicator-gauges")
+        self.periodic.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, 15)
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.refresh(datetime.now(VN_TZ))
-            except Exception as exc:
-                log.warning("indicator gauges failed", extra={"error": repr(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+        await self.periodic.stop(15)
 
     async def refresh(self, now: datetime) -> None:
         period = parse_period(f"{now:%Y-%m}")
@@ -68,7 +54,7 @@ class IndicatorGauges:
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for agency in self.context.registry.agencies.values():
             groups[(agency.code, agency.level.value)] = []
-        async for fact in self.context.db.facts.find(query, {"events": 0}):
+        async for fact in self.context.collection.find(query, {"events": 0}):
             groups[(fact.get("agency_code") or "unknown", fact.get("level") or "unknown")].append(fact)
         for (agency, level), facts in groups.items():
             answer = indicators(facts, period)

@@ -82,7 +82,7 @@ async def load_facts(
     for key, value in filters.items():
         if value:
             query[key] = value
-    return [doc async for doc in context.db.facts.find(query, FACT_FIELDS)]
+    return [doc async for doc in context.collection.find(query, FACT_FIELDS)]
 
 
 @router.get("/v1/indicators")
