@@ -122,8 +122,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return ApiError(500, "internal error", code="internal").response()
 
 
-async def read_json_body(request: Request, max_bytes: int) -> Any:
-    """The parsed body, with 413 over the limit and 400 for malformed JSON (never a 500)."""
+def parse_json(raw: bytes) -> Any:
+    """The parsed body; 400 for malformed JSON (never a 500)."""
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, with 413 over the limit."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, f"the body is over the limit of {max_bytes} bytes")
@@ -133,10 +141,7 @@ async def read_json_body(request: Request, max_bytes: int) -> Any:
         if size > max_bytes:
             raise ApiError(413, f"the body is over the limit of {max_bytes} bytes")
         chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    return b"".join(chunks)
 
 
 # ---- credentials -----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from services.intake.openapi import snapshots_request_body
 from shared.domain.calendar import VN_TZ
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER, Envelope
-from shared.web import ApiError, Principal, error_responses, pydantic_details
+from shared.web import ApiError, Principal, error_responses, parse_json, pydantic_details
 
 router = APIRouter(tags=["dvcqg"])
 
@@ -254,7 +254,8 @@ class SnapshotsAccepted(BaseModel):
     summary="Submit HoSoDongBoDVC snapshots with the national field names",
 )
 async def post_snapshots(request: Request) -> JSONResponse:
-    context, principal, body = await authorized_submission(request)
+    context, principal, raw = await authorized_submission(request)
+    body = parse_json(raw)
     accepted = await ingest_snapshots(
         context, principal, body if isinstance(body, list) else [body], batch=isinstance(body, list)
     )
