@@ -180,11 +180,6 @@ def derive_event_id(source: str, event: dict[str, Any]) -> str:
     return "d-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
 
 
-def to_wire(model: BaseModel) -> dict[str, Any]:
-    """The JSON form published on the topic (timestamps keep their offset)."""
-    return model.model_dump(mode="json", exclude_none=False)
-
-
 def json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

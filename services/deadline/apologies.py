@@ -94,8 +94,9 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
         raise ApiError(409, "this case already has an apology; rescheduling is allowed once") from None
     try:
         payload = json.dumps(event, ensure_ascii=False).encode()
+        # The fact goes on the log; the projection folds it and publishes the apology.issued
+        # notification once (deterministic id), like every other derived event.
         await context.publisher.publish(context.settings.case_events_topic, [(case_code.encode(), payload)], timeout=15)
-        await context.publish_derived([event])
     except PublishFailed as exc:
         await context.db.apologies.delete_one({"_id": case_code})  # nothing was acknowledged: free it
         raise unavailable("the event broker") from exc

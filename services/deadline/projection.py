@@ -37,6 +37,24 @@ def derived_events(state: CaseState, previous: dict[str, Any] | None) -> list[di
                 },
             )
         )
+    apology = state.apology
+    if apology is not None and apology.issued_by and (previous is None or previous.get("apology") is None):
+        out.append(
+            _derived(
+                state,
+                DerivedEventType.APOLOGY_ISSUED,
+                apology.issued_at,
+                apology.issued_at.isoformat(),
+                {
+                    "issuer_agency": apology.issuer_agency,
+                    "reason": apology.reason,
+                    "new_due_at": apology.new_due_at.isoformat() if apology.new_due_at else None,
+                    "issued_at": apology.issued_at.isoformat(),
+                    "on_time": apology.on_time,
+                    "due_at": state.due_at.isoformat() if state.due_at else None,
+                },
+            )
+        )
     if state.end_at is not None and (previous is None or previous.get("end_at") is None):
         out.append(
             _derived(

@@ -182,12 +182,6 @@ def _dated(items: object) -> dict[date, str]:
     return out
 
 
-def require_aware(moment: datetime, what: str = "timestamp") -> None:
-    tz = moment.tzinfo
-    if tz is None or (type(tz) is not timezone and moment.utcoffset() is None):
-        raise NaiveTimestamp(what)
-
-
 def local_seconds(moment: datetime) -> int:
     """Seconds since 1970-01-01 00:00 Vietnam local time (sub-second parts are dropped)."""
     tz = moment.tzinfo

@@ -120,16 +120,10 @@ def _after_close(calendar: WorkingCalendar, x: int) -> bool:
     return not calendar.is_working_day_at(x) or x % SECONDS_PER_DAY >= calendar.office_hours.closing
 
 
-def counting_start(calendar: WorkingCalendar, received_at: datetime, cutoff: Cutoff | None = None) -> int:
-    """Cumulative working seconds at which the clock starts for a receipt instant.
-
-    A receipt after the procedure's cut-off (15:00, or within the last hour before closing)
-    starts counting at the next working day's opening.
-    """
-    return _counting_start(calendar, local_seconds(received_at), cutoff)
-
-
 def _counting_start(calendar: WorkingCalendar, x: int, cutoff: Cutoff | None) -> int:
+    """Cumulative working seconds at which the clock starts for a receipt at local instant `x`:
+    after the procedure's cut-off (15:00, or within the last hour before closing) it is the next
+    working day's opening."""
     if cutoff is not None and _cutoff_applies(calendar, x, cutoff):
         return calendar.day_end_cumulative(x)
     return calendar.cumulative_at(x)

@@ -117,6 +117,7 @@ class Apology:
     new_due_at: datetime | None
     issued_at: datetime
     on_time: bool | None = None  # issued at least one working day before due
+    issued_by: str | None = None  # set when issued through our API (not reported by a one-stop system)
 
 
 @dataclass
@@ -320,6 +321,7 @@ def _apply(state: CaseState, event: CaseEvent, restarts: list[datetime]) -> None
             reason=str(data.get("reason") or ""),
             new_due_at=_optional_instant(data.get("new_due_at")),
             issued_at=_optional_instant(data.get("issued_at")) or at,
+            issued_by=data.get("issued_by"),
         )
     else:
         state.problems.append(f"unknown_event_type:{kind}")

@@ -126,7 +126,12 @@ async def test_apology_once_with_its_letter_and_due_at_unchanged(settings: Setti
     paragraphs = "\n".join(p.text for p in Document(io.BytesIO(docx.content)).paragraphs)
     assert "Lý do: Chờ kết quả xác minh nguồn gốc đất." in paragraphs
     assert "Thời hạn giải quyết theo quy định: 09 giờ 15 phút, ngày 30/03/2026." in paragraphs
-    published = [e["type"] for e in await derived(kafka, settings, code)]
+
+    async def notified():  # published by the projection once it has folded the apology
+        kinds = [e["type"] for e in await derived(kafka, settings, code)]
+        return kinds if "apology.issued" in kinds else None
+
+    published = await eventually(notified)
     assert published.count("apology.issued") == 1
 
 
