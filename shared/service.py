@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiokafka import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
@@ -97,6 +98,55 @@ def context_of(request: Request) -> ServiceContext:
     return context
 
 
+reference_router = APIRouter(tags=["reference"])
+
+
+@reference_router.get("/v1/me", summary="Who this token is and the agencies it may read")
+async def who_am_i(request: Request) -> dict[str, Any]:
+    """The caller and its agencies, depth-first from the top with their depth (for pickers and pages)."""
+    context = context_of(request)
+    principal = context.principal(request)
+    scope = context.visible_agencies(principal)
+    registry = context.registry
+    children: dict[str | None, list[str]] = {}
+    for agency in registry.agencies.values():
+        children.setdefault(agency.parent_code, []).append(agency.code)
+    ordered: list[dict[str, Any]] = []
+    stack = [(code, 0) for code in sorted(children.get(None, []), reverse=True)]
+    while stack:
+        code, depth = stack.pop()
+        agency = registry.agencies[code]
+        if scope is None or code in scope:
+            ordered.append(
+                {
+                    "agency_code": code,
+                    "name": agency.name,
+                    "level": agency.level.value,
+                    "parent_code": agency.parent_code,
+                    "depth": depth,
+                }
+            )
+        stack.extend((child, depth + 1) for child in sorted(children.get(code, []), reverse=True))
+    return {
+        "kind": principal.kind,
+        "name": principal.name,
+        "scope": sorted(principal.agencies),
+        "agencies": ordered,
+    }
+
+
+@reference_router.get("/v1/procedures", summary="The procedure catalogue in force (code, name, field)")
+async def procedures(request: Request) -> dict[str, Any]:
+    context = context_of(request)
+    context.principal(request)
+    return {
+        "procedures": [
+            {"procedure_code": p.code, "name": p.name, "field_code": p.field_code}
+            for p in sorted(context.registry.catalogue.procedures.values(), key=lambda p: p.code)
+        ]
+    }
+
+
 def service_app(context: ServiceContext, title: str, description: str, routers: list[APIRouter]) -> FastAPI:
     """A service's FastAPI app: JSON logs, the context's lifespan, contract errors, health, routers."""
     configure_logging(context.service, context.settings.log_level)
@@ -111,6 +161,7 @@ def service_app(context: ServiceContext, title: str, description: str, routers: 
     app.state.context = context
     install_error_handlers(app)
     app.include_router(health_router(context.readiness()))
+    app.include_router(reference_router)
     for router in routers:
         app.include_router(router)
     return app

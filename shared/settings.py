@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     poll_max_records: int = Field(1000, description="most records a consumer applies in one batch")
     poll_timeout_ms: int = Field(200, description="how long a consumer poll waits for records")
     case_events_partitions: int = Field(6, description="partitions of tthc.case-events when created")
+    deadline_url: str = Field("http://127.0.0.1:8082", description="where the web pages reach the deadline service")
+    metrics_url: str = Field("http://127.0.0.1:8083", description="where the web pages reach the metrics service")
+    web_session_hours: float = Field(10.0, description="how long a web page login lasts")
+    web_cookie_secure: bool = Field(False, description="send the web login cookie over HTTPS only (set behind TLS)")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -31,7 +31,9 @@ PORTS = {
     "intake": _port("INTAKE_PORT", 8081),
     "deadline": _port("DEADLINE_PORT", 8082),
     "metrics": _port("METRICS_PORT", 8083),
+    "web": _port("WEB_PORT", 8084),
 }
+WEB = "web"  # the pages for officers: started after the three services, reaches them over HTTP
 
 
 def admin_token() -> str:
@@ -58,6 +60,11 @@ def components() -> tuple[infra.KafkaBroker, infra.MongoServer, dict[str, infra.
         "TTHC_CONFIG_DIR": str(infra.REPO / "config"),
     }
     services = {name: infra.service_process(name, PORTS[name], STACK, env) for name in infra.SERVICES}
+    web_env = env | {
+        "TTHC_DEADLINE_URL": f"http://127.0.0.1:{PORTS['deadline']}",
+        "TTHC_METRICS_URL": f"http://127.0.0.1:{PORTS['metrics']}",
+    }
+    services[WEB] = infra.service_process(WEB, PORTS[WEB], STACK, web_env)
     return kafka, mongo, services, env
 
 
@@ -66,6 +73,7 @@ def write_env(env: dict[str, str]) -> Path:
         "INTAKE_URL": f"http://127.0.0.1:{PORTS['intake']}",
         "DEADLINE_URL": f"http://127.0.0.1:{PORTS['deadline']}",
         "METRICS_URL": f"http://127.0.0.1:{PORTS['metrics']}",
+        "WEB_URL": f"http://127.0.0.1:{PORTS['web']}",
         "TTHC_ADMIN_TOKEN": env["TTHC_ADMIN_TOKEN"],
         "TTHC_KAFKA_BOOTSTRAP": env["TTHC_KAFKA_BOOTSTRAP"],
         "TTHC_MONGO_URI": env["TTHC_MONGO_URI"],
@@ -105,6 +113,7 @@ async def up() -> None:
     print(f"up in {time.monotonic() - started:.1f}s; settings in {path.relative_to(infra.REPO)}")
     for name in infra.SERVICES:
         print(f"  {name:9s} http://127.0.0.1:{PORTS[name]}  (docs: /docs)")
+    print(f"  {WEB:9s} http://127.0.0.1:{PORTS[WEB]}  (pages; log in with an agency token or the admin token)")
 
 
 def down() -> None:

@@ -70,6 +70,7 @@ async def load_facts(
     period: Period,
     agency: str | None,
     filters: dict[str, str | None],
+    extra_fields: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """The facts of cases that matter for the period: received before its end, open at its start."""
     agencies = context.agency_filter(context.principal(request), agency)
@@ -82,7 +83,8 @@ async def load_facts(
     for key, value in filters.items():
         if value:
             query[key] = value
-    return [doc async for doc in context.collection.find(query, FACT_FIELDS)]
+    fields = FACT_FIELDS | {name: 1 for name in extra_fields}
+    return [doc async for doc in context.collection.find(query, fields)]
 
 
 @router.get("/v1/indicators")
@@ -107,6 +109,68 @@ async def get_indicators(
     answer = indicators(facts, span)
     answer.pop("extra")
     return answer
+
+
+@router.get("/v1/indicators/monthly", summary="Monthly on-time rate (766 item 2.1) by agency, for charts")
+async def get_monthly(
+    request: Request,
+    year: int = Query(..., ge=2020, le=2100),
+    agency: str | None = Query(None, description="one series per agency directly below it (default: the top)"),
+) -> dict[str, Any]:
+    """For each agency directly below `agency` (its subtree rolled up) and for `agency`'s own cases:
+    the on-time rate and the counted cases of every month of the year, up to the current month."""
+    context = get_context(request)
+    principal = context.principal(request)
+    registry = context.registry
+    scope = context.visible_agencies(principal)
+    if agency is None:
+        tops = [
+            a.code
+            for a in registry.agencies.values()
+            if (scope is None or a.code in scope)
+            and (a.parent_code is None or (scope is not None and a.parent_code not in scope))
+        ]
+        agency = tops[0] if len(tops) == 1 else None
+    else:
+        tops = [agency]
+    context.agency_filter(principal, agency)  # 403/422 when outside the scope or unknown
+    if agency is not None:
+        children = sorted(a.code for a in registry.agencies.values() if a.parent_code == agency)
+        groups = {agency: {agency}} | {child: set(registry.subtree(child)) for child in children}
+    else:
+        groups = {code: set(registry.subtree(code)) for code in sorted(tops)}
+    year_span = parse_period(str(year))
+    facts = await load_facts(context, request, year_span, agency, {}, extra_fields=("agency_code",))
+    group_of = {code: group for group, members in groups.items() for code in members}  # the groups are disjoint
+    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for fact in facts:
+        group = group_of.get(fact.get("agency_code", ""))
+        if group is not None:
+            by_group[group].append(fact)
+    today = date.today()
+    last_month = 12 if year < today.year else (today.month if year == today.year else 0)
+    months = [parse_period(f"{year}-{m:02d}") for m in range(1, last_month + 1)]
+    series = []
+    for group in groups:
+        group_facts = by_group.get(group, [])
+        if group == agency and not group_facts and len(groups) > 1:
+            continue  # the parent itself receives nothing: no empty line for it
+        points = []
+        for month in months:
+            answer = indicators(group_facts, month)
+            counted = answer["finished"]["total"] + answer["pending"]["total"]
+            points.append(
+                {"month": month.first.strftime("%Y-%m"), "on_time": answer["rates"]["on_time"], "counted": counted}
+            )
+        series.append(
+            {
+                "agency_code": group,
+                "name": registry.agencies[group].name,
+                "own_cases_only": group == agency and len(groups) > 1,
+                "points": points,
+            }
+        )
+    return {"year": year, "agency": agency, "months": [m.first.strftime("%Y-%m") for m in months], "series": series}
 
 
 @router.get("/v1/index/766")

@@ -55,6 +55,42 @@ async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> 
         index = (await metrics.get("/v1/index/766", params={"period": "2026-03"}, headers=AUTH)).json()
         par = (await metrics.get("/v1/index/par", params={"year": 2026}, headers=AUTH)).json()
         bad = await metrics.get("/v1/indicators", params={"period": "2026-13"}, headers=AUTH)
+        monthly = (await metrics.get("/v1/indicators/monthly", params={"year": 2026}, headers=AUTH)).json()
+        me = (await metrics.get("/v1/me", headers=AUTH)).json()
+        token = (await intake.post("/v1/admin/agency-tokens", json={"agency_code": AGENCY}, headers=AUTH)).json()
+        officer = {"Authorization": f"Bearer {token['token']}"}
+
+        async def known():
+            r = await metrics.get("/v1/me", headers=officer)
+            return r.json() if r.status_code == 200 else None
+
+        officer_me = await eventually(known, timeout=30)
+        officer_monthly = (await metrics.get("/v1/indicators/monthly", params={"year": 2026}, headers=officer)).json()
+        outside = await metrics.get("/v1/indicators/monthly", params={"year": 2026, "agency": COMMUNE}, headers=officer)
+    # monthly series: one per agency below the top, its subtree rolled up; the top itself has no cases
+    series = {s["agency_code"]: s for s in monthly["series"]}
+    assert monthly["agency"] == "000.00.00.H99" and "000.00.00.H99" not in series
+    assert monthly["months"][:3] == ["2026-01", "2026-02", "2026-03"]
+    march = series[AGENCY]["points"][2]
+    assert march == {"month": "2026-03", "on_time": pytest.approx(1 / 3), "counted": 3}
+    assert series[AGENCY]["points"][0] == {"month": "2026-01", "on_time": None, "counted": 0}
+    assert series[COMMUNE]["points"][2]["counted"] == 1
+    below = "000.01.02.H99"  # the department's one sub-unit
+    assert [(s["agency_code"], s["own_cases_only"]) for s in officer_monthly["series"]] == [
+        (AGENCY, True),
+        (below, False),
+    ]
+    assert outside.status_code == 403
+    # who am I: the admin sees every agency, top first; the officer only its own subtree
+    assert me["kind"] == "admin" and me["agencies"][0] == {
+        "agency_code": "000.00.00.H99",
+        "name": "UBND tỉnh Mẫu",
+        "level": "province",
+        "parent_code": None,
+        "depth": 0,
+    }
+    assert len(me["agencies"]) == 30
+    assert officer_me["kind"] == "agency" and [a["agency_code"] for a in officer_me["agencies"]] == [AGENCY, below]
     assert everything["pending"] == {"total": 2, "within_due": 0, "overdue": 2}
     assert mine["received"] == {"total": 3, "carried_over": 0, "online": 1, "direct": 1, "postal": 1}
     assert mine["finished"] == {"total": 2, "early": 1, "on_time": 0, "late": 1}

@@ -1,0 +1,76 @@
+"""The web pages' only way to data: the deadline and metrics APIs, called with the officer's own token.
+
+The pages hold no data and make no access decisions of their own: every read goes through the same
+contract routes (and the same scope checks) that outside callers use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from shared.settings import Settings
+
+
+class BackendError(Exception):
+    """A non-2xx answer (or no answer) from a service, with the contract's error code and message."""
+
+    def __init__(self, status: int, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details or []
+
+
+class Backend:
+    def __init__(self, settings: Settings) -> None:
+        self.urls = {"deadline": settings.deadline_url.rstrip("/"), "metrics": settings.metrics_url.rstrip("/")}
+        self.http = httpx.AsyncClient(timeout=settings.request_timeout_s)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        token: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        try:
+            response = await self.http.request(
+                method,
+                f"{self.urls[service]}{path}",
+                params=clean,
+                json=json,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.HTTPError as exc:
+            raise BackendError(503, f"the {service} service does not answer ({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    async def get(self, service: str, path: str, token: str, **params: Any) -> Any:
+        return (await self.call(service, "GET", path, token, params)).json()
+
+    async def ready(self) -> bool:
+        try:
+            for url in self.urls.values():
+                if (await self.http.get(f"{url}/healthz", timeout=2)).status_code != 200:
+                    return False
+        except httpx.HTTPError:
+            return False
+        return True
+
+
+def _error(response: httpx.Response) -> BackendError:
+    try:
+        error = response.json()["error"]
+        return BackendError(response.status_code, str(error.get("message", "")), error.get("details") or [])
+    except (ValueError, KeyError, TypeError):
+        return BackendError(response.status_code, response.text[:200])

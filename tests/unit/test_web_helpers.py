@@ -1,0 +1,61 @@
+"""The web pages' pure helpers: Vietnamese formats, safe redirects, datetime-local, the bar chart."""
+
+from __future__ import annotations
+
+from services.web.app import _int, _local_instant, _safe_next
+from services.web.charts import month_bars, tone
+from services.web.labels import FILTERS, local_input, number, percent, when
+
+status = FILTERS["status"]
+
+
+def status_label(code: str | None) -> str:
+    return status(code)
+
+
+def test_dates_are_shown_in_vietnam_time_day_first() -> None:
+    assert when("2026-03-16T02:15:00+00:00") == "16/03/2026 09:15"
+    assert when("2026-03-16T09:15:00+07:00", with_time=False) == "16/03/2026"
+    assert when(None) == "—"
+    assert local_input("2026-03-16T02:15:00Z") == "2026-03-16T09:15"
+
+
+def test_numbers_and_rates_use_vietnamese_separators() -> None:
+    assert percent(0.95341) == "95,34 %"
+    assert percent(None) == "—"
+    assert percent(1.0) == "100,00 %"
+    assert number(1234567) == "1.234.567"
+    assert number(12.5) == "12,50"
+    assert number(0) == "0"
+
+
+def test_codes_become_words_and_unknown_codes_stay_visible() -> None:
+    assert status_label("waiting_citizen") == "Chờ bổ sung"
+    assert status_label("something_new") == "something_new"
+    assert status_label(None) == "—"
+
+
+def test_login_only_redirects_within_the_site() -> None:
+    assert _safe_next("/cases/X?y=1") == "/cases/X?y=1"
+    assert _safe_next("//evil.example/") == "/"
+    assert _safe_next("https://evil.example/") == "/"
+
+
+def test_form_values() -> None:
+    assert _local_instant("2026-03-20T10:00") == "2026-03-20T10:00:00+07:00"
+    assert _local_instant("2026-03-20T10:00:30") == "2026-03-20T10:00:30+07:00"
+    assert _int("50", 20, (20, 50, 100)) == 50
+    assert _int("7", 20, (20, 50, 100)) == 20
+    assert _int("x", 20, (20, 50, 100)) == 20
+
+
+def test_bars_height_follows_the_rate_and_names_are_escaped() -> None:
+    svg = month_bars(
+        [{"month": "2026-01", "on_time": 1.0, "counted": 3}, {"month": "2026-02", "on_time": None, "counted": 0}],
+        "Sở <A&B>",
+    )
+    assert 'aria-label="Sở &lt;A&amp;B&gt;"' in svg
+    assert 'class="good" x="0" y="2" width="14" height="42"' in svg
+    assert 'class="none" x="18" y="42" width="14" height="2"' in svg
+    assert svg.count("<rect") == 2
+    assert (tone(0.95), tone(0.9), tone(0.5), tone(None)) == ("good", "fair", "poor", "none")
