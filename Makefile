@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv up down status test test-unit bench lint schema readme clean
+.PHONY: venv up down status test test-unit bench simulate lint schema readme clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ test-unit: venv
 
 bench: venv
 	$(PY) -m bench.run
+
+# A simulated province through its own pipeline, every figure checked (ARGS="--seed 3 --weeks 8")
+simulate: venv
+	$(PY) -m simulator $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -68,6 +68,25 @@ def components() -> tuple[infra.KafkaBroker, infra.MongoServer, dict[str, infra.
     return kafka, mongo, services, env
 
 
+DEMO_AGENCY = "000.00.02.H99"  # Sở Nông nghiệp và Môi trường, with one unit below it
+
+
+async def demo_officer(intake_url: str, admin: str) -> None:
+    """An agency token to log in to the pages as an officer (kept in .stack/, shown in stack.env)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            f"{intake_url}/v1/admin/agency-tokens",
+            json={"agency_code": DEMO_AGENCY},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        response.raise_for_status()
+    token_file = STACK / "demo_agency_token"
+    token_file.write_text(response.json()["token"])
+    token_file.chmod(0o600)
+
+
 def write_env(env: dict[str, str]) -> Path:
     lines = {
         "INTAKE_URL": f"http://127.0.0.1:{PORTS['intake']}",
@@ -78,6 +97,9 @@ def write_env(env: dict[str, str]) -> Path:
         "TTHC_KAFKA_BOOTSTRAP": env["TTHC_KAFKA_BOOTSTRAP"],
         "TTHC_MONGO_URI": env["TTHC_MONGO_URI"],
     }
+    demo_token = STACK / "demo_agency_token"
+    if demo_token.exists():
+        lines["DEMO_AGENCY_TOKEN"] = demo_token.read_text().strip()  # an officer of DEMO_AGENCY, for the pages
     path = STACK / "stack.env"
     path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
     path.chmod(0o600)
@@ -105,11 +127,14 @@ async def up() -> None:
     path = write_env(env)
     marker = STACK / "demo_loaded"
     if not marker.exists():
-        from deploy.local import demo
+        from simulator.__main__ import seed_stack
 
-        count = await demo.load(f"http://127.0.0.1:{PORTS['intake']}", env["TTHC_ADMIN_TOKEN"])
+        intake = f"http://127.0.0.1:{PORTS['intake']}"
+        count = await seed_stack(intake, env["TTHC_ADMIN_TOKEN"])
+        await demo_officer(intake, env["TTHC_ADMIN_TOKEN"])
+        path = write_env(env)
         marker.write_text(str(count))
-        print(f"demo data: {count} events posted", flush=True)
+        print(f"demo data: the simulated province's last 4 weeks, {count} events and snapshots posted", flush=True)
     print(f"up in {time.monotonic() - started:.1f}s; settings in {path.relative_to(infra.REPO)}")
     for name in infra.SERVICES:
         print(f"  {name:9s} http://127.0.0.1:{PORTS[name]}  (docs: /docs)")
