@@ -115,3 +115,30 @@ def percentile(values: list[float], q: float) -> float:
 
 def dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
+    """The raw limit of reading: a fresh aiokafka consumer group from the start, batches, messages/s."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{time.monotonic_ns()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=1000,
+    )
+    await consumer.start()
+    try:
+        seen, started = 0, time.perf_counter()
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            seen += sum(len(records) for records in batches.values())
+            if batches:
+                await consumer.commit()
+            if time.perf_counter() - started > 600:
+                raise TimeoutError(f"read {seen} of {expected}")
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -128,6 +129,9 @@ class Publisher:
 
 
 Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+# How long a consumer may hold no partition of a topic the broker has before it rejoins. With more
+# instances than partitions some instance legitimately holds none: it then rejoins this often.
+ORPHANED_ASSIGNMENT_S = 15.0
 
 
 class BatchConsumer:
@@ -184,6 +188,7 @@ class BatchConsumer:
                 await consumer.start()
                 self.connected = True
                 backoff = 0.5
+                orphaned_since: float | None = None
                 while not self._stopping.is_set():
                     batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
                     records = [record for part in batch.values() for record in part]
@@ -192,6 +197,7 @@ class BatchConsumer:
                         await consumer.commit()
                         self.applied_batches += 1
                     await self._record_lag(consumer)
+                    orphaned_since = await self._check_assignment(consumer, orphaned_since)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -208,6 +214,24 @@ class BatchConsumer:
                     await asyncio.wait_for(consumer.stop(), 10)
                 except Exception:
                     pass
+
+    async def _check_assignment(self, consumer: AIOKafkaConsumer, since: float | None) -> float | None:
+        """A group joined while the broker was still loading its metadata can end up with no
+        partition of a topic it subscribes to, and stay idle once the topic is back (seen after a
+        broker restart). When that lasts, restart the consumer, from its committed offsets."""
+        assigned = {tp.topic for tp in consumer.assignment()}
+        if all(topic in assigned for topic in self.topics):
+            return None
+        now = time.monotonic()
+        if since is None:
+            return now
+        if now - since > ORPHANED_ASSIGNMENT_S:
+            existing = await consumer.topics()  # a fresh metadata request: does the broker have them?
+            missing = [t for t in self.topics if t not in assigned and t in existing]
+            if missing:
+                raise RuntimeError(f"no partition of {missing} assigned although the broker has them")
+            return now
+        return since
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         per_topic: dict[str, int] = {}

@@ -47,6 +47,8 @@ BATCH_SECONDS = Histogram(
 ToDocument = Callable[[CaseState, list[dict[str, Any]], dict[str, Any] | None], dict[str, Any]]
 # (state, previous document or None) → derived events to publish after the write
 Derive = Callable[[CaseState, dict[str, Any] | None], list[dict[str, Any]]]
+# (previous document or None, new fields) pairs of a batch → more writes, in the same transaction
+Companion = Callable[[list[tuple[dict[str, Any] | None, dict[str, Any]]]], list[tuple[AsyncIOMotorCollection, list]]]
 
 
 @dataclass
@@ -83,8 +85,10 @@ class CaseProjection:
         dead_letters: Publisher | None,
         dlq_topic: str,
         derive: Derive | None = None,
+        companion: Companion | None = None,
     ) -> None:
         self.name = name
+        self.companion = companion
         self.collection = collection
         self.registry = registry
         self.to_document = to_document
@@ -112,6 +116,7 @@ class CaseProjection:
             previous = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": list(incoming)}})}
             registry = self.registry()
             writes = []
+            pairs: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
             for case_code, new_events in incoming.items():
                 before = previous.get(case_code)
                 events = list(before.get("events", [])) if before else []
@@ -132,15 +137,33 @@ class CaseProjection:
                 if self.derive is not None:
                     result.derived.extend(self.derive(state, before))
                 document = self.to_document(state, events, before)
+                pairs.append((before, document))
                 document["events"] = events
                 # $set, not replace: fields other writers keep on the case (timer marks) survive
                 writes.append(UpdateOne({"_id": case_code}, {"$set": document}, upsert=True))
             if writes:
-                await self.collection.bulk_write(writes, ordered=False)
+                await self._write(writes, pairs)
         EVENTS_APPLIED.labels(self.name).inc(result.applied)
         EVENTS_DUPLICATE.labels(self.name).inc(result.duplicates)
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return result
+
+    async def _write(self, writes: list[UpdateOne], pairs: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> None:
+        if self.companion is None:
+            await self.collection.bulk_write(writes, ordered=False)
+            return
+        more = [(collection, ops) for collection, ops in self.companion(pairs) if ops]
+
+        async def transaction(session: Any) -> None:
+            await self.collection.bulk_write(writes, ordered=False, session=session)
+            for collection, ops in more:
+                await collection.bulk_write(ops, ordered=False, session=session)
+
+        # The case documents and what is derived from them (aggregates) change together or not at
+        # all: a batch redelivered after a crash finds its cases already at the new state, so the
+        # difference it would add is zero, never counted twice.
+        async with await self.collection.database.client.start_session() as session:
+            await session.with_transaction(transaction)
 
     async def _dead_letter(self, poison: list[tuple[ConsumerRecord, str]]) -> None:
         if self.dead_letters is None:

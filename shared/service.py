@@ -13,7 +13,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 from shared.domain.registry import Registry
 from shared.kafka import BatchConsumer, Publisher
 from shared.logs import configure_logging
-from shared.projection import CaseProjection, Derive, ToDocument
+from shared.projection import CaseProjection, Companion, Derive, ToDocument
 from shared.registry_sync import RegistryFollower, RegistryState
 from shared.settings import Settings
 from shared.store import mongo_client, ping, service_database
@@ -173,7 +173,12 @@ class ProjectionContext(ServiceContext):
     group_id = "tthc-projection"
 
     def __init__(
-        self, settings: Settings, collection: str, to_document: ToDocument, derive: Derive | None = None
+        self,
+        settings: Settings,
+        collection: str,
+        to_document: ToDocument,
+        derive: Derive | None = None,
+        companion: Companion | None = None,
     ) -> None:
         super().__init__(settings)
         self.collection: AsyncIOMotorCollection = self.db[collection]
@@ -185,6 +190,7 @@ class ProjectionContext(ServiceContext):
             self.publisher,
             settings.dlq_topic,
             derive,
+            companion,
         )
         self.consumer = BatchConsumer(
             bootstrap=settings.kafka_bootstrap,

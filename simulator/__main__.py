@@ -39,7 +39,18 @@ def expectations(cases: list[Case], first: date, last: date, agencies: int = 3) 
     ours = {name: oracle.expected(cases, a, b) for name, a, b in oracle.periods(first, last)}
     busiest = [code for code, _ in Counter(c.agency for c in cases).most_common(agencies)]
     span = f"{first.isoformat()}..{last.isoformat()}"
-    by_agency = {code: oracle.expected([c for c in cases if c.agency == code], first, last) for code in busiest}
+    parents = {
+        a["agency_code"]: a["parent_code"] for a in json.loads((REPO / "config/registry/agencies.json").read_text())
+    }
+
+    def under(agency: str, top: str) -> bool:  # the contract: an agency filter includes the agencies below it
+        while agency:
+            if agency == top:
+                return True
+            agency = parents.get(agency) or ""
+        return False
+
+    by_agency = {code: oracle.expected([c for c in cases if under(c.agency, code)], first, last) for code in busiest}
     return {"province": ours, "by_agency": {code: {span: answer} for code, answer in by_agency.items()}}
 
 

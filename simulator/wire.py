@@ -180,28 +180,42 @@ def stream(cases: list[Case], seed: int, late_share: float = 0.08, duplicate_sha
     return disturbed
 
 
+def batches(items: list[Item], size: int = 200) -> list[tuple[str, Any]]:
+    """(path, JSON body) requests in stream order: events and snapshots batched separately."""
+    out: list[tuple[str, Any]] = []
+    current: dict[str, list[dict[str, Any]]] = {"event": [], "snapshot": []}
+
+    def flush(kind: str) -> None:
+        bodies, current[kind] = current[kind], []
+        out.append(("/v1/events", {"events": bodies}) if kind == "event" else ("/v1/dvcqg/hoso", bodies))
+
+    for item in items:
+        current[item.kind].append(item.body)
+        if len(current[item.kind]) >= size:
+            flush(item.kind)
+    for kind, bodies in list(current.items()):
+        if bodies:
+            flush(kind)
+    return out
+
+
+def size_of(payload: Any) -> int:
+    return len(payload["events"]) if isinstance(payload, dict) else len(payload)
+
+
 async def post(
     items: list[Item], intake_url: str, token: str, batch: int = 200, concurrency: int = 2
 ) -> dict[str, int]:
-    """Send in batches (events and snapshots separately, in stream order); retries 429/503."""
+    """Send in batches with `concurrency` clients; retries 429 and 503 as a one-stop system would."""
     headers = {"Authorization": f"Bearer {token}"}
-    batches: list[tuple[str, list[dict[str, Any]]]] = []
-    current: dict[str, list[dict[str, Any]]] = {"event": [], "snapshot": []}
-    for item in items:
-        current[item.kind].append(item.body)
-        if len(current[item.kind]) >= batch:
-            batches.append((item.kind, current[item.kind]))
-            current[item.kind] = []
-    batches.extend((kind, bodies) for kind, bodies in current.items() if bodies)
-    sent = {"events": 0, "snapshots": 0, "requests": 0}
-    queue: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue()
-    for entry in batches:
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    for entry in batches(items, batch):
         queue.put_nowait(entry)
+    sent = {"events": 0, "snapshots": 0, "requests": 0}
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
-            kind, bodies = queue.get_nowait()
-            path, payload = ("/v1/events", {"events": bodies}) if kind == "event" else ("/v1/dvcqg/hoso", bodies)
+            path, payload = queue.get_nowait()
             for attempt in range(30):
                 response = await client.post(f"{intake_url}{path}", json=payload, headers=headers)
                 if response.status_code == 202:
@@ -211,7 +225,7 @@ async def post(
                 await asyncio.sleep(float(response.headers.get("retry-after", 1)) * min(1 + attempt, 5) / 5)
             else:
                 raise RuntimeError(f"{path} kept refusing a batch")
-            sent["events" if kind == "event" else "snapshots"] += len(bodies)
+            sent["events" if path == "/v1/events" else "snapshots"] += size_of(payload)
             sent["requests"] += 1
 
     async with httpx.AsyncClient(timeout=60) as client:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from fastapi import Request
 
+from services.metrics.aggregates import bucket_writes
 from services.metrics.exposition import IndicatorGauges
 from services.metrics.facts import case_facts
 from shared.service import ProjectionContext
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+AGGREGATES_VERSION = 1  # bump when the bucket layout changes: the next start rebuilds them
 
 
 class MetricsContext(ProjectionContext):
@@ -15,13 +22,40 @@ class MetricsContext(ProjectionContext):
     group_id = "tthc-metrics"
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "facts", case_facts)
+        super().__init__(settings, "facts", case_facts, companion=self.aggregate)
+        self.buckets = self.db["buckets"]
         self.gauges = IndicatorGauges(self)
+
+    def aggregate(self, pairs: list) -> list:
+        return [(self.buckets, bucket_writes(pairs))]
 
     async def start(self) -> None:
         await self.collection.create_index([("received_at", 1)])
+        await self.buckets.create_index([("kind", 1), ("g", 1), ("p", 1)])
+        await self.backfill()
         await super().start()
         self.gauges.start()
+
+    async def backfill(self) -> None:
+        """Facts written before the aggregates existed (an upgrade): build the buckets once, before
+        the consumer starts, and mark them built."""
+        meta = self.db["meta"]
+        if await meta.find_one({"_id": "aggregates", "version": AGGREGATES_VERSION}):
+            return
+        started, count = time.perf_counter(), 0
+        await self.buckets.delete_many({})
+        batch: list = []
+        async for fact in self.collection.find({"received_at": {"$ne": None}}, {"events": 0}):
+            batch.append((None, fact))
+            if len(batch) == 2000:
+                await self.buckets.bulk_write(bucket_writes(batch), ordered=False)
+                count += len(batch)
+                batch = []
+        if batch:
+            await self.buckets.bulk_write(bucket_writes(batch), ordered=False)
+            count += len(batch)
+        await meta.replace_one({"_id": "aggregates"}, {"_id": "aggregates", "version": AGGREGATES_VERSION}, upsert=True)
+        log.info("aggregates built from the facts", extra={"facts": count, "seconds": time.perf_counter() - started})
 
     async def stop(self) -> None:
         await self.gauges.stop()

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from services.metrics.aggregates import answer as aggregate_answer
+from services.metrics.aggregates import buckets_query
 from services.metrics.context import MetricsContext, get_context
 from shared.domain.indicators import (
     Period,
@@ -99,16 +101,36 @@ async def get_indicators(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
-    facts = await load_facts(
-        context,
-        request,
-        span,
-        agency,
-        {"level": level, "field_code": field, "procedure_code": procedure, "channel": channel},
-    )
-    answer = indicators(facts, span)
+    if procedure:  # not in the aggregates' keys: from the facts
+        facts = await load_facts(
+            context,
+            request,
+            span,
+            agency,
+            {"level": level, "field_code": field, "procedure_code": procedure, "channel": channel},
+        )
+        answer = indicators(facts, span)
+    else:
+        answer = await from_aggregates(context, request, span, agency, level, field, channel)
     answer.pop("extra")
     return answer
+
+
+async def from_aggregates(
+    context: MetricsContext,
+    request: Request,
+    span: Period,
+    agency: str | None,
+    level: str | None = None,
+    field: str | None = None,
+    channel: str | None = None,
+) -> dict[str, Any]:
+    """The answer from the incremental aggregates (services/metrics/aggregates.py)."""
+    agencies = context.agency_filter(context.principal(request), agency)
+    kind = "f" if field or channel else "c"
+    query = buckets_query(span, kind, agencies, {"level": level, "field": field, "channel": channel})
+    buckets = [b async for b in context.buckets.find(query, {"g": 1, "p": 1, "c": 1, "_id": 0})]
+    return aggregate_answer(buckets, span)
 
 
 @router.get("/v1/indicators/monthly", summary="Monthly on-time rate (766 item 2.1) by agency, for charts")
@@ -184,12 +206,12 @@ async def get_index_766(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
-    facts = await load_facts(context, request, span, agency, {})
+    answer = await from_aggregates(context, request, span, agency)
     try:
         rules = choose_version(scoring(context.settings.config_dir, "766")["versions"], span.last, rules_version)
     except PeriodError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["query", "rules_version"], "msg": str(exc)}]) from None
-    return score_766(indicators(facts, span), rules)
+    return score_766(answer, rules)
 
 
 @router.get("/v1/index/par")

@@ -1,8 +1,12 @@
-"""Stop and restart the store and the broker under running services: /readyz says so, recovers by
-itself, and what was acknowledged before and after the outages is applied once."""
+"""Stop and restart the store and the broker under running services, in the middle of a stream.
+
+/readyz says so and recovers by itself; the simulated province posted before, during and after the
+outages (a one-stop system retries what the intake refused) ends with every figure of the metrics
+service equal to the simulator's oracle, and every case once in the deadline service."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import httpx
@@ -10,9 +14,16 @@ import pytest
 
 from deploy.local import infra
 from shared.settings import Settings
+from simulator import wire
+from simulator.__main__ import expectations, plan, settle
+from simulator.workdays import VN
 from tests.conftest import ADMIN_TOKEN, AUTH, settings_env
 from tests.support.events import case_code, received
+from tests.support.intake import post_until_acknowledged
 from tests.support.kafka_tools import eventually
+
+FIRST, LAST, SEED = date(2026, 6, 1), date(2026, 6, 21), 21
+OUTSIDE = "2026-07-15T09:00:00+07:00"
 
 pytestmark = pytest.mark.e2e
 
@@ -39,19 +50,29 @@ async def test_readyz_follows_outages_and_the_pipeline_resumes(tmp_path: Path) -
             config_dir=str(infra.REPO / "config"),
             publish_timeout_s=3.0,
         )
-        ports = {name: infra.free_port() for name in ("intake", "deadline")}
+        ports = {name: infra.free_port() for name in ("intake", "deadline", "metrics")}
         processes = [infra.service_process(n, p, tmp_path / "svc", settings_env(settings)) for n, p in ports.items()]
         for process, port in zip(processes, ports.values(), strict=True):
             process.start()
             await infra.wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process)
-        intake, deadline = (f"http://127.0.0.1:{p}" for p in ports.values())
-        before, after = case_code(), case_code()
+        intake, deadline, metrics = (f"http://127.0.0.1:{p}" for p in ports.values())
+        horizon = datetime.combine(LAST + timedelta(days=1), time(0), VN)
+        cases = plan(SEED, FIRST, LAST, 10.0, horizon)
+        requests = wire.batches(wire.stream(cases, SEED), 40)
+        thirds = [requests[i::3] for i in range(3)]
+        before, after = case_code(), case_code()  # received after the simulated span: outside its figures
         async with httpx.AsyncClient(timeout=30) as client:
-            assert (await client.post(f"{intake}/v1/events", json=received(before), headers=AUTH)).status_code == 202
+            assert (
+                await client.post(f"{intake}/v1/events", json=received(before, at=OUTSIDE), headers=AUTH)
+            ).status_code == 202
+            for path, body in thirds[0]:
+                await post_until_acknowledged(client, f"{intake}{path}", body)
 
             mongo.stop()
             down = await eventually(lambda: _when(ready(client, deadline), lambda r: r["status"] == 503), timeout=30)
             assert down["store"] is False and down["broker"] is True
+            for path, body in thirds[1]:  # the broker still takes them; the consumers wait for the store
+                await post_until_acknowledged(client, f"{intake}{path}", body)
             mongo.start()
             await mongo.wait_ready()
             await eventually(lambda: _when(ready(client, deadline), lambda r: r["status"] == 200), timeout=60)
@@ -59,23 +80,29 @@ async def test_readyz_follows_outages_and_the_pipeline_resumes(tmp_path: Path) -
             kafka.stop()
             down = await eventually(lambda: _when(ready(client, intake), lambda r: r["status"] == 503), timeout=60)
             assert down["broker"] is False
-            refused = await client.post(f"{intake}/v1/events", json=received(after), headers=AUTH)
+            refused = await client.post(f"{intake}/v1/events", json=received(after, at=OUTSIDE), headers=AUTH)
             assert refused.status_code == 503 and "retry-after" in refused.headers
             kafka.start()
             await kafka.wait_ready()
             await eventually(lambda: _when(ready(client, intake), lambda r: r["status"] == 200), timeout=90)
 
             async def accepted() -> bool:
-                response = await client.post(f"{intake}/v1/events", json=received(after), headers=AUTH)
+                response = await client.post(f"{intake}/v1/events", json=received(after, at=OUTSIDE), headers=AUTH)
                 return response.status_code == 202
 
             await eventually(accepted, timeout=60, interval=1)
+            for path, body in thirds[2]:
+                await post_until_acknowledged(client, f"{intake}{path}", body)
 
-            async def both_applied():
+            async def all_applied():
                 stats = (await client.get(f"{deadline}/v1/stats", headers=AUTH)).json()
-                return stats if stats["cases"] == 2 else None
+                return stats if stats["cases"] == len(cases) + 2 else None
 
-            assert (await eventually(both_applied, timeout=90, interval=1))["cases_received"] == 2
+            assert (await eventually(all_applied, timeout=120, interval=1))["cases_received"] == len(cases) + 2
+            wanted = expectations(cases, FIRST, LAST)
+            figures, diffs = await settle(metrics, ADMIN_TOKEN, wanted, timeout=120)
+            assert diffs == [], "\n".join(diffs[:30])
+            assert figures > 50
     finally:
         for process in processes:
             process.stop()

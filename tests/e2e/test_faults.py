@@ -1,7 +1,9 @@
 """Faults in the middle of a stream: kill -9 of each service, duplicates, poison records.
 
-Afterwards: every acknowledged event is applied once (the counts equal what the client sent, no
-more), and the dead-letter topic holds exactly the poison records. Bounded: 1,500 cases, loopback.
+The stream is the simulator's province (events and DVCQG snapshots, late, out of order, twice).
+Afterwards: every figure of the metrics service equals the simulator's oracle (nothing acknowledged
+lost, nothing counted twice), the deadline service holds every case once, and the dead-letter topic
+holds exactly the poison records. Bounded: ~300 cases, loopback, a few minutes at most.
 """
 
 from __future__ import annotations
@@ -9,21 +11,32 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from deploy.local import infra
 from shared.settings import Settings
-from tests.conftest import AUTH, settings_env
-from tests.support.events import case_code, event, received
+from simulator import wire
+from simulator.__main__ import expectations, plan, settle
+from simulator.workdays import VN
+from tests.conftest import ADMIN_TOKEN, AUTH, settings_env
+from tests.support.intake import post_until_acknowledged
 from tests.support.kafka_tools import eventually, produce_raw, read_topic
 
 pytestmark = pytest.mark.e2e
 
-CASES = 1500
-BATCH = 50
+FIRST, LAST, SEED, PER_DAY, BATCH = date(2026, 9, 7), date(2026, 10, 4), 11, 15.0, 40
+
+
+def province() -> tuple[list[Any], list[tuple[str, Any]], dict[str, Any]]:
+    horizon = datetime.combine(LAST + timedelta(days=1), time(0), VN)
+    cases = plan(SEED, FIRST, LAST, PER_DAY, horizon)
+    items = wire.stream(cases, SEED)
+    return cases, wire.batches(items, BATCH), expectations(cases, FIRST, LAST)
 
 
 @pytest.fixture
@@ -44,41 +57,23 @@ async def stack(settings: Settings, run_dir: Path) -> AsyncIterator[dict]:
             process.stop()
 
 
-async def post_until_acknowledged(client: httpx.AsyncClient, url: str, body: dict) -> list[dict]:
-    """What a one-stop system does: resend until the intake says 202 (bounded)."""
-    for _ in range(120):
-        try:
-            response = await client.post(url, json=body, headers=AUTH)
-            if response.status_code == 202:
-                return response.json()["accepted"]
-            assert response.status_code == 503, response.text
-        except httpx.TransportError:
-            pass  # the intake is down: try again
-        await asyncio.sleep(0.5)
-    raise AssertionError("the intake never acknowledged the batch")
-
-
 async def test_kill_9_duplicates_and_poison_lose_nothing_and_count_nothing_twice(
     stack: dict, settings: Settings, kafka
 ) -> None:
     ports, processes = stack["ports"], stack["processes"]
-    intake = f"http://127.0.0.1:{ports['intake']}/v1/events"
-    codes = [case_code() for _ in range(CASES)]
-    batches = [
-        [received(code, at="2026-03-16T09:15:00+07:00") for code in codes[i : i + BATCH]]
-        for i in range(0, CASES, BATCH)
-    ]
-    processed = [event("case.processed", code, "2026-03-20T09:00:00+07:00", outcome="approved") for code in codes[:300]]
+    intake = f"http://127.0.0.1:{ports['intake']}"
+    cases, requests, wanted = province()
+    assert len(requests) > 24
     faults = {
-        5: ("deadline", "kill"),
-        9: ("deadline", "start"),
-        12: ("metrics", "kill"),
-        16: ("metrics", "start"),
-        20: ("intake", "kill"),
-        21: ("intake", "start"),
+        4: ("deadline", "kill"),
+        8: ("deadline", "start"),
+        11: ("metrics", "kill"),
+        15: ("metrics", "start"),
+        19: ("intake", "kill"),
+        20: ("intake", "start"),
     }
     async with httpx.AsyncClient(timeout=30) as client:
-        for index, batch in enumerate(batches):
+        for index, (path, body) in enumerate(requests):
             if index in faults:
                 name, action = faults[index]
                 if action == "kill":
@@ -87,31 +82,26 @@ async def test_kill_9_duplicates_and_poison_lose_nothing_and_count_nothing_twice
                         asyncio.get_running_loop().call_later(2, processes[name].start)
                 else:
                     processes[name].start()
-            await post_until_acknowledged(client, intake, {"events": batch})
-            if index % 7 == 0:  # a one-stop system resending what it already sent
-                again = await post_until_acknowledged(client, intake, {"events": batch})
-                assert all(a["duplicate"] for a in again)
-        await post_until_acknowledged(client, intake, {"events": processed})
+            await post_until_acknowledged(client, f"{intake}{path}", body)
+            if index % 6 == 0:  # a one-stop system resending what it already sent: a flood of duplicates
+                await post_until_acknowledged(client, f"{intake}{path}", body)
         for name in ("deadline", "metrics"):
             await infra.wait_http(f"http://127.0.0.1:{ports[name]}/readyz", timeout=60, process=processes[name])
 
         poison = [(b"poison-1", b"{not json"), (b"poison-2", json.dumps({"type": "case.received"}).encode())]
         await produce_raw(kafka.bootstrap, settings.case_events_topic, poison)
 
-        async def counted():
-            deadline = (await client.get(f"http://127.0.0.1:{ports['deadline']}/v1/stats", headers=AUTH)).json()
-            answer = (
-                await client.get(
-                    f"http://127.0.0.1:{ports['metrics']}/v1/indicators", params={"period": "2026-03"}, headers=AUTH
-                )
-            ).json()
-            done = deadline["cases"] == CASES and answer["finished"]["total"] == len(processed)
-            return (deadline, answer) if done and answer["received"]["total"] == CASES else None
+        figures, diffs = await settle(f"http://127.0.0.1:{ports['metrics']}", ADMIN_TOKEN, wanted, timeout=120)
+        assert diffs == [], "\n".join(diffs[:30])
+        assert figures > 100
 
-        deadline, answer = await eventually(counted, timeout=120, interval=1)
-    assert deadline == {"cases": CASES, "cases_received": CASES, "cases_open": CASES - len(processed)}
-    assert answer["received"]["total"] == CASES  # not one more: no double count after the kills
-    assert answer["pending"]["total"] == CASES - len(processed)
+        async def every_case_once():
+            stats = (await client.get(f"http://127.0.0.1:{ports['deadline']}/v1/stats", headers=AUTH)).json()
+            return stats if stats["cases_received"] == len(cases) else None
+
+        stats = await eventually(every_case_once, timeout=120, interval=1)
+    assert stats["cases"] == len(cases)
+    assert stats["cases_open"] == sum(1 for c in cases if c.end_at is None)
 
     async def dead_letters():
         records = await read_topic(kafka.bootstrap, settings.dlq_topic)
