@@ -77,6 +77,10 @@ def points(fact: Mapping[str, Any]) -> Counter[tuple[date, str]]:
         names = ["f"]
         if fact.get("result_dated") in DATED:
             names.append(f"f_{fact['result_dated']}")
+        if fact.get("result_channel"):
+            names.append("ret")
+            if fact["result_channel"] == "postal":
+                names.append("retP")
         if d is not None:
             names.append("fD")
             if fact.get("on_time"):
@@ -215,6 +219,8 @@ def answer(buckets: list[Mapping[str, Any]], period: Period) -> dict[str, Any]:
         "sync": None,
         "late": late,
         "counted": counted,
+        "returned": rng("ret"),
+        "returned_postal": rng("retP"),
     }
     return {
         "period": period.as_dict(),

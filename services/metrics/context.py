@@ -14,7 +14,7 @@ from shared.service import ProjectionContext
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-AGGREGATES_VERSION = 1  # bump when the bucket layout changes: the next start rebuilds them
+AGGREGATES_VERSION = 2  # bump when the bucket layout changes: the next start rebuilds them
 
 
 class MetricsContext(ProjectionContext):

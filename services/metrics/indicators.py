@@ -128,9 +128,20 @@ async def from_aggregates(
     """The answer from the incremental aggregates (services/metrics/aggregates.py)."""
     agencies = context.agency_filter(context.principal(request), agency)
     kind = "f" if field or channel else "c"
-    query = buckets_query(span, kind, agencies, {"level": level, "field": field, "channel": channel})
-    buckets = [b async for b in context.buckets.find(query, {"g": 1, "p": 1, "c": 1, "_id": 0})]
+    buckets = await fetch_buckets(context, span, kind, agencies, {"level": level, "field": field, "channel": channel})
     return aggregate_answer(buckets, span)
+
+
+async def fetch_buckets(
+    context: MetricsContext,
+    span: Period,
+    kind: str,
+    agencies: set[str] | None,
+    filters: dict[str, str | None],
+    keys: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    fields = {"g": 1, "p": 1, "c": 1, "_id": 0} | {key: 1 for key in keys}
+    return [b async for b in context.buckets.find(buckets_query(span, kind, agencies, filters), fields)]
 
 
 @router.get("/v1/indicators/monthly", summary="Monthly on-time rate (766 item 2.1) by agency, for charts")
@@ -162,24 +173,26 @@ async def get_monthly(
     else:
         groups = {code: set(registry.subtree(code)) for code in sorted(tops)}
     year_span = parse_period(str(year))
-    facts = await load_facts(context, request, year_span, agency, {}, extra_fields=("agency_code",))
+    agencies = context.agency_filter(principal, agency)
+    buckets = await fetch_buckets(context, year_span, "c", agencies, {}, ("agency",))
     group_of = {code: group for group, members in groups.items() for code in members}  # the groups are disjoint
     by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for fact in facts:
-        group = group_of.get(fact.get("agency_code", ""))
+    for bucket in buckets:
+        group = group_of.get(bucket.get("agency", ""))
         if group is not None:
-            by_group[group].append(fact)
+            by_group[group].append(bucket)
     today = date.today()
     last_month = 12 if year < today.year else (today.month if year == today.year else 0)
     months = [parse_period(f"{year}-{m:02d}") for m in range(1, last_month + 1)]
     series = []
     for group in groups:
-        group_facts = by_group.get(group, [])
-        if group == agency and not group_facts and len(groups) > 1:
+        group_buckets = by_group.get(group, [])
+        whole_year = aggregate_answer(group_buckets, year_span)["received"]
+        if group == agency and len(groups) > 1 and whole_year["total"] + whole_year["carried_over"] == 0:
             continue  # the parent itself receives nothing: no empty line for it
         points = []
         for month in months:
-            answer = indicators(group_facts, month)
+            answer = aggregate_answer(group_buckets, month)
             counted = answer["finished"]["total"] + answer["pending"]["total"]
             points.append(
                 {"month": month.first.strftime("%Y-%m"), "on_time": answer["rates"]["on_time"], "counted": counted}
@@ -223,21 +236,20 @@ async def get_index_par(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = parse_period(str(year))
-    facts = await load_facts(context, request, span, agency, {})
+    agencies = context.agency_filter(context.principal(request), agency)
+    coarse = await fetch_buckets(context, span, "c", agencies, {}, ("level",))
     config = scoring(context.settings.config_dir, "par")
     try:
         rules = choose_version(config["versions"], min(span.last, date.today()), rules_version)
     except PeriodError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["query", "rules_version"], "msg": str(exc)}]) from None
-    overall = indicators(facts, span)
+    overall = aggregate_answer(coarse, span)
     by_level: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    by_field: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for fact in facts:
-        by_level[fact.get("level") or "unknown"].append(fact)
-        by_field[fact.get("field_code") or "unknown"].append(fact)
+    for bucket in coarse:
+        by_level[bucket.get("level") or "unknown"].append(bucket)
     criteria = []
     for criterion in rules["criteria"]:
-        scope = indicators(by_level.get(criterion["level"], []), span) if "level" in criterion else overall
+        scope = aggregate_answer(by_level.get(criterion["level"], []), span) if "level" in criterion else overall
         rate = rate_of(scope, criterion["rate"])
         criteria.append(
             {
@@ -252,12 +264,18 @@ async def get_index_par(
     plan = config.get("plans", {}).get(str(year))
     targets = []
     if plan:
-        for field_code, field_facts in sorted(by_field.items()):
+        fine = await fetch_buckets(context, span, "f", agencies, {}, ("field",))
+        by_field: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for bucket in fine:
+            by_field[bucket.get("field") or "unknown"].append(bucket)
+        for field_code, field_buckets in sorted(by_field.items()):
+            answer = aggregate_answer(field_buckets, span)
+            if answer["received"]["total"] + answer["received"]["carried_over"] == 0:
+                continue  # a field with no case in the year
             wanted = plan["on_time_by_field"].get(field_code, plan["on_time_by_field"].get("*"))
-            rate = indicators(field_facts, span)["rates"]["on_time"]
-            targets.append(_target(f"on_time:{field_code}", rate, wanted))
-        returned = [f for f in facts if f.get("result_channel") and f.get("end_at") and f["end_at"] < span.end]
-        postal = sum(1 for f in returned if f["result_channel"] == "postal") / len(returned) if returned else None
+            targets.append(_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
+        returned = overall["extra"]["returned"]
+        postal = overall["extra"]["returned_postal"] / returned if returned else None
         targets += [
             _target("online", overall["rates"]["online"], plan.get("online")),
             _target("postal_returns", postal, plan.get("postal_returns")),

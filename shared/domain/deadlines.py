@@ -200,7 +200,9 @@ def _calendar_days_due(
 ) -> DueResult:
     x = local_seconds(received_at)
     start_day = from_local_seconds(x).date()
-    if _cutoff_applies(calendar, x, cutoff):
+    # With a cut-off, a receipt after it counts from the next working day; so does one on a day off
+    # (it came after the last working day's cut-off), or a later receipt could be due earlier.
+    if _cutoff_applies(calendar, x, cutoff) or (cutoff is not None and not calendar.is_working_day(start_day)):
         start_day = calendar.next_working_day(start_day, include_self=False)
     due_day = start_day + timedelta(days=int(duration.value))
     for pause in merge_intervals(pauses):

@@ -92,7 +92,7 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
     on_time_766 = counted_766 = 0
     eligible = full = fee = paid = digitized = reused = 0
     late = late_with_apology = 0
-    complaints = 0
+    complaints = returned = returned_postal = 0
     for f in facts:
         received_at = f.get("received_at")
         if received_at is None or received_at >= end:
@@ -117,6 +117,9 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
         pending_at_end = not _before(end_at, end)
         if finished_in_period:
             finished["total"] += 1
+            if f.get("result_channel"):
+                returned += 1
+                returned_postal += f["result_channel"] == "postal"
             dated = f.get("result_dated")
             if dated in ("early", "on_time", "late"):
                 finished[dated] += 1
@@ -155,6 +158,8 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
         "sync": None,  # 766 item 1.4 needs the national counts (BCQG / DVCQG), not case data
         "late": late,
         "counted": counted_766,
+        "returned": returned,  # finished in the period with a result channel (PAR plan: postal returns)
+        "returned_postal": returned_postal,
     }
     return {
         "period": period.as_dict(),

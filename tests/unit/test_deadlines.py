@@ -198,3 +198,13 @@ def test_due_agrees_with_a_day_by_day_loop(received, days) -> None:
 
 def due_plain(received: datetime, days: int) -> datetime:
     return compute_due(CAL, received, Duration(days, DAYS)).due_at
+
+
+def test_calendar_days_with_a_cutoff_count_a_day_off_receipt_from_the_next_working_day() -> None:
+    """Found by the monotonic property: Fri 24/4/2026 15:00 (after the cut-off) and Sat 25/4 00:00
+    both count from Tue 28/4 (27/4 is the Hùng Kings compensatory day off)."""
+    unit = DurationUnit.CALENDAR_DAYS
+    friday = due("2026-04-24T15:00:00", 1, unit, cutoff=Cutoff.AT_15)
+    saturday = due("2026-04-25T00:00:00", 1, unit, cutoff=Cutoff.AT_15)
+    assert friday == saturday == vn("2026-04-29T17:00:00")
+    assert due("2026-04-25T00:00:00", 1, unit) == vn("2026-04-28T17:00:00")  # D10: only the last day moves

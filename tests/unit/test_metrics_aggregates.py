@@ -48,6 +48,7 @@ def random_fact(rng: random.Random) -> dict[str, Any]:
         "apology_on_time": rng.choice([None, True, False]),
         "satisfied": rng.choice([None, True, False]),
         "complaint": rng.random() < 0.05,
+        "result_channel": rng.choice([None, "direct", "online", "postal"]) if end is not None else None,
     }
 
 
