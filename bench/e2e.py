@@ -175,24 +175,15 @@ async def run_async(sizes: tuple[int, ...]) -> dict[str, Any]:
             raw_consume_msgs_per_s=round(raw_consume),
             raw_store_bulk_upsert_docs_per_s=round(raw_upsert),
         )
-        ports = {name: infra.free_port() for name in infra.SERVICES}
-        processes = [infra.service_process(n, ports[n], env.run_dir, env_of(settings)) for n in infra.SERVICES]
-        for process in processes:
-            process.start()
-        try:
-            for process in processes:
-                await infra.wait_http(f"http://127.0.0.1:{ports[process.name]}/readyz", timeout=90, process=process)
-            urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        async with infra.running_services(env.run_dir, env_of(settings)) as services:
             for index, size in enumerate(sizes):
-                measured = await one_size(urls, env.kafka.bootstrap, settings.case_events_topic, size, 100 + index)
+                topic = settings.case_events_topic
+                measured = await one_size(services.urls, env.kafka.bootstrap, topic, size, 100 + index)
                 measured["ratio_of_raw_produce"] = round(measured["end_to_end_events_per_s"] / raw_produce, 3)
                 measured["ratio_of_raw_upsert"] = round(measured["end_to_end_events_per_s"] / raw_upsert, 3)
-                measured["rss_mib"] = {p.name: round(rss_mib(p.popen.pid), 1) for p in processes}
+                measured["rss_mib"] = {p.name: round(rss_mib(p.popen.pid), 1) for p in services.processes.values()}
                 result[f"at_{size}"] = measured
                 print(json.dumps({f"at_{size}": measured}), flush=True)
-        finally:
-            for process in processes:
-                process.stop()
     return result
 
 

@@ -25,7 +25,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 from bench.deadline import events, rss_mib
 from bench.harness import ADMIN_TOKEN, dumps, env_of, infrastructure, percentile, raw_bulk_upsert_rate, raw_produce_rate
 from deploy.local import infra
-from services.metrics.aggregates import bucket_writes
+from services.metrics.aggregates import COLLECTIONS, bucket_writes
 from services.metrics.context import AGGREGATES_VERSION
 from services.metrics.facts import case_facts
 from shared.config import load_registry
@@ -142,7 +142,8 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
         )
         # the queries at growing sizes: facts and their aggregates straight into the store
         await db.facts.drop()
-        await db.buckets.drop()
+        for name in COLLECTIONS:
+            await db[f"agg_{name}"].drop()
         await db.meta.replace_one(
             {"_id": "aggregates"}, {"_id": "aggregates", "version": AGGREGATES_VERSION}, upsert=True
         )
@@ -153,12 +154,12 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
             for start in range(inserted, size, 5000):
                 chunk = all_facts[start : min(size, start + 5000)]
                 await db.facts.insert_many(chunk)
-            writes = bucket_writes((None, fact) for fact in all_facts[inserted:size])
-            for start in range(0, len(writes), 1000):
-                await db.buckets.bulk_write(writes[start : start + 1000], ordered=False)
+            for name, writes in bucket_writes((None, fact) for fact in all_facts[inserted:size]).items():
+                for start in range(0, len(writes), 1000):
+                    await db[f"agg_{name}"].bulk_write(writes[start : start + 1000], ordered=False)
             load_seconds += time.perf_counter() - t0
             inserted = size
-            result[f"buckets_at_{size}"] = await db.buckets.estimated_document_count()
+            result[f"buckets_at_{size}"] = {n: await db[f"agg_{n}"].estimated_document_count() for n in COLLECTIONS}
             process = infra.service_process("metrics", port, env.run_dir, env_of(settings))
             process.start()
             try:

@@ -46,10 +46,16 @@ def main() -> int:
         started = time.perf_counter()
         result = importlib.import_module(name).run()
         result["seconds"] = round(time.perf_counter() - started, 1)
+        result["ran_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         results.append(result)
         print(json.dumps(result, ensure_ascii=False), flush=True)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / meta["date"]
+    if args.names and stem.with_suffix(".json").exists():
+        # a re-run of some benchmarks: keep today's others, replace these (each entry says when it ran)
+        earlier = json.loads(stem.with_suffix(".json").read_text())["results"]
+        fresh = {r["name"]: r for r in results}
+        results = [fresh.pop(r["name"], r) for r in earlier] + list(fresh.values())
     document = {"meta": meta, "results": results}
     stem.with_suffix(".json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     stem.with_suffix(".md").write_text(markdown(results, meta))

@@ -112,21 +112,12 @@ async def fresh_pipeline(cases: list[Case], items: list[wire.Item], wanted: dict
     async with infrastructure() as env:
         settings = env.settings("sim-")
         await infra.create_topics(settings.kafka_bootstrap, prefix=settings.topic_prefix)
-        ports = {name: infra.free_port() for name in infra.SERVICES}
-        processes = [infra.service_process(n, ports[n], env.run_dir, env_of(settings)) for n in infra.SERVICES]
-        for process in processes:
-            process.start()
-        try:
-            for process in processes:
-                await infra.wait_http(f"http://127.0.0.1:{ports[process.name]}/readyz", timeout=90, process=process)
+        async with infra.running_services(env.run_dir, env_of(settings)) as services:
             started = clock.monotonic()
-            sent = await wire.post(items, f"http://127.0.0.1:{ports['intake']}", ADMIN_TOKEN)
+            sent = await wire.post(items, services.urls["intake"], ADMIN_TOKEN)
             print(f"posted {sent} in {clock.monotonic() - started:.1f}s", flush=True)
-            figures, diffs = await settle(f"http://127.0.0.1:{ports['metrics']}", ADMIN_TOKEN, wanted, timeout)
+            figures, diffs = await settle(services.urls["metrics"], ADMIN_TOKEN, wanted, timeout)
             print(f"metrics caught up {clock.monotonic() - started:.1f}s after the first post", flush=True)
-        finally:
-            for process in processes:
-                process.stop()
     for line in diffs[:40]:
         print("DIFF", line)
     print(f"{figures} figures compared with the metrics service: {len(diffs)} differ", flush=True)

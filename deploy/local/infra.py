@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -460,6 +460,41 @@ def service_process(service: str, port: int, run_dir: Path, env: Mapping[str, st
         env,
         marker=f"services.{service}.app:create_app",
     )
+
+
+@dataclass
+class Services:
+    """Services running as real processes on free loopback ports."""
+
+    processes: dict[str, ManagedProcess]
+    urls: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def running_services(
+    run_dir: Path,
+    env: Mapping[str, str],
+    names: tuple[str, ...] = SERVICES,
+    web: bool = False,
+    ready_timeout: float = 90.0,
+) -> AsyncIterator[Services]:
+    """Start the services (and the web pages, pointed at them), wait until each is ready, and stop
+    every one of them, by pid, on the way out."""
+    ports = {name: free_port() for name in (*names, *(("web",) if web else ()))}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    processes = {name: service_process(name, ports[name], run_dir, env) for name in names}
+    if web:
+        web_env = {**env, "TTHC_DEADLINE_URL": urls["deadline"], "TTHC_METRICS_URL": urls["metrics"]}
+        processes["web"] = service_process("web", ports["web"], run_dir, web_env)
+    for process in processes.values():
+        process.start()
+    try:
+        for name, process in processes.items():
+            await wait_http(f"{urls[name]}/readyz", timeout=ready_timeout, process=process)
+        yield Services(processes, urls)
+    finally:
+        for process in processes.values():
+            process.stop()
 
 
 async def wait_http(url: str, timeout: float = 60.0, process: ManagedProcess | None = None) -> None:

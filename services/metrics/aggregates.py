@@ -14,8 +14,9 @@ change moves its counters: the projection subtracts the old fact's contributions
 one's, in one transaction with the fact, so a redelivered batch finds nothing left to add.
 
 Month buckets answer whole-month boundaries; day buckets add the partial month of an explicit range.
-Coarse buckets (agency × level) serve queries without a field or channel filter; fine buckets
-(× field × channel) serve those with one. A procedure filter is answered from the facts.
+Coarse buckets (agency × level, by month and by day) serve queries without a field or channel filter;
+fine buckets (× field × channel, by month) serve those with one over whole months. A procedure
+filter, or a field or channel filter over partial months, is answered from the facts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from shared.domain.calendar import VN_TZ
-from shared.domain.indicators import Period
+from shared.domain.indicators import Period, Tallies, assemble
 
 CHANNELS = ("online", "direct", "postal")
 DATED = ("early", "on_time", "late")
@@ -105,66 +106,78 @@ def points(fact: Mapping[str, Any]) -> Counter[tuple[date, str]]:
     return out
 
 
-def bucket_ids(fact: Mapping[str, Any], day: date) -> list[tuple[str, dict[str, Any]]]:
-    """The four buckets a day point of this case counts in: coarse and fine, month and day."""
+COLLECTIONS = ("c_m", "c_d", "f_m")  # coarse by month, coarse by day, fine by month
+
+
+def bucket_ids(fact: Mapping[str, Any], day: date) -> list[tuple[str, str, dict[str, Any]]]:
+    """(collection, bucket id, the bucket's fields) of the buckets a day point of this case counts in.
+
+    Each kind and grain has its own collection, so a whole-month query reads a few hundred month
+    documents and never scans the far more numerous day documents.
+    """
     agency, level = fact.get("agency_code") or "", fact.get("level") or ""
     field, channel = fact.get("field_code") or "", fact.get("channel") or ""
     month, iso = day.strftime("%Y-%m"), day.isoformat()
     coarse = {"agency": agency, "level": level}
     fine = coarse | {"field": field, "channel": channel}
     return [
-        (f"c|{agency}|{level}|m|{month}", coarse | {"kind": "c", "g": "m", "p": month}),
-        (f"c|{agency}|{level}|d|{iso}", coarse | {"kind": "c", "g": "d", "p": iso}),
-        (f"f|{agency}|{level}|{field}|{channel}|m|{month}", fine | {"kind": "f", "g": "m", "p": month}),
-        (f"f|{agency}|{level}|{field}|{channel}|d|{iso}", fine | {"kind": "f", "g": "d", "p": iso}),
+        ("c_m", f"{agency}|{level}|{month}", coarse | {"g": "m", "p": month}),
+        ("c_d", f"{agency}|{level}|{iso}", coarse | {"g": "d", "p": iso}),
+        ("f_m", f"{agency}|{level}|{field}|{channel}|{month}", fine | {"g": "m", "p": month}),
     ]
 
 
-def changes(pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """bucket id → {"keys": the bucket's fields, "inc": {counter: delta}} for (before, after) facts."""
-    out: dict[str, dict[str, Any]] = {}
+def changes(
+    pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """(collection, bucket id) → {"keys": the bucket's fields, "inc": {counter: delta}}."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     for before, after in pairs:
         for sign, fact in ((-1, before), (1, after)):
             if not fact:
                 continue
             for (day, name), n in points(fact).items():
-                for bucket, keys in bucket_ids(fact, day):
-                    entry = out.setdefault(bucket, {"keys": keys, "inc": defaultdict(int)})
+                for collection, bucket, keys in bucket_ids(fact, day):
+                    entry = out.setdefault((collection, bucket), {"keys": keys, "inc": defaultdict(int)})
                     entry["inc"][name] += sign * n
     for entry in out.values():
         entry["inc"] = {k: v for k, v in entry["inc"].items() if v}
-    return {bucket: entry for bucket, entry in out.items() if entry["inc"]}
+    return {key: entry for key, entry in out.items() if entry["inc"]}
 
 
-def bucket_writes(pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> list[UpdateOne]:
-    return [
-        UpdateOne(
-            {"_id": bucket},
-            {"$inc": {f"c.{name}": delta for name, delta in change["inc"].items()}, "$setOnInsert": change["keys"]},
-            upsert=True,
-        )
-        for bucket, change in changes(pairs).items()
-    ]
+def bucket_writes(pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> dict[str, list[UpdateOne]]:
+    """collection → its $inc upserts for these (before, after) facts."""
+    out: dict[str, list[UpdateOne]] = defaultdict(list)
+    for (collection, bucket), change in changes(pairs).items():
+        inc = {f"c.{name}": delta for name, delta in change["inc"].items()}
+        out[collection].append(UpdateOne({"_id": bucket}, {"$inc": inc, "$setOnInsert": change["keys"]}, upsert=True))
+    return out
 
 
 # ---- reading --------------------------------------------------------------------------------
 
 
-def buckets_query(period: Period, kind: str, agencies: set[str] | None, filters: Mapping[str, str | None]) -> dict:
-    """The buckets the answer needs: months before E's month, days of S's and E's months."""
-    first, end_day = period.first, period.last.toordinal() + 1
-    end = date.fromordinal(end_day)
-    partial = [day.strftime("%Y-%m") for day in (first, end) if day.day != 1]
-    ranges: list[dict[str, Any]] = [{"g": "m", "p": {"$lt": end.strftime("%Y-%m")}}]
-    for month in sorted(set(partial)):
-        ranges.append({"g": "d", "p": {"$gte": f"{month}-01", "$lte": f"{month}-31"}})
-    query: dict[str, Any] = {"kind": kind, "$or": ranges}
+def answerable(period: Period, kind: str) -> bool:
+    """Fine buckets exist by month only: a field or channel filter on partial months needs the facts."""
+    return kind == "c" or (period.first.day == 1 and date.fromordinal(period.last.toordinal() + 1).day == 1)
+
+
+def buckets_queries(
+    period: Period, kind: str, agencies: set[str] | None, filters: Mapping[str, str | None]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(collection, query) for the buckets the answer needs: the months before E's month, and the
+    days of S's and E's months when they are partial."""
+    first, end = period.first, date.fromordinal(period.last.toordinal() + 1)
+    common: dict[str, Any] = {}
     if agencies is not None:
-        query["agency"] = {"$in": sorted(agencies)}
+        common["agency"] = {"$in": sorted(agencies)}
     for key, value in filters.items():
         if value:
-            query[key] = value
-    return query
+            common[key] = value
+    queries = [(f"{kind}_m", common | {"p": {"$lt": end.strftime("%Y-%m")}})]
+    for month in sorted({day.strftime("%Y-%m") for day in (first, end) if day.day != 1}):
+        queries.append((f"{kind}_d", common | {"p": {"$gte": f"{month}-01", "$lte": f"{month}-31"}}))
+    return queries
 
 
 def prefix(buckets: Iterable[Mapping[str, Any]], x: date) -> Counter[str]:
@@ -203,34 +216,19 @@ def answer(buckets: list[Mapping[str, Any]], period: Period) -> dict[str, Any]:
     late = rng("fL") + overdue
     late_with_apology = rng("fLA") + (e["DA"] - e["MA"])
     complaints = rng("fDC") + (e["rDC"] - e["fDC"])
-    total = received["total"]
-    rates = {
-        "on_time": _rate(on_time, counted),
-        "on_time_dated": _rate(finished["early"] + finished["on_time"], finished["total"]),
-        "online": _rate(received["online"], total),
-        "full_online": _rate(rng("full"), rng("elig")),
-        "online_payment": _rate(rng("paid"), rng("fee")),
-        "digitized": _rate(rng("dig"), total),
-        "apology_coverage": _rate(late_with_apology, late),
-    }
-    extra = {
-        "reused": _rate(rng("reu"), total),
-        "satisfaction": None if counted == 0 else max(0.0, 1 - ((counted - on_time) / counted + complaints / counted)),
-        "sync": None,
-        "late": late,
-        "counted": counted,
-        "returned": rng("ret"),
-        "returned_postal": rng("retP"),
-    }
-    return {
-        "period": period.as_dict(),
-        "received": received,
-        "finished": finished,
-        "pending": pending,
-        "rates": rates,
-        "extra": extra,
-    }
-
-
-def _rate(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
+    tallies = Tallies(
+        on_time=on_time,
+        counted=counted,
+        eligible=rng("elig"),
+        full=rng("full"),
+        fee=rng("fee"),
+        paid=rng("paid"),
+        digitized=rng("dig"),
+        reused=rng("reu"),
+        late=late,
+        late_with_apology=late_with_apology,
+        complaints=complaints,
+        returned=rng("ret"),
+        returned_postal=rng("retP"),
+    )
+    return assemble(period, received, finished, pending, tallies)

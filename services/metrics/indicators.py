@@ -12,7 +12,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from services.metrics.aggregates import answer as aggregate_answer
-from services.metrics.aggregates import buckets_query
+from services.metrics.aggregates import answerable, buckets_queries
 from services.metrics.context import MetricsContext, get_context
 from shared.domain.indicators import (
     Period,
@@ -101,7 +101,7 @@ async def get_indicators(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
-    if procedure:  # not in the aggregates' keys: from the facts
+    if not by_aggregates(span, procedure, field, channel):  # not in the aggregates' keys: from the facts
         facts = await load_facts(
             context,
             request,
@@ -132,6 +132,10 @@ async def from_aggregates(
     return aggregate_answer(buckets, span)
 
 
+def by_aggregates(span: Period, procedure: str | None, field: str | None, channel: str | None) -> bool:
+    return not procedure and answerable(span, "f" if field or channel else "c")
+
+
 async def fetch_buckets(
     context: MetricsContext,
     span: Period,
@@ -141,7 +145,10 @@ async def fetch_buckets(
     keys: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     fields = {"g": 1, "p": 1, "c": 1, "_id": 0} | {key: 1 for key in keys}
-    return [b async for b in context.buckets.find(buckets_query(span, kind, agencies, filters), fields)]
+    out: list[dict[str, Any]] = []
+    for collection, query in buckets_queries(span, kind, agencies, filters):
+        out += [b async for b in context.aggregates[collection].find(query, fields)]
+    return out
 
 
 @router.get("/v1/indicators/monthly", summary="Monthly on-time rate (766 item 2.1) by agency, for charts")

@@ -141,25 +141,71 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
                 late += 1
                 late_with_apology += bool(f.get("apology_on_time"))
             complaints += bool(f.get("complaint")) or f.get("satisfied") is False
+    return assemble(
+        period,
+        received,
+        finished,
+        pending,
+        Tallies(
+            on_time=on_time_766,
+            counted=counted_766,
+            eligible=eligible,
+            full=full,
+            fee=fee,
+            paid=paid,
+            digitized=digitized,
+            reused=reused,
+            late=late,
+            late_with_apology=late_with_apology,
+            complaints=complaints,
+            returned=returned,
+            returned_postal=returned_postal,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Tallies:
+    """The counts behind the rates, however they were counted (case by case, or from aggregates)."""
+
+    on_time: int  # 766 item 2.1: finished on time + pending within due, ≤ 1 supplement request
+    counted: int  # finished in the period + pending at its end, with a due date
+    eligible: int
+    full: int
+    fee: int
+    paid: int
+    digitized: int
+    reused: int
+    late: int  # on exact instants: finished after due, or pending with due before the period end
+    late_with_apology: int
+    complaints: int
+    returned: int  # finished in the period with a result channel (PAR plan: postal returns)
+    returned_postal: int
+
+
+def assemble(
+    period: Period, received: dict[str, int], finished: dict[str, int], pending: dict[str, int], t: Tallies
+) -> dict[str, Any]:
+    """The contract's answer (plus `extra` for the index scoring) from the counts."""
     rates = {
-        "on_time": _rate(on_time_766, counted_766),
+        "on_time": _rate(t.on_time, t.counted),
         "on_time_dated": _rate(finished["early"] + finished["on_time"], finished["total"]),
         "online": _rate(received["online"], received["total"]),
-        "full_online": _rate(full, eligible),
-        "online_payment": _rate(paid, fee),
-        "digitized": _rate(digitized, received["total"]),
-        "apology_coverage": _rate(late_with_apology, late),
+        "full_online": _rate(t.full, t.eligible),
+        "online_payment": _rate(t.paid, t.fee),
+        "digitized": _rate(t.digitized, received["total"]),
+        "apology_coverage": _rate(t.late_with_apology, t.late),
     }
     extra = {
-        "reused": _rate(reused, received["total"]),
+        "reused": _rate(t.reused, received["total"]),
         "satisfaction": None
-        if counted_766 == 0
-        else max(0.0, 1 - ((counted_766 - on_time_766) / counted_766 + complaints / counted_766)),
+        if t.counted == 0
+        else max(0.0, 1 - ((t.counted - t.on_time) / t.counted + t.complaints / t.counted)),
         "sync": None,  # 766 item 1.4 needs the national counts (BCQG / DVCQG), not case data
-        "late": late,
-        "counted": counted_766,
-        "returned": returned,  # finished in the period with a result channel (PAR plan: postal returns)
-        "returned_postal": returned_postal,
+        "late": t.late,
+        "counted": t.counted,
+        "returned": t.returned,
+        "returned_postal": t.returned_postal,
     }
     return {
         "period": period.as_dict(),

@@ -40,28 +40,17 @@ def province() -> tuple[list[Any], list[tuple[str, Any]], dict[str, Any]]:
 
 
 @pytest.fixture
-async def stack(settings: Settings, run_dir: Path) -> AsyncIterator[dict]:
-    ports = {name: infra.free_port() for name in infra.SERVICES}
+async def stack(settings: Settings, run_dir: Path) -> AsyncIterator[infra.Services]:
     folder = run_dir / f"faults-{settings.topic_prefix}"
-    processes = {
-        name: infra.service_process(name, ports[name], folder, settings_env(settings)) for name in infra.SERVICES
-    }
-    for process in processes.values():
-        process.start()
-    for name, process in processes.items():
-        await infra.wait_http(f"http://127.0.0.1:{ports[name]}/readyz", timeout=60, process=process)
-    try:
-        yield {"ports": ports, "processes": processes}
-    finally:
-        for process in processes.values():
-            process.stop()
+    async with infra.running_services(folder, settings_env(settings), ready_timeout=60) as services:
+        yield services
 
 
 async def test_kill_9_duplicates_and_poison_lose_nothing_and_count_nothing_twice(
-    stack: dict, settings: Settings, kafka
+    stack: infra.Services, settings: Settings, kafka
 ) -> None:
-    ports, processes = stack["ports"], stack["processes"]
-    intake = f"http://127.0.0.1:{ports['intake']}"
+    urls, processes = stack.urls, stack.processes
+    intake = urls["intake"]
     cases, requests, wanted = province()
     assert len(requests) > 24
     faults = {
@@ -86,17 +75,17 @@ async def test_kill_9_duplicates_and_poison_lose_nothing_and_count_nothing_twice
             if index % 6 == 0:  # a one-stop system resending what it already sent: a flood of duplicates
                 await post_until_acknowledged(client, f"{intake}{path}", body)
         for name in ("deadline", "metrics"):
-            await infra.wait_http(f"http://127.0.0.1:{ports[name]}/readyz", timeout=60, process=processes[name])
+            await infra.wait_http(f"{urls[name]}/readyz", timeout=60, process=processes[name])
 
         poison = [(b"poison-1", b"{not json"), (b"poison-2", json.dumps({"type": "case.received"}).encode())]
         await produce_raw(kafka.bootstrap, settings.case_events_topic, poison)
 
-        figures, diffs = await settle(f"http://127.0.0.1:{ports['metrics']}", ADMIN_TOKEN, wanted, timeout=120)
+        figures, diffs = await settle(urls["metrics"], ADMIN_TOKEN, wanted, timeout=120)
         assert diffs == [], "\n".join(diffs[:30])
         assert figures > 100
 
         async def every_case_once():
-            stats = (await client.get(f"http://127.0.0.1:{ports['deadline']}/v1/stats", headers=AUTH)).json()
+            stats = (await client.get(f"{urls['deadline']}/v1/stats", headers=AUTH)).json()
             return stats if stats["cases_received"] == len(cases) else None
 
         stats = await eventually(every_case_once, timeout=120, interval=1)

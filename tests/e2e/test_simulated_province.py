@@ -32,21 +32,9 @@ FIRST, LAST, SEED, PER_DAY = date(2026, 8, 3), date(2026, 9, 27), 3, 12.0
 
 @pytest.fixture
 async def pipeline(settings: Settings, run_dir: Path) -> AsyncIterator[dict[str, str]]:
-    env = settings_env(settings)
-    ports = {name: infra.free_port() for name in infra.SERVICES}
-    processes = [
-        infra.service_process(name, ports[name], run_dir / f"sim-{settings.topic_prefix}", env)
-        for name in infra.SERVICES
-    ]
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            await infra.wait_http(f"http://127.0.0.1:{ports[process.name]}/readyz", timeout=60, process=process)
-        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    finally:
-        for process in processes:
-            process.stop()
+    folder = run_dir / f"sim-{settings.topic_prefix}"
+    async with infra.running_services(folder, settings_env(settings), ready_timeout=60) as services:
+        yield services.urls
 
 
 async def test_metrics_equal_the_simulators_oracle(pipeline: dict[str, str]) -> None:

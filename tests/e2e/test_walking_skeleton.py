@@ -20,23 +20,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 async def stack(settings: Settings, run_dir: Path) -> AsyncIterator[dict[str, str]]:
-    env = settings_env(settings)
-    ports = {name: infra.free_port() for name in infra.SERVICES}
-    processes = {
-        name: infra.service_process(name, ports[name], run_dir / f"e2e-{settings.topic_prefix}", env)
-        for name in infra.SERVICES
-    }
-    for process in processes.values():
-        process.start()
-    try:
-        for name, process in processes.items():
-            await infra.wait_http(f"http://127.0.0.1:{ports[name]}/readyz", timeout=60, process=process)
-        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()} | {"_run": str(run_dir)}
-    finally:
-        for process in processes.values():
-            process.stop()
-        for process in processes.values():
-            assert not process.running()
+    folder = run_dir / f"e2e-{settings.topic_prefix}"
+    async with infra.running_services(folder, settings_env(settings), ready_timeout=60) as services:
+        yield services.urls | {"_run": str(run_dir)}
+    assert not any(process.running() for process in services.processes.values())
 
 
 async def test_posted_event_shows_up_in_deadline_and_metrics(stack: dict[str, str]) -> None:

@@ -44,22 +44,9 @@ ONLINE, DIRECT, OUTSIDE = 10, 15, 3
 @pytest.fixture
 async def site(settings: Settings, run_dir: Path) -> AsyncIterator[dict[str, str]]:
     assert shutil.which(CHROMIUM), "these tests need Debian's chromium package (.ci/run installs it)"
-    env = settings_env(settings)
-    ports = {name: infra.free_port() for name in (*infra.SERVICES, "web")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    web_env = env | {"TTHC_DEADLINE_URL": urls["deadline"], "TTHC_METRICS_URL": urls["metrics"]}
-    base = run_dir / f"web-{settings.topic_prefix}"
-    processes = [infra.service_process(name, ports[name], base, env) for name in infra.SERVICES]
-    processes.append(infra.service_process("web", ports["web"], base, web_env))
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            await infra.wait_http(f"http://127.0.0.1:{ports[process.name]}/readyz", timeout=60, process=process)
-        yield urls
-    finally:
-        for process in processes:
-            process.stop()
+    folder = run_dir / f"web-{settings.topic_prefix}"
+    async with infra.running_services(folder, settings_env(settings), web=True, ready_timeout=60) as services:
+        yield services.urls
 
 
 async def seed(urls: dict[str, str]) -> dict[str, object]:
