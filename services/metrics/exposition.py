@@ -1,6 +1,6 @@
 """Ratio gauges of the current month by agency and level, for Prometheus alerts and dashboards.
 
-Refreshed periodically from the facts; a ratio whose denominator is empty is NaN (not 0, which
+Refreshed periodically from the aggregates; a ratio whose denominator is empty is NaN (not 0, which
 would read as a failing agency). Labels: agency and level only.
 """
 
@@ -13,8 +13,9 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from services.metrics.aggregates import answer, buckets_queries
 from shared.domain.calendar import VN_TZ
-from shared.domain.indicators import indicators, parse_period
+from shared.domain.indicators import parse_period
 from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -46,19 +47,17 @@ class IndicatorGauges:
         await self.periodic.stop(15)
 
     async def refresh(self, now: datetime) -> None:
+        """From the coarse month buckets (a few hundred small documents), never the facts."""
         period = parse_period(f"{now:%Y-%m}")
-        query = {
-            "received_at": {"$ne": None, "$lt": period.end},
-            "$or": [{"end_at": None}, {"end_at": {"$gte": period.start}}],
-        }
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for agency in self.context.registry.agencies.values():
             groups[(agency.code, agency.level.value)] = []
-        async for fact in self.context.collection.find(query, {"events": 0}):
-            groups[(fact.get("agency_code") or "unknown", fact.get("level") or "unknown")].append(fact)
-        for (agency, level), facts in groups.items():
-            answer = indicators(facts, period)
-            RECEIVED.labels(agency, level).set(answer["received"]["total"])
+        for collection, query in buckets_queries(period, "c", None, {}):
+            async for bucket in self.context.aggregates[collection].find(query, {"_id": 0}):
+                groups[(bucket.get("agency") or "unknown", bucket.get("level") or "unknown")].append(bucket)
+        for (agency, level), buckets in groups.items():
+            result = answer(buckets, period)
+            RECEIVED.labels(agency, level).set(result["received"]["total"])
             for name, gauge in RATIOS.items():
-                value = answer["rates"][name]
+                value = result["rates"][name]
                 gauge.labels(agency, level).set(float("nan") if value is None else value)
