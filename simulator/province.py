@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from simulator.workdays import CLOSE, VN, Workdays, at
+from simulator.workdays import CLOSE, Workdays, at
 
 # Agencies whose own calendar differs from the province's (office hours) are left out: the
 # simulator's day-level arithmetic assumes the province's 8-hour day.
@@ -261,7 +261,3 @@ class Province:
             count = max(0, round(self.rng.gauss(mean, mean**0.5)))
             out.extend(self.case(day, horizon) for _ in range(count))
         return out
-
-
-def now_vn() -> datetime:
-    return datetime.now(VN)

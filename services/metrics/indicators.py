@@ -72,7 +72,6 @@ async def load_facts(
     period: Period,
     agency: str | None,
     filters: dict[str, str | None],
-    extra_fields: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """The facts of cases that matter for the period: received before its end, open at its start."""
     agencies = context.agency_filter(context.principal(request), agency)
@@ -85,8 +84,7 @@ async def load_facts(
     for key, value in filters.items():
         if value:
             query[key] = value
-    fields = FACT_FIELDS | {name: 1 for name in extra_fields}
-    return [doc async for doc in context.collection.find(query, fields)]
+    return [doc async for doc in context.collection.find(query, FACT_FIELDS)]
 
 
 @router.get("/v1/indicators")
