@@ -2,7 +2,9 @@
 
 - applied events/s: case.received events produced straight to the topic, applied by a real deadline
   process (consume → fold → bulk write → commit), vs raw bulk upserts of same-shaped documents;
-- p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases;
+- p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases, answered
+  from the in-memory open-case index (ADR 0008), and the same query straight to the store;
+- the time to load that index again after a restart;
 - RSS of the deadline process at 100,000 open cases;
 - time to sweep the 100,000 open cases for due timers when every timer is due (each case publishes
   three transitions and gets its marks), and when none is.
@@ -29,6 +31,7 @@ from bench.harness import (
     percentile,
     raw_bulk_upsert_rate,
     raw_produce_rate,
+    wait_gauge,
 )
 from deploy.local import infra
 from services.deadline.context import DeadlineContext
@@ -121,6 +124,8 @@ async def run_async(n: int = 100_000) -> dict[str, Any]:
             applied_rate = n / (time.perf_counter() - (first or started))
             await asyncio.sleep(2)
             rss = rss_mib(process.popen.pid)
+            base = f"http://127.0.0.1:{port}"
+            await wait_gauge(base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=600)
 
             as_of = (datetime.now(UTC) + timedelta(days=90)).isoformat()
             # the raw limit: the same filter, sort and limit straight to the store
@@ -146,6 +151,13 @@ async def run_async(n: int = 100_000) -> dict[str, Any]:
                     latencies.append(time.perf_counter() - t0)
                     assert response.status_code == 200, response.text
                     cursor = response.json()["next_cursor"]
+            # a restart: the open-case index is loaded again from the store
+            process.stop()
+            process = infra.service_process("deadline", port, env.run_dir, env_of(settings))
+            process.start()
+            await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
+            index_load = await wait_gauge(base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=900)
+            rss_reloaded = rss_mib(process.popen.pid)
         finally:
             process.stop()
             mongo.close()
@@ -174,6 +186,8 @@ async def run_async(n: int = 100_000) -> dict[str, Any]:
         "overdue_page_p99_ratio_to_raw_query": round(percentile(latencies, 99) / percentile(raw_latencies, 99), 2),
         "pages_measured": PAGES,
         "rss_mib_at_open_cases": round(rss, 1),
+        "open_case_index_load_seconds_after_restart": round(index_load, 1),
+        "rss_mib_after_restart": round(rss_reloaded, 1),
         "sweep_seconds_nothing_due": round(idle_sweep, 3),
         "sweep_seconds_all_due": round(full_sweep, 1),
         "sweep_transitions_published": published,
@@ -184,7 +198,7 @@ async def run_async(n: int = 100_000) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    n = int(os.environ.get("BENCH_DEADLINE_CASES", "20000"))
+    n = int(os.environ.get("BENCH_DEADLINE_CASES", "100000"))
     return asyncio.run(run_async(n))
 
 

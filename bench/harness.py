@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaProducer
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import UpdateOne
@@ -142,3 +144,17 @@ async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
         return seen / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+async def wait_gauge(base_url: str, name: str, value: float, timeout: float) -> float:
+    """Seconds until the service's /metrics shows `name` at `value` (e.g. an in-memory copy loaded)."""
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        while True:
+            text = (await client.get("/metrics")).text
+            for line in text.splitlines():
+                if line.startswith(name + " ") and float(line.split()[1]) == value:
+                    return time.perf_counter() - started
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError(f"{name} did not reach {value} in {timeout} s")
+            await asyncio.sleep(0.2)

@@ -23,14 +23,24 @@ import httpx
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from bench.deadline import events, rss_mib
-from bench.harness import ADMIN_TOKEN, dumps, env_of, infrastructure, percentile, raw_bulk_upsert_rate, raw_produce_rate
+from bench.harness import (
+    ADMIN_TOKEN,
+    dumps,
+    env_of,
+    infrastructure,
+    percentile,
+    raw_bulk_upsert_rate,
+    raw_produce_rate,
+    wait_gauge,
+)
 from deploy.local import infra
-from services.metrics.aggregates import COLLECTIONS, bucket_writes
+from services.metrics.aggregates import COLLECTIONS, bucket_writes, buckets_queries
 from services.metrics.context import AGGREGATES_VERSION
 from services.metrics.facts import case_facts
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
 from shared.domain.fold import CaseEvent, fold_case
+from shared.domain.indicators import parse_period
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 QUERIES = 10
@@ -104,7 +114,8 @@ def spread_facts(n: int, seed: int = 5) -> list[dict[str, Any]]:
 async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), applied_n: int = 10_000) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": "metrics",
-        "what": "metrics service: indicator query latency by case count (aggregates), applied events/s (SecantusDB)",
+        "what": "metrics service: indicator query latency by case count (aggregates in memory), applied events/s"
+        " (SecantusDB)",
     }
     async with infrastructure() as env:
         settings = env.settings("bm-")
@@ -164,6 +175,19 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
             process.start()
             try:
                 await infra.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=300, process=process)
+                # the bucket copy in memory (ADR 0008): loaded when the consumer gets its partitions
+                mirror_seconds = await wait_gauge(
+                    f"http://127.0.0.1:{port}", "tthc_metrics_buckets_mirror_usable", 1.0, timeout=900
+                )
+                result[f"mirror_load_seconds_at_{size}"] = round(mirror_seconds, 2)
+                # the raw limit it replaces: reading the month query's buckets from the store
+                raw: list[float] = []
+                for _ in range(QUERIES):
+                    t0 = time.perf_counter()
+                    for collection, query in buckets_queries(parse_period("2026-11"), "c", None, {}):
+                        _ = [b async for b in db[f"agg_{collection}"].find(query, {"_id": 0})]
+                    raw.append(time.perf_counter() - t0)
+                result[f"raw_store_month_buckets_read_p99_ms_at_{size}"] = round(percentile(raw, 99) * 1000, 1)
                 latencies: dict[str, list[float]] = {}
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
                     for _ in range(QUERIES):

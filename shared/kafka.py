@@ -10,8 +10,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge
@@ -134,6 +135,33 @@ Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
 ORPHANED_ASSIGNMENT_S = 15.0
 
 
+class Ownership(Protocol):
+    """Told when this member's partitions change (e.g. a cache valid only for a sole writer)."""
+
+    def revoked(self) -> None: ...
+
+    async def assigned(self, sole_owner: bool) -> None: ...
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], ownership: Ownership | None) -> None:
+        self.consumer = consumer
+        self.topics = topics
+        self.ownership = ownership
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # called before the group rebalances: no other member writes for these partitions yet
+        if self.ownership is not None:
+            self.ownership.revoked()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.ownership is None:
+            return
+        held = {(tp.topic, tp.partition) for tp in assigned}
+        every = {(t, p) for t in self.topics for p in (self.consumer.partitions_for_topic(t) or ())}
+        await self.ownership.assigned(bool(every) and every <= held)
+
+
 class BatchConsumer:
     """One poll → the handler (one bulk write) → one commit. Restarts itself after errors."""
 
@@ -146,8 +174,10 @@ class BatchConsumer:
         handler: Handler,
         max_records: int = 1000,
         poll_timeout_ms: int = 200,
+        ownership: Ownership | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.ownership = ownership
         self.topics = list(topics)
         self.group_id = group_id
         self.handler = handler
@@ -174,7 +204,6 @@ class BatchConsumer:
         backoff = 0.5
         while not self._stopping.is_set():
             consumer = AIOKafkaConsumer(
-                *self.topics,
                 bootstrap_servers=self.bootstrap,
                 group_id=self.group_id,
                 enable_auto_commit=False,
@@ -184,6 +213,7 @@ class BatchConsumer:
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=1_000,
             )
+            consumer.subscribe(self.topics, listener=_Listener(consumer, self.topics, self.ownership))
             try:
                 await consumer.start()
                 self.connected = True
@@ -210,6 +240,8 @@ class BatchConsumer:
                 backoff = min(backoff * 2, 10)
             finally:
                 self.connected = False
+                if self.ownership is not None:
+                    self.ownership.revoked()
                 try:
                     await asyncio.wait_for(consumer.stop(), 10)
                 except Exception:

@@ -58,6 +58,7 @@ class BatchResult:
     dead_lettered: int = 0
     cases: list[CaseState] = field(default_factory=list)
     derived: list[dict[str, Any]] = field(default_factory=list)
+    written: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (case code, fields set)
 
 
 def decode(record: ConsumerRecord) -> dict[str, Any]:
@@ -138,6 +139,7 @@ class CaseProjection:
                     result.derived.extend(self.derive(state, before))
                 document = self.to_document(state, events, before)
                 pairs.append((before, document))
+                result.written.append((case_code, document))
                 document["events"] = events
                 # $set, not replace: fields other writers keep on the case (timer marks) survive
                 writes.append(UpdateOne({"_id": case_code}, {"$set": document}, upsert=True))

@@ -9,6 +9,7 @@ from aiokafka import ConsumerRecord
 from fastapi import Request
 
 from services.deadline.gauges import CaseGauges
+from services.deadline.open_cases import OpenCaseIndex
 from services.deadline.projection import case_document, derived_events
 from services.deadline.timers import Sweeper, next_check_at
 from services.deadline.webhooks import WebhookDispatcher
@@ -25,6 +26,8 @@ class DeadlineContext(ProjectionContext):
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
         super().__init__(settings, collection, self.to_document, derive=derived_events)
         self.cases = self.collection
+        self.open_cases = OpenCaseIndex(self.cases)
+        self.consumer.ownership = self.open_cases  # usable while this process is the only writer
         self.sweeper = Sweeper(self, settings.timer_interval_s)
         self.webhooks = WebhookDispatcher(self)
         self.gauges = CaseGauges(self)
@@ -40,6 +43,8 @@ class DeadlineContext(ProjectionContext):
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         result = await self.projection.apply(records)
+        self.open_cases.written(result.written)
+        self.open_cases.retry()
         if result.derived:
             await self.publish_derived(result.derived)  # before the consumer commits
 

@@ -4,6 +4,10 @@ Filters: agency (with every agency below it), level, field, procedure, channel, 
 (issued | missing), as_of. Keyset pagination on (sort key, case code) with an opaque cursor, so a
 page costs the same at the end of the list as at its start. format=csv|xlsx exports every
 matching row (up to EXPORT_LIMIT) with Vietnamese headers.
+
+The open cases are answered from the in-memory index (open_cases.py) whenever it can answer
+exactly; otherwise (several replicas, a reload in progress, an `as_of` before a case it dropped
+ended) from the store, with the same filters, order and cursors.
 """
 
 from __future__ import annotations
@@ -12,22 +16,28 @@ import base64
 import csv
 import io
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from openpyxl import Workbook
+from prometheus_client import Counter
 from pydantic import AwareDatetime
 
 from services.deadline.cases import remaining
 from services.deadline.context import DeadlineContext, get_context
+from services.deadline.open_cases import ListQuery
 from shared.domain.calendar import CalendarError
 from shared.web import ApiError, error_responses
 
 router = APIRouter(tags=["lists"], responses=error_responses(401, 403, 422))
 
 EXPORT_LIMIT = 100_000
+LIST_READS = Counter("tthc_deadline_list_reads_total", "Overdue and due-soon list reads, by source", ["source"])
+for _source in ("memory", "store"):
+    LIST_READS.labels(_source)
 SORTS = {
     "due_at": ("due_at", 1),
     "-due_at": ("due_at", -1),
@@ -68,42 +78,79 @@ def _decode_cursor(cursor: str) -> tuple[Any, str]:
         ) from None
 
 
-def build_query(
-    context: DeadlineContext,
-    kind: str,
-    as_of: datetime,
-    agencies: set[str] | None,
-    agency: str | None,
-    level: str | None,
-    field: str | None,
-    procedure: str | None,
-    channel: str | None,
-    apology: str | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ListFilters:
+    kind: str
+    as_of: datetime
+    agencies: set[str] | None
+    agency: str | None
+    level: str | None
+    field: str | None
+    procedure: str | None
+    channel: str | None
+    apology: str | None
+
+
+DueRange = tuple[datetime | None, datetime | None, datetime | None]
+
+
+def due_range(context: DeadlineContext, filters: ListFilters) -> DueRange:
+    """(due from, inclusive; due before, exclusive; due until, inclusive) of the list's cases."""
+    if filters.kind == "overdue":
+        return None, filters.as_of, None
+    calendar = context.registry.calendar_for(filters.agency)
+    try:
+        horizon = calendar.add_working_time(filters.as_of, context.due_soon_seconds)
+    except CalendarError as exc:
+        raise ApiError(422, str(exc), details=[{"loc": ["query", "as_of"], "msg": str(exc)}]) from None
+    return filters.as_of, None, horizon
+
+
+def build_query(context: DeadlineContext, filters: ListFilters) -> dict[str, Any]:
+    """The store query of a list (when the in-memory index cannot answer)."""
+    as_of = filters.as_of
     query: dict[str, Any] = {
         "received_at": {"$lte": as_of},
         "clock_stopped_since": None,
         "$or": [{"end_at": None}, {"end_at": {"$gt": as_of}}],
     }
-    if kind == "overdue":
-        query["due_at"] = {"$lt": as_of}
+    due_from, due_before, due_until = due_range(context, filters)
+    if due_before is not None:
+        query["due_at"] = {"$lt": due_before}
     else:
-        calendar = context.registry.calendar_for(agency)
-        try:
-            horizon = calendar.add_working_time(as_of, context.due_soon_seconds)
-        except CalendarError as exc:
-            raise ApiError(422, str(exc), details=[{"loc": ["query", "as_of"], "msg": str(exc)}]) from None
-        query["due_at"] = {"$gte": as_of, "$lte": horizon}
-    if agencies is not None:
-        query["agency_code"] = {"$in": sorted(agencies)}
-    for key, value in (("level", level), ("field_code", field), ("procedure_code", procedure), ("channel", channel)):
+        query["due_at"] = {"$gte": due_from, "$lte": due_until}
+    if filters.agencies is not None:
+        query["agency_code"] = {"$in": sorted(filters.agencies)}
+    for key, value in (
+        ("level", filters.level),
+        ("field_code", filters.field),
+        ("procedure_code", filters.procedure),
+        ("channel", filters.channel),
+    ):
         if value:
             query[key] = value
-    if apology == "issued":
+    if filters.apology == "issued":
         query["apology"] = {"$ne": None}
-    elif apology == "missing":
+    elif filters.apology == "missing":
         query["apology"] = None
     return query
+
+
+def index_query(context: DeadlineContext, filters: ListFilters) -> ListQuery:
+    """The same list as a query of the in-memory open-case index."""
+    due_from, due_before, due_until = due_range(context, filters)
+    return ListQuery(
+        due_from=due_from,
+        due_before=due_before,
+        due_until=due_until,
+        received_by=filters.as_of,
+        agencies=frozenset(filters.agencies) if filters.agencies is not None else None,
+        level=filters.level,
+        field=filters.field,
+        procedure=filters.procedure,
+        channel=filters.channel,
+        apology=filters.apology,
+    )
 
 
 def row(context: DeadlineContext, document: dict[str, Any], as_of: datetime) -> dict[str, Any]:
@@ -146,33 +193,28 @@ async def case_list(
     context = get_context(request)
     principal = context.principal(request)
     as_of = as_of or datetime.now(UTC)
-    query = build_query(
-        context,
-        kind,
-        as_of,
-        context.agency_filter(principal, agency),
-        agency,
-        level,
-        field,
-        procedure,
-        channel,
-        apology,
+    filters = ListFilters(
+        kind, as_of, context.agency_filter(principal, agency), agency, level, field, procedure, channel, apology
     )
     key, direction = SORTS[sort]
+    after = _decode_cursor(cursor) if cursor and format == "json" else None
+    size = EXPORT_LIMIT if format != "json" else limit + 1
+    index = context.open_cases
+    documents: list[dict[str, Any]]
+    if index.answers(as_of):
+        LIST_READS.labels("memory").inc()
+        documents = [case.document() for case in index.page(index_query(context, filters), sort, after, size)]
+    else:
+        LIST_READS.labels("store").inc()
+        query = build_query(context, filters)
+        if after is not None:
+            value, last = after
+            op = "$gt" if direction == 1 else "$lt"
+            query = {"$and": [query, {"$or": [{key: {op: value}}, {key: value, "_id": {op: last}}]}]}
+        found = context.cases.find(query, {"events": 0, "timeline": 0}).sort([(key, direction), ("_id", direction)])
+        documents = [doc async for doc in found.limit(size)]
     if format != "json":
-        documents = context.cases.find(query, {"events": 0, "timeline": 0}).sort([(key, direction), ("_id", direction)])
-        rows = [row(context, doc, as_of) async for doc in documents.limit(EXPORT_LIMIT)]
-        return export(rows, kind, format)
-    if cursor:
-        value, last = _decode_cursor(cursor)
-        op = "$gt" if direction == 1 else "$lt"
-        query = {"$and": [query, {"$or": [{key: {op: value}}, {key: value, "_id": {op: last}}]}]}
-    documents = [
-        doc
-        async for doc in context.cases.find(query, {"events": 0, "timeline": 0})
-        .sort([(key, direction), ("_id", direction)])
-        .limit(limit + 1)
-    ]
+        return export([row(context, doc, as_of) for doc in documents], kind, format)
     page, more = documents[:limit], len(documents) > limit
     return {
         "as_of": as_of,

@@ -147,8 +147,13 @@ def changes(
 
 def bucket_writes(pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> dict[str, list[UpdateOne]]:
     """collection → its $inc upserts for these (before, after) facts."""
+    return writes_of(changes(pairs))
+
+
+def writes_of(changed: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, list[UpdateOne]]:
+    """collection → the $inc upserts of these bucket changes."""
     out: dict[str, list[UpdateOne]] = defaultdict(list)
-    for (collection, bucket), change in changes(pairs).items():
+    for (collection, bucket), change in changed.items():
         inc = {f"c.{name}": delta for name, delta in change["inc"].items()}
         out[collection].append(UpdateOne({"_id": bucket}, {"$inc": inc, "$setOnInsert": change["keys"]}, upsert=True))
     return out

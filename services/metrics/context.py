@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
+from aiokafka import ConsumerRecord
 from fastapi import Request
 
-from services.metrics.aggregates import COLLECTIONS, bucket_writes
+from services.metrics.aggregates import COLLECTIONS, bucket_writes, changes, writes_of
 from services.metrics.exposition import IndicatorGauges
 from services.metrics.facts import case_facts
+from services.metrics.mirror import BucketMirror
 from shared.service import ProjectionContext
 from shared.settings import Settings
 
@@ -24,10 +27,28 @@ class MetricsContext(ProjectionContext):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, "facts", case_facts, companion=self.aggregate)
         self.aggregates = {name: self.db[f"agg_{name}"] for name in COLLECTIONS}
+        self.mirror = BucketMirror(self.aggregates)
+        self.consumer.ownership = self.mirror  # usable while this process is the only writer
         self.gauges = IndicatorGauges(self)
+        self._changes: dict | None = None
 
     def aggregate(self, pairs: list) -> list:
-        return [(self.aggregates[name], ops) for name, ops in bucket_writes(pairs).items()]
+        self._changes = changes(pairs)
+        return [(self.aggregates[name], ops) for name, ops in writes_of(self._changes).items()]
+
+    async def apply(self, records: list[ConsumerRecord]) -> None:
+        await self.mirror.settle()
+        self._changes = None
+        await self.projection.apply(records)
+        if self._changes:  # the transaction committed: move the copy by the same deltas
+            self.mirror.applied(self._changes)
+        self._changes = None
+
+    async def find_buckets(self, collection: str, query: dict[str, Any], fields: dict[str, int]) -> list[dict]:
+        """The buckets of a `buckets_queries` query: from memory when the copy is exact, else the store."""
+        if self.mirror.usable:
+            return self.mirror.find(collection, query)
+        return [b async for b in self.aggregates[collection].find(query, fields)]
 
     async def start(self) -> None:
         await self.collection.create_index([("received_at", 1)])

@@ -53,7 +53,7 @@ class IndicatorGauges:
         for agency in self.context.registry.agencies.values():
             groups[(agency.code, agency.level.value)] = []
         for collection, query in buckets_queries(period, "c", None, {}):
-            async for bucket in self.context.aggregates[collection].find(query, {"_id": 0}):
+            for bucket in await self.context.find_buckets(collection, query, {"_id": 0}):
                 groups[(bucket.get("agency") or "unknown", bucket.get("level") or "unknown")].append(bucket)
         for (agency, level), buckets in groups.items():
             result = answer(buckets, period)

@@ -145,7 +145,7 @@ async def fetch_buckets(
     fields = {"g": 1, "p": 1, "c": 1, "_id": 0} | {key: 1 for key in keys}
     out: list[dict[str, Any]] = []
     for collection, query in buckets_queries(span, kind, agencies, filters):
-        out += [b async for b in context.aggregates[collection].find(query, fields)]
+        out += await context.find_buckets(collection, query, fields)
     return out
 
 

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import io
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from docx import Document
@@ -19,6 +20,7 @@ from pypdf import PdfReader
 from services.deadline.app import create_app as deadline_app
 from services.deadline.rebuild import rebuild
 from services.intake.app import create_app as intake_app
+from shared.domain.calendar import VN_TZ
 from shared.settings import Settings
 from shared.store import mongo_client
 from tests.conftest import AUTH, serve
@@ -198,6 +200,75 @@ async def test_overdue_and_due_soon_lists_filter_page_and_export(settings: Setti
         assert outside.status_code == 403
         bad_cursor = await deadline.get("/v1/cases/overdue", params={"cursor": "nope"}, headers=AUTH)
         assert bad_cursor.status_code == 422
+
+
+async def test_lists_from_memory_equal_lists_from_the_store(settings: Settings) -> None:
+    """The in-memory open-case index and the store query give the same pages, cursors and exports."""
+    now = datetime.now(VN_TZ).replace(microsecond=0)
+    codes = [case_code(COMMUNE if i % 3 == 0 else AGENCY) for i in range(36)]
+    events = []
+    for i, code in enumerate(codes):
+        at = (now - timedelta(days=1 + i % 18, hours=i % 5)).isoformat()
+        level = "commune" if code.startswith(COMMUNE) else "province"
+        events.append(received(code, at=at, level=level, channel=["online", "direct", "postal"][i % 3]))
+    events.append(event("case.processed", codes[1], (now - timedelta(hours=1)).isoformat(), outcome="approved"))
+    events.append(event("case.supplement_requested", codes[2], (now - timedelta(hours=2)).isoformat()))
+    app = deadline_app(settings)
+    index = app.state.context.open_cases
+    async with serve(intake_app(settings)) as intake, serve(app) as deadline:
+        await post(intake, *events)
+        await case_of(deadline, codes[1], lambda d: d["status"] == "processed")
+        await case_of(deadline, codes[2], lambda d: d["status"] == "waiting_citizen")
+        for code in codes:
+            await case_of(deadline, code)
+
+        async def loaded():
+            return index.usable or None
+
+        await eventually(loaded)
+        assert set(index.cases) >= set(codes) - {codes[1]} and codes[1] not in index.cases
+
+        async def walk(path: str, **params) -> list[dict]:
+            items, cursor = [], None
+            while True:
+                query = {**params, "limit": 4, **({"cursor": cursor} if cursor else {})}
+                r = await deadline.get(path, params=query, headers=AUTH)
+                assert r.status_code == 200, r.text
+                items += r.json()["items"]
+                if not (cursor := r.json()["next_cursor"]):
+                    return items
+
+        seen = 0
+        for as_of in (now + timedelta(minutes=1), now + timedelta(days=3), now + timedelta(days=15)):
+            for path in ("/v1/cases/overdue", "/v1/cases/due-soon"):
+                for params in (
+                    {},
+                    {"sort": "-due_at"},
+                    {"sort": "received_at", "agency": COMMUNE},
+                    {"sort": "-received_at", "channel": "online"},
+                    {"level": "province", "apology": "missing"},
+                ):
+                    params = {**params, "as_of": as_of.isoformat()}
+                    index.usable = True
+                    from_memory = await walk(path, **params)
+                    index.usable = False
+                    from_store = await walk(path, **params)
+                    assert from_memory == from_store, (path, params)
+                    seen += len(from_memory)
+        index.usable = True
+        assert seen > 0
+        exports = []
+        for usable in (True, False):
+            index.usable = usable
+            r = await deadline.get(
+                "/v1/cases/overdue",
+                params={"as_of": (now + timedelta(days=15)).isoformat(), "format": "csv"},
+                headers=AUTH,
+            )
+            exports.append(r.content)
+        assert exports[0] == exports[1] and exports[0].count(b"\n") > 10
+        metrics = (await deadline.get("/metrics")).text
+        assert 'tthc_deadline_list_reads_total{source="memory"}' in metrics
 
 
 async def test_webhooks_are_signed_retried_and_logged(settings: Settings) -> None:

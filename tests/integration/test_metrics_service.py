@@ -111,6 +111,56 @@ async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> 
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["query", "period"]
 
 
+async def test_indicators_from_memory_equal_indicators_from_the_store(settings: Settings) -> None:
+    """The bucket copy in memory answers every route exactly as the stored buckets do, also after a
+    restart (it is reloaded when the consumer gets every partition)."""
+    codes = [case_code(COMMUNE if i % 4 == 0 else AGENCY) for i in range(24)]
+    events = []
+    for i, code in enumerate(codes):
+        at = f"2026-0{2 + i % 3}-{3 + i:02d}T09:00:00+07:00"
+        level = "commune" if code.startswith(COMMUNE) else "province"
+        events.append(received(code, at=at, level=level, channel=["online", "direct", "postal"][i % 3]))
+        if i % 2:
+            events.append(event("case.processed", code, f"2026-05-{1 + i:02d}T10:00:00+07:00", outcome="approved"))
+    queries = [
+        ("/v1/indicators", {"period": "2026-03"}),
+        ("/v1/indicators", {"period": "2026-Q1", "agency": AGENCY}),
+        ("/v1/indicators", {"period": "2026-02-10..2026-04-17"}),
+        ("/v1/indicators", {"period": "2026-H1", "field": "G09-DD", "channel": "online"}),
+        ("/v1/index/766", {"period": "2026-04"}),
+        ("/v1/index/par", {"year": 2026}),
+        ("/v1/indicators/monthly", {"year": 2026}),
+    ]
+    answers = []
+    for attempt in range(2):
+        app = metrics_app(settings)
+        mirror = app.state.context.mirror
+        async with serve(intake_app(settings)) as intake, serve(app) as metrics:
+            if attempt == 0:
+                assert (await intake.post("/v1/events", json={"events": events}, headers=AUTH)).status_code == 202
+
+            async def projected(mirror=mirror, metrics=metrics):
+                r = await metrics.get("/v1/indicators", params={"period": "2026"}, headers=AUTH)
+                done = mirror.usable and r.json()["received"]["total"] == len(codes)
+                return done and r.json()["finished"]["total"] == len(codes) // 2
+
+            await eventually(projected, timeout=30)
+            round_answers = []
+            for path, params in queries:
+                both = []
+                for usable in (True, False):
+                    mirror.usable = usable
+                    r = await metrics.get(path, params=params, headers=AUTH)
+                    assert r.status_code == 200, r.text
+                    both.append(r.json())
+                mirror.usable = True
+                assert both[0] == both[1], (path, params)
+                round_answers.append(both[0])
+            answers.append(round_answers)
+            assert mirror.loads == 1 and mirror.size() > 0
+    assert answers[0] == answers[1]
+
+
 async def test_every_service_exposition_passes_promtool(settings: Settings) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed (Debian package prometheus; .ci/run installs it)"

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.metrics.aggregates import answer, answerable, changes
+from services.metrics.aggregates import COLLECTIONS, answer, answerable, buckets_queries, changes
+from services.metrics.mirror import BucketMirror
 from shared.domain.calendar import VN_TZ
 from shared.domain.indicators import Period, indicators
 
@@ -105,3 +106,29 @@ def test_a_case_removed_and_added_back_leaves_no_trace() -> None:
     apply(store, [(None, fact)])
     apply(store, [(fact, {**fact, "received_at": None})])
     assert all(value == 0 for bucket in store.values() for value in bucket["c"].values())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_in_memory_copy_answers_the_store_queries_exactly(seed: int) -> None:
+    """BucketMirror, moved by the same deltas, selects per `buckets_queries` what the store would."""
+    rng = random.Random(100 + seed)
+    facts = [random_fact(rng) for _ in range(300)]
+    mirror = BucketMirror({name: None for name in COLLECTIONS})  # type: ignore[misc]
+    mirror.applied(changes([(None, fact) for fact in facts]))
+    for index in rng.sample(range(len(facts)), 80):
+        new = random_fact(rng) | {"agency_code": facts[index]["agency_code"]}
+        mirror.applied(changes([(facts[index], new)]))
+        facts[index] = new
+
+    def from_mirror(period: Period, kind: str, agencies: set[str] | None, **filters: str) -> dict[str, Any]:
+        buckets = [b for c, q in buckets_queries(period, kind, agencies, filters) for b in mirror.find(c, q)]
+        return answer(buckets, period)
+
+    for period in PERIODS:
+        assert from_mirror(period, "c", None) == indicators(facts, period)
+        picked = [f for f in facts if f["agency_code"] in {"A", "C"}]
+        assert from_mirror(period, "c", {"A", "C"}, level="province") == indicators(picked, period)
+        assert from_mirror(period, "c", None, level="commune")["received"]["total"] == 0
+        if answerable(period, "f"):
+            f2 = [f for f in facts if f["field_code"] == "F2" and f["channel"] == "postal"]
+            assert from_mirror(period, "f", None, field="F2", channel="postal") == indicators(f2, period)

@@ -1,0 +1,291 @@
+"""The open cases in memory, for the agencies' lists (ADR 0008).
+
+An overdue or due-soon page is a range of open cases ordered by due (or received) instant. The
+store answers it with a filtered sort over every case document; this index answers it from two
+sorted key lists, walking from the cursor and stopping after `limit + 1` matching rows, so a page
+costs the same at 100,000 open cases as at 1,000.
+
+It holds only what the store holds: it is loaded from the store and then fed the documents this
+process writes, after each write. That is exact only while this process is the only writer of the
+case collection, i.e. while its consumer holds every partition of tthc.case-events. So:
+
+- it is (re)loaded each time the consumer is assigned every partition, and is usable once loaded;
+- it is unusable from the moment partitions are revoked (before another member can write), and
+  while the assignment is partial (several replicas): the lists then read the store, as before;
+- cases that ended are dropped, so it can answer for an `as_of` no earlier than the latest end it
+  dropped (`horizon`); an older `as_of` reads the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorCollection
+from prometheus_client import Gauge
+from sortedcontainers import SortedList
+
+log = logging.getLogger(__name__)
+
+INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
+INDEX_USABLE = Gauge("tthc_deadline_open_cases_index_usable", "1 when the lists are answered from memory, else 0")
+
+# the case document fields a list row needs (everything but the events and the timeline)
+FIELDS = (
+    "agency_code",
+    "procedure_code",
+    "procedure_name",
+    "field_code",
+    "level",
+    "channel",
+    "received_at",
+    "due_at",
+    "apology_deadline_at",
+    "apology",
+    "agency_at_fault",
+    "status",
+    "clock_stopped_since",
+)
+_INTERNED = ("agency_code", "procedure_code", "procedure_name", "field_code", "level", "channel", "status")
+
+
+@dataclass(slots=True)
+class OpenCase:
+    case_code: str
+    agency_code: str | None
+    procedure_code: str | None
+    procedure_name: str | None
+    field_code: str | None
+    level: str | None
+    channel: str | None
+    received_at: datetime
+    due_at: datetime
+    apology_deadline_at: datetime | None
+    apology: bool
+    agency_at_fault: str | None
+    status: str | None
+    paused: bool
+
+    def document(self) -> dict[str, Any]:
+        """The row's fields in the case document's shape (what `lists.row` reads)."""
+        return {
+            "_id": self.case_code,
+            "agency_code": self.agency_code,
+            "procedure_code": self.procedure_code,
+            "procedure_name": self.procedure_name,
+            "field_code": self.field_code,
+            "level": self.level,
+            "channel": self.channel,
+            "received_at": self.received_at,
+            "due_at": self.due_at,
+            "apology_deadline_at": self.apology_deadline_at,
+            "apology": True if self.apology else None,
+            "agency_at_fault": self.agency_at_fault,
+            "status": self.status,
+            "clock_stopped_since": None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """The filters of one list request, already resolved (agencies = the subtree, None = all)."""
+
+    due_from: datetime | None  # inclusive
+    due_before: datetime | None  # exclusive (overdue)
+    due_until: datetime | None  # inclusive (due-soon)
+    received_by: datetime
+    agencies: frozenset[str] | None = None
+    level: str | None = None
+    field: str | None = None
+    procedure: str | None = None
+    channel: str | None = None
+    apology: str | None = None  # "issued" | "missing"
+
+    def matches(self, case: OpenCase) -> bool:
+        if case.paused or case.received_at > self.received_by:
+            return False
+        due = case.due_at
+        if self.due_before is not None and not due < self.due_before:
+            return False
+        if self.due_from is not None and due < self.due_from:
+            return False
+        if self.due_until is not None and due > self.due_until:
+            return False
+        if self.agencies is not None and case.agency_code not in self.agencies:
+            return False
+        if self.level and case.level != self.level:
+            return False
+        if self.field and case.field_code != self.field:
+            return False
+        if self.procedure and case.procedure_code != self.procedure:
+            return False
+        if self.channel and case.channel != self.channel:
+            return False
+        if self.apology == "issued" and not case.apology:
+            return False
+        if self.apology == "missing" and case.apology:
+            return False
+        return True
+
+
+def to_open_case(code: str, document: dict[str, Any]) -> OpenCase | None:
+    """The index entry of a case document, or None when the case is not open with a due instant."""
+    if not document.get("open") or document.get("due_at") is None or document.get("received_at") is None:
+        return None
+    values = {name: document.get(name) for name in _INTERNED}
+    for name, value in values.items():
+        if isinstance(value, str):
+            values[name] = sys.intern(value)
+    return OpenCase(
+        case_code=code,
+        received_at=document["received_at"],
+        due_at=document["due_at"],
+        apology_deadline_at=document.get("apology_deadline_at"),
+        apology=document.get("apology") is not None,
+        agency_at_fault=document.get("agency_at_fault"),
+        paused=document.get("clock_stopped_since") is not None,
+        **values,
+    )
+
+
+class OpenCaseIndex:
+    def __init__(self, collection: AsyncIOMotorCollection) -> None:
+        self.collection = collection
+        self.cases: dict[str, OpenCase] = {}
+        self.by_due: SortedList = SortedList()
+        self.by_received: SortedList = SortedList()
+        self.horizon: datetime | None = None  # the latest end instant dropped since the load
+        self.usable = False
+        self._touched: set[str] | None = None  # while loading: codes written meanwhile
+        self._load: asyncio.Task[None] | None = None
+        self._sole = False
+        self.loads = 0
+
+    # --- keeping it current -------------------------------------------------------------------
+
+    def written(self, documents: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """After a write of this process reached the store: the new fields of each case written."""
+        for code, document in documents:
+            if self._touched is not None:
+                self._touched.add(code)
+            self._put(code, to_open_case(code, document))
+            end = document.get("end_at")
+            if end is not None and (self.horizon is None or end > self.horizon):
+                self.horizon = end
+        INDEXED.set(len(self.cases))
+
+    def revoked(self) -> None:
+        """Partitions are being taken away: another member may write from now on."""
+        self.usable = False
+        self._sole = False
+        INDEX_USABLE.set(0)
+        if self._load is not None:
+            self._load.cancel()
+            self._load = None
+
+    async def assigned(self, sole_owner: bool) -> None:
+        """Partitions were assigned; with all of them, reload (others may have written meanwhile)."""
+        self.revoked()
+        self._sole = sole_owner
+        self.retry()
+
+    def retry(self) -> None:
+        """Load (again) when this process is the only writer and the index is not loaded or loading
+        (a load fails when the store is down; the next batch retries it)."""
+        if self._sole and not self.usable and (self._load is None or self._load.done()):
+            self._load = asyncio.create_task(self._reload_or_log(), name="open-cases-load")
+
+    async def _reload_or_log(self) -> None:
+        try:
+            await self.reload()
+        except Exception as exc:  # the store is down: lists read the store (and fail there, visibly)
+            log.warning("open cases not indexed; the store answers the lists", extra={"error": repr(exc)})
+
+    async def reload(self) -> None:
+        started = time.perf_counter()
+        self._touched = set()
+        loaded_at = datetime.now().astimezone()
+        fresh: dict[str, OpenCase] = {}
+        try:
+            projection = {name: 1 for name in (*FIELDS, "open", "end_at")}
+            async for document in self.collection.find({"open": True}, projection, batch_size=5000):
+                case = to_open_case(document["_id"], document)
+                if case is not None:
+                    fresh[case.case_code] = case
+            for code in self._touched:  # written while the scan ran: what was indexed since wins
+                case = self.cases.get(code)
+                if case is None:
+                    fresh.pop(code, None)
+                else:
+                    fresh[code] = case
+        finally:
+            self._touched = None
+        self.cases = fresh
+        self.by_due = SortedList((c.due_at, c.case_code) for c in fresh.values())
+        self.by_received = SortedList((c.received_at, c.case_code) for c in fresh.values())
+        self.horizon = loaded_at if self.horizon is None else max(self.horizon, loaded_at)
+        self.usable = True
+        self.loads += 1
+        INDEXED.set(len(self.cases))
+        INDEX_USABLE.set(1)
+        log.info(
+            "open cases indexed",
+            extra={"cases": len(fresh), "seconds": round(time.perf_counter() - started, 2)},
+        )
+
+    def _put(self, code: str, case: OpenCase | None) -> None:
+        old = self.cases.pop(code, None)
+        if old is not None:
+            self.by_due.remove((old.due_at, code))
+            self.by_received.remove((old.received_at, code))
+        if case is not None:
+            self.cases[code] = case
+            self.by_due.add((case.due_at, code))
+            self.by_received.add((case.received_at, code))
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def answers(self, as_of: datetime) -> bool:
+        return self.usable and (self.horizon is None or as_of >= self.horizon)
+
+    def page(
+        self,
+        query: ListQuery,
+        sort: str,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[OpenCase]:
+        """Up to `limit` matching cases in `sort` order, strictly after the cursor key `after`."""
+        out = []
+        for case in self._walk(query, sort, after):
+            if query.matches(case):
+                out.append(case)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _walk(self, query: ListQuery, sort: str, after: tuple[datetime, str] | None) -> Iterator[OpenCase]:
+        descending = sort.startswith("-")
+        by_due = sort.lstrip("-") == "due_at"
+        keys = self.by_due if by_due else self.by_received
+        low = high = None
+        if by_due:  # the due range bounds the walk itself
+            low = query.due_from
+            high = query.due_until or query.due_before
+        if descending:
+            maximum = after if after is not None else ((high, "\U0010ffff") if high is not None else None)
+            minimum = (low, "") if low is not None else None
+            iterator = keys.irange(minimum, maximum, inclusive=(True, after is None), reverse=True)
+        else:
+            minimum = after if after is not None else ((low, "") if low is not None else None)
+            maximum = (high, "\U0010ffff") if high is not None else None
+            iterator = keys.irange(minimum, maximum, inclusive=(after is None, True))
+        cases = self.cases
+        for _, code in iterator:
+            yield cases[code]

@@ -1,0 +1,121 @@
+"""The aggregate buckets in memory, for indicator queries (ADR 0008).
+
+The buckets are small and few (tens of thousands at 1,000,000 cases), and every indicator answer
+is a sum over a few hundred of them; reading them from the store costs far more than the sums. So
+the metrics service keeps a copy: loaded from the store, then moved by the same deltas the
+projection writes, after each transaction commits.
+
+Exact only while this process is the only writer of the buckets, i.e. while its consumer holds
+every partition of tthc.case-events. It is loaded when the consumer is assigned every partition,
+and the projection waits for that load before it applies the assignment's first batch (so no
+delta falls between the load and the copy); it is unusable from the moment partitions are revoked.
+Meanwhile the store answers. (The load is not awaited inside the rebalance callback itself:
+aiokafka sends no heartbeats until that callback returns.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorCollection
+from prometheus_client import Gauge
+
+log = logging.getLogger(__name__)
+
+MIRRORED = Gauge("tthc_metrics_buckets_mirrored", "Aggregate buckets held in memory for indicator queries")
+MIRROR_USABLE = Gauge("tthc_metrics_buckets_mirror_usable", "1 when indicators are answered from memory, else 0")
+
+Bucket = dict[str, Any]  # the stored bucket: its keys (agency, level[, field, channel]), g, p, c
+
+
+class BucketMirror:
+    def __init__(self, collections: Mapping[str, AsyncIOMotorCollection]) -> None:
+        self.collections = collections
+        # collection → period key p → bucket id → bucket
+        self.buckets: dict[str, dict[str, dict[str, Bucket]]] = {name: {} for name in collections}
+        self.usable = False
+        self.loads = 0
+        self._sole = False
+        self._load: asyncio.Task[None] | None = None
+
+    def applied(self, changes: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        """After the transaction that wrote these bucket changes committed (aggregates.changes)."""
+        for (collection, bucket_id), change in changes.items():
+            keys = change["keys"]
+            by_id = self.buckets[collection].setdefault(keys["p"], {})
+            bucket = by_id.get(bucket_id)
+            if bucket is None:
+                bucket = by_id[bucket_id] = {**keys, "c": {}}
+            counters = bucket["c"]
+            for name, delta in change["inc"].items():
+                counters[name] = counters.get(name, 0) + delta
+        MIRRORED.set(self.size())
+
+    def revoked(self) -> None:
+        self.usable = False
+        self._sole = False
+        MIRROR_USABLE.set(0)
+        if self._load is not None:
+            self._load.cancel()
+            self._load = None
+
+    async def assigned(self, sole_owner: bool) -> None:
+        self.revoked()
+        self._sole = sole_owner
+        if sole_owner:
+            self._load = asyncio.create_task(self.reload(), name="bucket-mirror-load")
+
+    async def settle(self) -> None:
+        """Before a batch is applied: let a load in progress finish; retry one that failed."""
+        if not self._sole or self.usable:
+            return
+        if self._load is None or self._load.done():
+            self._load = asyncio.create_task(self.reload(), name="bucket-mirror-load")
+        await asyncio.wait([self._load])
+        if not self._load.cancelled() and self._load.exception() is not None:
+            log.warning("bucket mirror not loaded; the store answers", extra={"error": repr(self._load.exception())})
+
+    async def reload(self) -> None:
+        started = time.perf_counter()
+        fresh: dict[str, dict[str, dict[str, Bucket]]] = {name: {} for name in self.collections}
+        for name, collection in self.collections.items():
+            async for bucket in collection.find({}, batch_size=5000):
+                bucket_id = bucket.pop("_id")
+                fresh[name].setdefault(bucket["p"], {})[bucket_id] = bucket
+        self.buckets = fresh
+        self.usable = True
+        self.loads += 1
+        MIRRORED.set(self.size())
+        MIRROR_USABLE.set(1)
+        log.info("aggregate buckets mirrored", extra={"buckets": self.size(), "seconds": time.perf_counter() - started})
+
+    def size(self) -> int:
+        return sum(len(by_id) for by_p in self.buckets.values() for by_id in by_p.values())
+
+    def find(self, collection: str, query: Mapping[str, Any]) -> list[Bucket]:
+        """The buckets a `buckets_queries` query selects: equality on keys, `$in` on agency, and
+        `$lt` / `$gte` + `$lte` on p. The buckets are shared: callers read, never change them."""
+        p_range = query.get("p", {})
+        low, high, below = p_range.get("$gte"), p_range.get("$lte"), p_range.get("$lt")
+        agencies = query.get("agency", {}).get("$in") if isinstance(query.get("agency"), dict) else None
+        agency_set = set(agencies) if agencies is not None else None
+        equal = [(k, v) for k, v in query.items() if k not in ("p", "agency") or (k == "agency" and agencies is None)]
+        out: list[Bucket] = []
+        for p, by_id in self.buckets[collection].items():
+            if (
+                (below is not None and not p < below)
+                or (low is not None and p < low)
+                or (high is not None and p > high)
+            ):
+                continue
+            for bucket in by_id.values():
+                if agency_set is not None and bucket.get("agency") not in agency_set:
+                    continue
+                if equal and any(bucket.get(k) != v for k, v in equal):
+                    continue
+                out.append(bucket)
+        return out

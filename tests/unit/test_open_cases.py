@@ -1,0 +1,134 @@
+"""The in-memory open-case index answers exactly what the store query answers (pure, no I/O)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import pytest
+
+from services.deadline.open_cases import ListQuery, OpenCase, OpenCaseIndex, to_open_case
+from shared.domain.calendar import VN_TZ
+
+T0 = datetime(2026, 11, 2, 7, 30, tzinfo=VN_TZ)
+AGENCIES = ["A", "A.1", "A.2", "B", "B.1"]
+SORTS = ["due_at", "-due_at", "received_at", "-received_at"]
+
+
+def document(rng: random.Random) -> dict:
+    received = T0 + timedelta(minutes=rng.randrange(0, 30 * 24 * 60))
+    finished = rng.random() < 0.15
+    return {
+        "agency_code": rng.choice(AGENCIES),
+        "procedure_code": rng.choice(["P1", "P2", "P3"]),
+        "procedure_name": "Cấp giấy chứng nhận",
+        "field_code": rng.choice(["dat-dai", "ho-tich"]),
+        "level": rng.choice(["province", "commune"]),
+        "channel": rng.choice(["direct", "online", "postal"]),
+        "received_at": received,
+        # ties on due_at on purpose: the case code breaks them
+        "due_at": received + timedelta(days=rng.choice([1, 3, 3, 10])) if rng.random() > 0.05 else None,
+        "apology_deadline_at": None,
+        "apology": {"reason": "x"} if rng.random() < 0.3 else None,
+        "agency_at_fault": None,
+        "status": "processing",
+        "clock_stopped_since": received if rng.random() < 0.1 else None,
+        "open": not finished,
+        "end_at": received + timedelta(days=1) if finished else None,
+    }
+
+
+def reference(documents: dict[str, dict], query: ListQuery, sort: str) -> list[str]:
+    """The store's semantics: filter every open document, order by (key, code)."""
+    rows = [
+        (code, d)
+        for code, d in documents.items()
+        if (case := to_open_case(code, d)) is not None and query.matches(case)
+    ]
+    key = sort.lstrip("-")
+    rows.sort(key=lambda item: (item[1][key], item[0]), reverse=sort.startswith("-"))
+    return [code for code, _ in rows]
+
+
+def walk(index: OpenCaseIndex, query: ListQuery, sort: str, limit: int) -> list[str]:
+    """Every page through the cursor, as the route does it."""
+    key = sort.lstrip("-")
+    out: list[str] = []
+    after = None
+    while True:
+        page = index.page(query, sort, after, limit + 1)
+        out += [c.case_code for c in page[:limit]]
+        if len(page) <= limit:
+            return out
+        last = page[limit - 1]
+        after = (getattr(last, key), last.case_code)
+
+
+def queries(rng: random.Random) -> list[ListQuery]:
+    out = []
+    for _ in range(12):
+        as_of = T0 + timedelta(days=rng.randrange(0, 40))
+        overdue = rng.random() < 0.5
+        out.append(
+            ListQuery(
+                due_from=None if overdue else as_of,
+                due_before=as_of if overdue else None,
+                due_until=None if overdue else as_of + timedelta(days=2),
+                received_by=as_of,
+                agencies=rng.choice([None, frozenset({"A", "A.1", "A.2"}), frozenset({"B.1"})]),
+                level=rng.choice([None, "commune"]),
+                channel=rng.choice([None, None, "online"]),
+                apology=rng.choice([None, "issued", "missing"]),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pages_equal_the_store_semantics_after_updates(seed: int) -> None:
+    rng = random.Random(seed)
+    index = OpenCaseIndex(collection=None)  # type: ignore[arg-type]
+    documents: dict[str, dict] = {}
+    for i in range(400):
+        code = f"C-{i:04d}"
+        documents[code] = document(rng)
+    index.written(documents.items())
+    # later batches: due dates move, cases finish, pause, resume, get apologies
+    for _ in range(3):
+        changed = {code: document(rng) for code in rng.sample(sorted(documents), 80)}
+        documents.update(changed)
+        index.written(changed.items())
+    index.usable = True
+    assert set(index.cases) == {c for c, d in documents.items() if to_open_case(c, d) is not None}
+    for query in queries(rng):
+        for sort in SORTS:
+            expected = reference(documents, query, sort)
+            assert walk(index, query, sort, limit=7) == expected, (query, sort)
+            assert [c.case_code for c in index.page(query, sort, None, 1000)] == expected
+
+
+def test_answers_only_when_usable_and_not_before_a_dropped_end() -> None:
+    index = OpenCaseIndex(collection=None)  # type: ignore[arg-type]
+    doc = document(random.Random(9)) | {"open": True, "due_at": T0 + timedelta(days=3), "end_at": None}
+    index.written([("X", doc)])
+    assert not index.answers(T0)  # not loaded: the store answers
+    index.usable = True
+    assert index.answers(T0)
+    ended = T0 + timedelta(days=5)
+    index.written([("X", doc | {"open": False, "end_at": ended})])
+    assert "X" not in index.cases and len(index.by_due) == 0 and len(index.by_received) == 0
+    assert not index.answers(ended - timedelta(seconds=1))  # X was still open then: only the store knows
+    assert index.answers(ended)
+    index.revoked()
+    assert not index.answers(ended)
+
+
+def test_a_row_reads_like_the_case_document() -> None:
+    doc = document(random.Random(4)) | {"open": True, "due_at": T0, "apology": {"reason": "x"}}
+    case = to_open_case("K", doc)
+    assert isinstance(case, OpenCase)
+    row = case.document()
+    assert row["_id"] == "K" and row["due_at"] == T0 and row["apology"] is not None
+    assert {k: row[k] for k in ("agency_code", "channel", "level")} == {
+        k: doc[k] for k in ("agency_code", "channel", "level")
+    }
