@@ -8,6 +8,15 @@ offsets the metrics consumer group committed; a record's lag is the time from th
 saw it on the topic to the first sample that saw it committed by the metrics service (after its
 facts were written), so it is measured to ±0.25 s. Steady state = the middle 80 % of the records.
 Raw limits in the same run: idempotent aiokafka produce, aiokafka consume, store bulk upserts.
+
+Sizes up to BENCH_E2E_STREAMED_MAX items (default 100,000) are streamed whole, one after the other
+into the same stack. A larger size is measured as history plus a window: the services are stopped,
+the stores get the documents of the cases the missing items would have made (≈ 3.6 items a case,
+received and mostly finished in 2024, written straight into the deadline's cases and the metrics'
+facts and buckets, their timers already fired), the services start again (the deadline's open-case
+index and the metrics' bucket copy load), and a window of BENCH_E2E_WINDOW items (default 20,000)
+is streamed and measured. Streaming all 1,000,000 items takes hours on this store; what grows with
+the size is the store, and that the window measures.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import asyncio
 import bisect
 import json
 import os
+import random
 import time
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -24,6 +34,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
+from motor.motor_asyncio import AsyncIOMotorClient
 
 from bench.deadline import rss_mib
 from bench.harness import (
@@ -35,8 +46,15 @@ from bench.harness import (
     raw_bulk_upsert_rate,
     raw_consume_rate,
     raw_produce_rate,
+    wait_gauge,
 )
 from deploy.local import infra
+from services.deadline.context import DeadlineContext
+from services.metrics.aggregates import bucket_writes
+from services.metrics.facts import case_facts
+from shared.config import load_registry
+from shared.domain.fold import CaseEvent, fold_case
+from shared.settings import Settings
 from simulator import wire
 from simulator.__main__ import plan
 from simulator.workdays import VN
@@ -150,11 +168,82 @@ def _time_of(commits: list[tuple[float, int]], offset: int) -> float:
     return commits[-1][0]
 
 
+def history_events(i: int, rng: random.Random, agencies: list[Any], procedures: list[Any]) -> list[dict[str, Any]]:
+    """A case of 2024: received, and finished in 85 % of cases."""
+    agency, procedure = rng.choice(agencies), rng.choice(procedures)
+    day = date(2024, 1, 2) + timedelta(days=rng.randrange(0, 360))
+    received = datetime.combine(day, clock_time(rng.randint(7, 15), rng.randrange(60)), VN)
+    code = f"{agency.code}-hist-{i:07d}"
+    out = [
+        {
+            "event_id": f"hist-{i}-r",
+            "type": "case.received",
+            "schema_version": 1,
+            "case_code": code,
+            "occurred_at": received.isoformat(),
+            "agency_code": agency.code,
+            "data": {
+                "procedure_code": procedure.code,
+                "field_code": procedure.field_code,
+                "level": agency.level.value,
+                "channel": rng.choice(["direct", "online", "postal"]),
+                "online_mode": None,
+            },
+        }
+    ]
+    if rng.random() < 0.85:
+        end = received + timedelta(days=rng.randint(1, 30), hours=rng.randint(0, 3))
+        out.append(
+            {
+                "event_id": f"hist-{i}-p",
+                "type": "case.processed",
+                "schema_version": 1,
+                "case_code": code,
+                "occurred_at": end.isoformat(),
+                "agency_code": agency.code,
+                "data": {"outcome": "approved"},
+            }
+        )
+    return [{**e, "seq": n} for n, e in enumerate(out)]
+
+
+async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 7) -> dict[str, Any]:
+    """The documents `cases` cases leave in both projections, written straight into the store."""
+    rng = random.Random(seed)
+    registry = load_registry(infra.REPO / "config")
+    agencies = [a for a in registry.agencies.values() if a.parent_code]
+    procedures = list(registry.catalogue.procedures.values())
+    deadline = DeadlineContext(settings)  # only for its document shape
+    mongo: AsyncIOMotorClient = AsyncIOMotorClient(uri)
+    cases_db, metrics_db = mongo[f"{settings.mongo_db}_deadline"], mongo[f"{settings.mongo_db}_metrics"]
+    started = time.perf_counter()
+    try:
+        for first in range(0, cases, 5000):
+            documents, facts = [], []
+            for i in range(first, min(cases, first + 5000)):
+                events = history_events(i, rng, agencies, procedures)
+                state = fold_case([CaseEvent.from_dict(e) for e in events], registry)
+                document = deadline.to_document(state, events, None)
+                document.update(_id=state.case_code, events=events, next_check_at=None)  # timers long fired
+                documents.append(document)
+                facts.append(case_facts(state, events, None) | {"_id": state.case_code, "events": events})
+            await cases_db.cases.insert_many(documents, ordered=False)
+            await metrics_db.facts.insert_many(facts, ordered=False)
+            for name, writes in bucket_writes((None, fact) for fact in facts).items():
+                await metrics_db[f"agg_{name}"].bulk_write(writes, ordered=False)
+    finally:
+        mongo.close()
+        deadline.mongo.close()
+    return {"history_cases": cases, "history_load_seconds": round(time.perf_counter() - started, 1)}
+
+
 async def run_async(sizes: tuple[int, ...]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": "e2e",
         "what": "intake → Kafka → metrics (deadline consuming alongside), simulated province, SecantusDB, 2 cores",
     }
+    streamed_max = int(os.environ.get("BENCH_E2E_STREAMED_MAX", "100000"))
+    window = int(os.environ.get("BENCH_E2E_WINDOW", "20000"))
     async with infrastructure() as env:
         settings = env.settings("be-")
         await infra.create_topics(env.kafka.bootstrap, prefix="be-")
@@ -175,15 +264,41 @@ async def run_async(sizes: tuple[int, ...]) -> dict[str, Any]:
             raw_consume_msgs_per_s=round(raw_consume),
             raw_store_bulk_upsert_docs_per_s=round(raw_upsert),
         )
-        async with infra.running_services(env.run_dir, env_of(settings)) as services:
+        topic = settings.case_events_topic
+        items_so_far = 0
+        stack = infra.running_services(env.run_dir, env_of(settings))
+        services: infra.Services | None = await stack.__aenter__()
+        try:
             for index, size in enumerate(sizes):
-                topic = settings.case_events_topic
-                measured = await one_size(services.urls, env.kafka.bootstrap, topic, size, 100 + index)
+                extra: dict[str, Any] = {}
+                streamed = size
+                if size > streamed_max:
+                    streamed = min(window, size)
+                    await stack.__aexit__(None, None, None)
+                    services = None
+                    history_cases = round(max(0, size - items_so_far - streamed) / ITEMS_PER_CASE)
+                    extra = await preload_history(settings, env.mongo.uri, history_cases)
+                    stack = infra.running_services(env.run_dir, env_of(settings), ready_timeout=600)
+                    services = await stack.__aenter__()
+                    extra["open_case_index_load_seconds"] = round(
+                        await wait_gauge(services.urls["deadline"], "tthc_deadline_open_cases_index_usable", 1, 1800), 1
+                    )
+                    extra["bucket_copy_load_seconds"] = round(
+                        await wait_gauge(services.urls["metrics"], "tthc_metrics_buckets_mirror_usable", 1, 1800), 1
+                    )
+                    extra["streamed_window_items"] = streamed
+                assert services is not None
+                measured = await one_size(services.urls, env.kafka.bootstrap, topic, streamed, 100 + index)
+                items_so_far += streamed + round(extra.get("history_cases", 0) * ITEMS_PER_CASE)
+                measured |= extra
                 measured["ratio_of_raw_produce"] = round(measured["end_to_end_events_per_s"] / raw_produce, 3)
                 measured["ratio_of_raw_upsert"] = round(measured["end_to_end_events_per_s"] / raw_upsert, 3)
                 measured["rss_mib"] = {p.name: round(rss_mib(p.popen.pid), 1) for p in services.processes.values()}
                 result[f"at_{size}"] = measured
                 print(json.dumps({f"at_{size}": measured}), flush=True)
+        finally:
+            if services is not None:
+                await stack.__aexit__(None, None, None)
     return result
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from murmurhash2 import murmurhash2
 from prometheus_client import Counter, Gauge
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,17 @@ CONSUMER_LAG = Gauge(
 CONSUMER_RESTARTS = Counter("tthc_consumer_restarts_total", "Consumer loops restarted after an error", ["group"])
 
 
-_PARTITIONER = DefaultPartitioner()
+# Kafka's default partitioner (murmur2 of the key, seed 0x9747b28c, positive, modulo the partition
+# count), so a key lands where aiokafka or any Java client would put it; in C: aiokafka's pure
+# Python murmur2 cost ~15 µs a key, a sixth of the intake's time per event. A unit test checks
+# that both agree.
+MURMUR2_SEED = 0x9747B28C
+
+
+def partition_for(key: bytes, partitions: Sequence[int]) -> int:
+    return partitions[(murmurhash2(key, MURMUR2_SEED) & 0x7FFFFFFF) % len(partitions)]
+
+
 # Below the broker's default message.max.bytes (1,000,012): a larger record batch is refused whole.
 MAX_BATCH_BYTES = 512 * 1024
 
@@ -88,7 +98,7 @@ class Publisher:
                 partitions = sorted(await producer.partitions_for(topic))
                 grouped: dict[int, list[tuple[bytes, bytes]]] = {}
                 for key, value in messages:
-                    grouped.setdefault(_PARTITIONER(key, partitions, partitions), []).append((key, value))
+                    grouped.setdefault(partition_for(key, partitions), []).append((key, value))
                 futures = []
                 for partition, items in grouped.items():
                     batch = producer.create_batch()

@@ -1,4 +1,5 @@
-"""Prometheus gauges of the case population, refreshed by one aggregation every few seconds.
+"""Prometheus gauges of the case population, refreshed every few seconds from the in-memory open
+cases (ADR 0008), or by one aggregation over the store while that index is not usable.
 
 Labels are agency and level only (a province has tens of agencies, never case codes); every known
 agency's series exists from the start, at 0.
@@ -60,7 +61,23 @@ class CaseGauges:
         counts: dict[tuple[str, str], dict[str, int]] = {}
         for agency in registry.agencies.values():
             counts[(agency.code, agency.level.value)] = {"open": 0, "overdue": 0, "soon": 0, "missing": 0}
-        pipeline = [
+        index = self.context.open_cases
+        if index.usable:  # from the in-memory open cases (ADR 0008): no scan of the store every 10 s
+            counts.update(index.tallies(now, horizon))
+        else:
+            async for row in self.context.cases.aggregate(self.pipeline(now, horizon)):
+                key = (row["_id"].get("agency") or "unknown", row["_id"].get("level") or "unknown")
+                counts[key] = {k: row[k] for k in ("open", "overdue", "soon", "missing")}
+        for (agency, level), values in counts.items():
+            OPEN.labels(agency, level).set(values["open"])
+            OVERDUE.labels(agency, level).set(values["overdue"])
+            DUE_SOON.labels(agency, level).set(values["soon"])
+            APOLOGY_MISSING.labels(agency, level).set(values["missing"])
+        SWEEP_SECONDS.set(self.context.sweeper.last_sweep_seconds)
+
+    @staticmethod
+    def pipeline(now: datetime, horizon: datetime) -> list[dict[str, Any]]:
+        return [
             {"$match": {"open": True}},
             {
                 "$group": {
@@ -93,7 +110,13 @@ class CaseGauges:
                     "missing": {
                         "$sum": {
                             "$cond": [
-                                {"$and": [{"$lt": ["$apology_deadline_at", now]}, {"$eq": ["$apology", None]}]},
+                                {
+                                    "$and": [
+                                        {"$ne": ["$apology_deadline_at", None]},  # null sorts before dates
+                                        {"$lt": ["$apology_deadline_at", now]},
+                                        {"$eq": ["$apology", None]},
+                                    ]
+                                },
                                 1,
                                 0,
                             ]
@@ -102,15 +125,6 @@ class CaseGauges:
                 }
             },
         ]
-        async for row in self.context.cases.aggregate(pipeline):
-            key = (row["_id"].get("agency") or "unknown", row["_id"].get("level") or "unknown")
-            counts[key] = {k: row[k] for k in ("open", "overdue", "soon", "missing")}
-        for (agency, level), values in counts.items():
-            OPEN.labels(agency, level).set(values["open"])
-            OVERDUE.labels(agency, level).set(values["overdue"])
-            DUE_SOON.labels(agency, level).set(values["soon"])
-            APOLOGY_MISSING.labels(agency, level).set(values["missing"])
-        SWEEP_SECONDS.set(self.context.sweeper.last_sweep_seconds)
 
     async def refresh_dlq(self) -> None:
         topic = self.context.settings.dlq_topic

@@ -154,10 +154,18 @@ def to_open_case(code: str, document: dict[str, Any]) -> OpenCase | None:
     )
 
 
+def _undated(document: dict[str, Any]) -> tuple[str, str] | None:
+    """(agency, level) of an open case with no due instant (counted open, never listed), else None."""
+    if document.get("open") and document.get("due_at") is None:
+        return (document.get("agency_code") or "unknown", document.get("level") or "unknown")
+    return None
+
+
 class OpenCaseIndex:
     def __init__(self, collection: AsyncIOMotorCollection) -> None:
         self.collection = collection
         self.cases: dict[str, OpenCase] = {}
+        self.undated: dict[str, tuple[str, str]] = {}  # open cases with no due instant: (agency, level)
         self.by_due: SortedList = SortedList()
         self.by_received: SortedList = SortedList()
         self.horizon: datetime | None = None  # the latest end instant dropped since the load
@@ -175,6 +183,7 @@ class OpenCaseIndex:
             if self._touched is not None:
                 self._touched.add(code)
             self._put(code, to_open_case(code, document))
+            self._put_undated(code, document)
             end = document.get("end_at")
             if end is not None and (self.horizon is None or end > self.horizon):
                 self.horizon = end
@@ -212,21 +221,25 @@ class OpenCaseIndex:
         self._touched = set()
         loaded_at = datetime.now().astimezone()
         fresh: dict[str, OpenCase] = {}
+        undated: dict[str, tuple[str, str]] = {}
         try:
             projection = {name: 1 for name in (*FIELDS, "open", "end_at")}
             async for document in self.collection.find({"open": True}, projection, batch_size=5000):
                 case = to_open_case(document["_id"], document)
                 if case is not None:
                     fresh[case.case_code] = case
+                elif _undated(document):
+                    undated[document["_id"]] = _undated(document)  # type: ignore[assignment]
             for code in self._touched:  # written while the scan ran: what was indexed since wins
-                case = self.cases.get(code)
-                if case is None:
-                    fresh.pop(code, None)
-                else:
-                    fresh[code] = case
+                for mine, theirs in ((self.cases, fresh), (self.undated, undated)):
+                    if code in mine:
+                        theirs[code] = mine[code]  # type: ignore[assignment]
+                    else:
+                        theirs.pop(code, None)
         finally:
             self._touched = None
         self.cases = fresh
+        self.undated = undated
         self.by_due = SortedList((c.due_at, c.case_code) for c in fresh.values())
         self.by_received = SortedList((c.received_at, c.case_code) for c in fresh.values())
         self.horizon = loaded_at if self.horizon is None else max(self.horizon, loaded_at)
@@ -249,7 +262,33 @@ class OpenCaseIndex:
             self.by_due.add((case.due_at, code))
             self.by_received.add((case.received_at, code))
 
+    def _put_undated(self, code: str, document: dict[str, Any]) -> None:
+        key = _undated(document)
+        if key is None:
+            self.undated.pop(code, None)
+        else:
+            self.undated[code] = key
+
     # --- reading ------------------------------------------------------------------------------
+
+    def tallies(self, now: datetime, horizon: datetime) -> dict[tuple[str, str], dict[str, int]]:
+        """(agency, level) → open, overdue, due soon (until `horizon`), apology missing: the gauges."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for case in self.cases.values():
+            key = (case.agency_code or "unknown", case.level or "unknown")
+            counts = out.get(key) or out.setdefault(key, {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
+            counts["open"] += 1
+            if not case.paused:
+                if case.due_at < now:
+                    counts["overdue"] += 1
+                elif case.due_at <= horizon:
+                    counts["soon"] += 1
+            if not case.apology and case.apology_deadline_at is not None and case.apology_deadline_at < now:
+                counts["missing"] += 1
+        for key in self.undated.values():
+            counts = out.get(key) or out.setdefault(key, {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
+            counts["open"] += 1
+        return out
 
     def answers(self, as_of: datetime) -> bool:
         return self.usable and (self.horizon is None or as_of >= self.horizon)

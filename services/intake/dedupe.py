@@ -9,6 +9,7 @@ applied once downstream.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import islice
 
 
 class RecentEventIds:
@@ -24,7 +25,7 @@ class RecentEventIds:
             self._ids[event_id] = None
         overflow = len(self._ids) - self.capacity
         if overflow > 0:
-            for old in list(self._ids)[:overflow]:
+            for old in list(islice(self._ids, overflow)):  # the oldest, without copying them all
                 del self._ids[old]
 
     def __len__(self) -> int:

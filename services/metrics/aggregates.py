@@ -13,10 +13,11 @@ and the 766, apology and complaint figures likewise over flagged subsets (see `a
 change moves its counters: the projection subtracts the old fact's contributions and adds the new
 one's, in one transaction with the fact, so a redelivered batch finds nothing left to add.
 
-Month buckets answer whole-month boundaries; day buckets add the partial month of an explicit range.
-Coarse buckets (agency × level, by month and by day) serve queries without a field or channel filter;
-fine buckets (× field × channel, by month) serve those with one over whole months. A procedure
-filter, or a field or channel filter over partial months, is answered from the facts.
+Coarse buckets (agency × level × month) hold the month's counters in `c` and each day's in `d.DD`,
+so one document answers both whole-month boundaries and the days of a partial month, and a batch
+touches one coarse document per agency, level and month (not one per day). Fine buckets (× field ×
+channel × month, month counters only) serve a field or channel filter over whole months. A
+procedure filter, or a field or channel filter over partial months, is answered from the facts.
 """
 
 from __future__ import annotations
@@ -106,40 +107,48 @@ def points(fact: Mapping[str, Any]) -> Counter[tuple[date, str]]:
     return out
 
 
-COLLECTIONS = ("c_m", "c_d", "f_m")  # coarse by month, coarse by day, fine by month
+COLLECTIONS = ("c_m", "f_m")  # coarse by month (with its days), fine by month
 
 
-def bucket_ids(fact: Mapping[str, Any], day: date) -> list[tuple[str, str, dict[str, Any]]]:
-    """(collection, bucket id, the bucket's fields) of the buckets a day point of this case counts in.
-
-    Each kind and grain has its own collection, so a whole-month query reads a few hundred month
-    documents and never scans the far more numerous day documents.
-    """
+def bucket_ids(fact: Mapping[str, Any], day: date) -> list[tuple[str, str, dict[str, Any], str | None]]:
+    """(collection, bucket id, the bucket's fields, the day key or None) of the buckets a day point
+    of this case counts in."""
     agency, level = fact.get("agency_code") or "", fact.get("level") or ""
     field, channel = fact.get("field_code") or "", fact.get("channel") or ""
-    month, iso = day.strftime("%Y-%m"), day.isoformat()
+    month = day.strftime("%Y-%m")
     coarse = {"agency": agency, "level": level}
     fine = coarse | {"field": field, "channel": channel}
     return [
-        ("c_m", f"{agency}|{level}|{month}", coarse | {"g": "m", "p": month}),
-        ("c_d", f"{agency}|{level}|{iso}", coarse | {"g": "d", "p": iso}),
-        ("f_m", f"{agency}|{level}|{field}|{channel}|{month}", fine | {"g": "m", "p": month}),
+        ("c_m", f"{agency}|{level}|{month}", coarse | {"g": "m", "p": month}, f"{day.day:02d}"),
+        ("f_m", f"{agency}|{level}|{field}|{channel}|{month}", fine | {"g": "m", "p": month}, None),
     ]
+
+
+def apply_change(bucket: dict[str, Any], inc: Mapping[str, int]) -> None:
+    """Apply `$inc` paths ("c.r", "d.05.r") to a bucket held in memory, as the store applies them."""
+    for path, delta in inc.items():
+        node = bucket
+        *parents, name = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[name] = node.get(name, 0) + delta
 
 
 def changes(
     pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]],
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """(collection, bucket id) → {"keys": the bucket's fields, "inc": {counter: delta}}."""
+    """(collection, bucket id) → {"keys": the bucket's fields, "inc": {counter path: delta}}."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for before, after in pairs:
         for sign, fact in ((-1, before), (1, after)):
             if not fact:
                 continue
             for (day, name), n in points(fact).items():
-                for collection, bucket, keys in bucket_ids(fact, day):
+                for collection, bucket, keys, day_key in bucket_ids(fact, day):
                     entry = out.setdefault((collection, bucket), {"keys": keys, "inc": defaultdict(int)})
-                    entry["inc"][name] += sign * n
+                    entry["inc"][f"c.{name}"] += sign * n
+                    if day_key is not None:
+                        entry["inc"][f"d.{day_key}.{name}"] += sign * n
     for entry in out.values():
         entry["inc"] = {k: v for k, v in entry["inc"].items() if v}
     return {key: entry for key, entry in out.items() if entry["inc"]}
@@ -154,8 +163,9 @@ def writes_of(changed: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str,
     """collection → the $inc upserts of these bucket changes."""
     out: dict[str, list[UpdateOne]] = defaultdict(list)
     for (collection, bucket), change in changed.items():
-        inc = {f"c.{name}": delta for name, delta in change["inc"].items()}
-        out[collection].append(UpdateOne({"_id": bucket}, {"$inc": inc, "$setOnInsert": change["keys"]}, upsert=True))
+        out[collection].append(
+            UpdateOne({"_id": bucket}, {"$inc": change["inc"], "$setOnInsert": change["keys"]}, upsert=True)
+        )
     return out
 
 
@@ -170,33 +180,33 @@ def answerable(period: Period, kind: str) -> bool:
 def buckets_queries(
     period: Period, kind: str, agencies: set[str] | None, filters: Mapping[str, str | None]
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(collection, query) for the buckets the answer needs: the months before E's month, and the
-    days of S's and E's months when they are partial."""
-    first, end = period.first, date.fromordinal(period.last.toordinal() + 1)
+    """(collection, query) for the buckets the answer needs: the months before E's month, and E's
+    month too when E is not its first day (its days before E count; S's month is never after E's)."""
+    end = date.fromordinal(period.last.toordinal() + 1)
     common: dict[str, Any] = {}
     if agencies is not None:
         common["agency"] = {"$in": sorted(agencies)}
     for key, value in filters.items():
         if value:
             common[key] = value
-    queries = [(f"{kind}_m", common | {"p": {"$lt": end.strftime("%Y-%m")}})]
-    for month in sorted({day.strftime("%Y-%m") for day in (first, end) if day.day != 1}):
-        queries.append((f"{kind}_d", common | {"p": {"$gte": f"{month}-01", "$lte": f"{month}-31"}}))
-    return queries
+    bound = "$lt" if end.day == 1 else "$lte"
+    return [(f"{kind}_m", common | {"p": {bound: end.strftime("%Y-%m")}})]
 
 
 def prefix(buckets: Iterable[Mapping[str, Any]], x: date) -> Counter[str]:
-    """P(x): every counter summed over the days before x, from month buckets and day buckets."""
+    """P(x): every counter summed over the days before x: whole months before x's month, then the
+    days of x's month before x (a fine bucket has no days: it answers whole months only)."""
     month = x.strftime("%Y-%m")
-    iso = x.isoformat()
+    day = f"{x.day:02d}"
     total: Counter[str] = Counter()
     for bucket in buckets:
         p = bucket["p"]
-        if bucket["g"] == "m":
-            if p < month:
-                total.update(bucket["c"])
-        elif p[:7] == month and p < iso:
+        if p < month:
             total.update(bucket["c"])
+        elif p == month and day != "01":
+            for key, counters in bucket.get("d", {}).items():
+                if key < day:
+                    total.update(counters)
     return total
 
 

@@ -17,7 +17,7 @@ from shared.service import ProjectionContext
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-AGGREGATES_VERSION = 3  # bump when the bucket layout changes: the next start rebuilds them
+AGGREGATES_VERSION = 4  # bump when the bucket layout changes: the next start rebuilds them
 
 
 class MetricsContext(ProjectionContext):
@@ -67,6 +67,7 @@ class MetricsContext(ProjectionContext):
         started, count = time.perf_counter(), 0
         for collection in self.aggregates.values():
             await collection.delete_many({})
+        await self.db["agg_c_d"].drop()  # version 3 kept the days in a collection of their own
         batch: list = []
 
         async def flush() -> None:

@@ -142,7 +142,7 @@ async def fetch_buckets(
     filters: dict[str, str | None],
     keys: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    fields = {"g": 1, "p": 1, "c": 1, "_id": 0} | {key: 1 for key in keys}
+    fields = {"g": 1, "p": 1, "c": 1, "d": 1, "_id": 0} | {key: 1 for key in keys}
     out: list[dict[str, Any]] = []
     for collection, query in buckets_queries(span, kind, agencies, filters):
         out += await context.find_buckets(collection, query, fields)

@@ -24,12 +24,14 @@ from typing import Any
 from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 
+from services.metrics.aggregates import apply_change
+
 log = logging.getLogger(__name__)
 
 MIRRORED = Gauge("tthc_metrics_buckets_mirrored", "Aggregate buckets held in memory for indicator queries")
 MIRROR_USABLE = Gauge("tthc_metrics_buckets_mirror_usable", "1 when indicators are answered from memory, else 0")
 
-Bucket = dict[str, Any]  # the stored bucket: its keys (agency, level[, field, channel]), g, p, c
+Bucket = dict[str, Any]  # the stored bucket: its keys (agency, level[, field, channel]), g, p, c[, d]
 
 
 class BucketMirror:
@@ -50,9 +52,7 @@ class BucketMirror:
             bucket = by_id.get(bucket_id)
             if bucket is None:
                 bucket = by_id[bucket_id] = {**keys, "c": {}}
-            counters = bucket["c"]
-            for name, delta in change["inc"].items():
-                counters[name] = counters.get(name, 0) + delta
+            apply_change(bucket, change["inc"])
         MIRRORED.set(self.size())
 
     def revoked(self) -> None:

@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from services.deadline.app import create_app as deadline_app
+from services.deadline.gauges import APOLOGY_MISSING, DUE_SOON, OPEN, OVERDUE
 from services.deadline.rebuild import rebuild
 from services.intake.app import create_app as intake_app
 from shared.domain.calendar import VN_TZ
@@ -269,6 +270,22 @@ async def test_lists_from_memory_equal_lists_from_the_store(settings: Settings) 
         assert exports[0] == exports[1] and exports[0].count(b"\n") > 10
         metrics = (await deadline.get("/metrics")).text
         assert 'tthc_deadline_list_reads_total{source="memory"}' in metrics
+        # the case gauges: the same counts from memory as from the store's aggregation
+        gauges = []
+        for usable in (True, False):
+            index.usable = usable
+            await app.state.context.gauges.refresh(now + timedelta(days=3))
+            gauges.append(
+                {
+                    (g.name, s.labels["agency"], s.labels["level"]): s.value
+                    for g in (OPEN, OVERDUE, DUE_SOON, APOLOGY_MISSING)
+                    for metric in g.collect()
+                    for s in metric.samples
+                }
+            )
+        assert gauges[0] == gauges[1]
+        assert gauges[0][("tthc_cases_open", COMMUNE, "commune")] == 12
+        assert sum(v for (name, _, _), v in gauges[0].items() if name == "tthc_cases_overdue") > 0
 
 
 async def test_webhooks_are_signed_retried_and_logged(settings: Settings) -> None:

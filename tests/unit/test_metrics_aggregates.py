@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.metrics.aggregates import COLLECTIONS, answer, answerable, buckets_queries, changes
+from services.metrics.aggregates import COLLECTIONS, answer, answerable, apply_change, buckets_queries, changes
 from services.metrics.mirror import BucketMirror
 from shared.domain.calendar import VN_TZ
 from shared.domain.indicators import Period, indicators
@@ -55,9 +55,7 @@ def random_fact(rng: random.Random) -> dict[str, Any]:
 
 def apply(store: dict[tuple[str, str], dict[str, Any]], pairs: list[tuple[dict | None, dict]]) -> None:
     for key, change in changes(pairs).items():
-        entry = store.setdefault(key, {**change["keys"], "c": {}})
-        for name, delta in change["inc"].items():
-            entry["c"][name] = entry["c"].get(name, 0) + delta
+        apply_change(store.setdefault(key, {**change["keys"], "c": {}}), change["inc"])
 
 
 def select(store: dict[tuple[str, str], dict[str, Any]], kind: str, **filters: str) -> list[dict[str, Any]]:
@@ -106,6 +104,7 @@ def test_a_case_removed_and_added_back_leaves_no_trace() -> None:
     apply(store, [(None, fact)])
     apply(store, [(fact, {**fact, "received_at": None})])
     assert all(value == 0 for bucket in store.values() for value in bucket["c"].values())
+    assert all(v == 0 for bucket in store.values() for day in bucket.get("d", {}).values() for v in day.values())
 
 
 @pytest.mark.parametrize("seed", range(3))

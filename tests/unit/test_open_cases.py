@@ -132,3 +132,27 @@ def test_a_row_reads_like_the_case_document() -> None:
     assert {k: row[k] for k in ("agency_code", "channel", "level")} == {
         k: doc[k] for k in ("agency_code", "channel", "level")
     }
+
+
+def test_tallies_count_what_the_gauges_count() -> None:
+    rng = random.Random(7)
+    index = OpenCaseIndex(collection=None)  # type: ignore[arg-type]
+    documents = {f"C-{i}": document(rng) for i in range(300)}
+    for d in documents.values():
+        if d["due_at"] is not None and rng.random() < 0.5:
+            d["apology_deadline_at"] = d["due_at"] - timedelta(days=1)
+    index.written(documents.items())
+    now, horizon = T0 + timedelta(days=12), T0 + timedelta(days=13)
+    expected: dict[tuple[str, str], dict[str, int]] = {}
+    for d in documents.values():
+        if not d["open"]:
+            continue
+        counts = expected.setdefault((d["agency_code"], d["level"]), {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
+        counts["open"] += 1
+        due, running = d["due_at"], d["clock_stopped_since"] is None
+        counts["overdue"] += bool(due is not None and running and due < now)
+        counts["soon"] += bool(due is not None and running and now <= due <= horizon)
+        deadline = d["apology_deadline_at"]
+        counts["missing"] += bool(deadline is not None and deadline < now and d["apology"] is None)
+    assert index.tallies(now, horizon) == expected
+    assert any(c["missing"] for c in expected.values()) and any(c["soon"] for c in expected.values())
