@@ -1,13 +1,13 @@
 """The deadline service at 100,000 open cases, against the raw store measured in the same run.
 
-- applied events/s: case.received events produced straight to the topic, applied by a real deadline
-  process (consume → fold → bulk write → commit), vs raw bulk upserts of same-shaped documents;
-- p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases, answered
-  from the in-memory open-case index (ADR 0008), and the same query straight to the store;
-- the time to load that index again after a restart;
-- RSS of the deadline process at 100,000 open cases;
-- time to sweep the 100,000 open cases for due timers when every timer is due (each case publishes
-  three transitions and gets its marks), and when none is.
+- applied events/s: 20,000 case.received events produced straight to the topic, applied by a real
+  deadline process (consume → fold → bulk write → commit), vs raw bulk upserts of the same documents;
+- the rest of the 100,000 open cases are then written straight into the store, and the service
+  restarted: the time to load its in-memory open-case index (ADR 0008) and its RSS;
+- p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases, from
+  that index, and of the same query straight to the store;
+- the timer sweep over the 100,000 open cases when no timer is due (what runs every interval), and
+  when the 10,000 earliest timers come due at once (each fires, is published and marked).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from shared.domain.calendar import VN_TZ
 from shared.domain.fold import CaseEvent, fold_case
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-PAGES = int(os.environ.get("BENCH_DEADLINE_PAGES", "30"))
+PAGES = int(os.environ.get("BENCH_DEADLINE_PAGES", "100"))
+RAW_PAGES = 5
 
 
 def events(n: int, seed: int = 3) -> list[dict[str, Any]]:
@@ -80,69 +81,74 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def run_async(n: int = 100_000) -> dict[str, Any]:
+def documents_of(context: DeadlineContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The case documents the projection writes for these case.received events."""
+    out = []
+    for item in items:
+        state = fold_case([CaseEvent.from_dict({**item, "seq": 0})], context.registry)
+        document = context.to_document(state, [item], None)
+        document["_id"] = item["case_code"]
+        document["events"] = [item]
+        out.append(document)
+    return out
+
+
+async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10_000) -> dict[str, Any]:
+    """`applied_n` cases go through the service (the applied rate, against raw upserts of as many
+    documents into an empty collection); the rest of the `n` open cases are written straight into
+    the store (this store's upserts slow as a collection grows, so streaming 100,000 takes most of
+    an hour); then the page, index load, RSS and sweep measures run at `n` open cases."""
     items = events(n)
     async with infrastructure() as env:
         settings = env.settings("bd-").model_copy(update={"timer_interval_s": 3600.0})
         await infra.create_topics(env.kafka.bootstrap, prefix="bd-")
-        # the raw store limit, with documents shaped like the projection's
-        registry = load_registry(infra.REPO / "config")
-        context = DeadlineContext(settings)
-        sample = []
-        for item in items[:20_000]:
-            state = fold_case([CaseEvent.from_dict({**item, "seq": 0})], registry)
-            document = context.to_document(state, [item], None)
-            document["_id"] = item["case_code"]
-            document["events"] = [item]
-            sample.append(document)
-        raw_upsert = await raw_bulk_upsert_rate(env.mongo.uri, sample)
+        context = DeadlineContext(settings)  # for its document shape and, later, the sweep
+        raw_upsert = await raw_bulk_upsert_rate(env.mongo.uri, documents_of(context, items[:applied_n]))
         raw_produce = await raw_produce_rate(
             env.kafka.bootstrap,
             settings.case_events_topic,
-            [dumps(e) for e in items],
-            [e["case_code"].encode() for e in items],
+            [dumps(e) for e in items[:applied_n]],
+            [e["case_code"].encode() for e in items[:applied_n]],
         )
-
+        mongo: AsyncIOMotorClient = AsyncIOMotorClient(env.mongo.uri)
+        cases = mongo[f"{settings.mongo_db}_deadline"].cases
         port = infra.free_port()
+        base = f"http://127.0.0.1:{port}"
         process = infra.service_process("deadline", port, env.run_dir, env_of(settings))
         started = time.perf_counter()
         process.start()
-        mongo: AsyncIOMotorClient = AsyncIOMotorClient(env.mongo.uri)
-        cases = mongo[f"{settings.mongo_db}_deadline"].cases
         try:
-            await infra.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
+            await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
             first = None
             while True:
                 count = await cases.estimated_document_count()
                 if count and first is None:
                     first = time.perf_counter()
-                if count >= n:
+                if count >= applied_n:
                     break
                 if time.perf_counter() - started > 1800:
-                    raise TimeoutError(f"only {count} of {n} applied")
+                    raise TimeoutError(f"only {count} of {applied_n} applied")
                 await asyncio.sleep(0.5)
-            applied_rate = n / (time.perf_counter() - (first or started))
+            applied_rate = applied_n / (time.perf_counter() - (first or started))
+        finally:
+            process.stop()
+        # the other open cases, straight into the store
+        t0 = time.perf_counter()
+        for first_item in range(applied_n, n, 5000):
+            await cases.insert_many(documents_of(context, items[first_item : first_item + 5000]), ordered=False)
+        insert_rate = (n - applied_n) / (time.perf_counter() - t0) if n > applied_n else None
+
+        process = infra.service_process("deadline", port, env.run_dir, env_of(settings))
+        process.start()
+        try:
+            await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
+            index_load = await wait_gauge(base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=1800)
             await asyncio.sleep(2)
             rss = rss_mib(process.popen.pid)
-            base = f"http://127.0.0.1:{port}"
-            await wait_gauge(base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=600)
-
             as_of = (datetime.now(UTC) + timedelta(days=90)).isoformat()
-            # the raw limit: the same filter, sort and limit straight to the store
-            raw_latencies: list[float] = []
-            as_of_dt = datetime.fromisoformat(as_of)
-            query = {"open": True, "clock_stopped_since": None, "due_at": {"$lt": as_of_dt}}
-            for _ in range(PAGES):
-                t0 = time.perf_counter()
-                _ = [
-                    d
-                    async for d in cases.find(query, {"events": 0, "timeline": 0})
-                    .sort([("due_at", 1), ("_id", 1)])
-                    .limit(51)
-                ]
-                raw_latencies.append(time.perf_counter() - t0)
             latencies: list[float] = []
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                await client.get("/v1/cases/overdue", params={"as_of": as_of, "limit": 50}, headers=AUTH)  # warm-up
                 cursor = None
                 for _ in range(PAGES):
                     params = {"as_of": as_of, "limit": 50, **({"cursor": cursor} if cursor else {})}
@@ -151,55 +157,70 @@ async def run_async(n: int = 100_000) -> dict[str, Any]:
                     latencies.append(time.perf_counter() - t0)
                     assert response.status_code == 200, response.text
                     cursor = response.json()["next_cursor"]
-            # a restart: the open-case index is loaded again from the store
-            process.stop()
-            process = infra.service_process("deadline", port, env.run_dir, env_of(settings))
-            process.start()
-            await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
-            index_load = await wait_gauge(base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=900)
-            rss_reloaded = rss_mib(process.popen.pid)
+                    assert len(response.json()["items"]) == 50
+            # what the index replaces: the same filter, sort and limit straight to the store (a few
+            # only: each scans and sorts the open cases on this store)
+            raw_latencies: list[float] = []
+            query = {"open": True, "clock_stopped_since": None, "due_at": {"$lt": datetime.fromisoformat(as_of)}}
+            for _ in range(RAW_PAGES):
+                t0 = time.perf_counter()
+                found = cases.find(query, {"events": 0, "timeline": 0}).sort([("due_at", 1), ("_id", 1)]).limit(51)
+                _ = [d async for d in found]
+                raw_latencies.append(time.perf_counter() - t0)
         finally:
             process.stop()
             mongo.close()
 
         # the sweep, in-process against the same store (the service is stopped)
-        context = DeadlineContext(settings)
         await context.publisher.start()
         t0 = time.perf_counter()
         nothing = await context.sweeper.sweep(datetime.now(UTC) - timedelta(days=365))
         idle_sweep = time.perf_counter() - t0
+        # the `swept_n` earliest timers come due: every one fires and is marked
+        nth = [
+            d["next_check_at"]
+            async for d in context.cases.find({}, {"next_check_at": 1})
+            .sort("next_check_at", 1)
+            .skip(swept_n - 1)
+            .limit(1)
+        ][0]
         t0 = time.perf_counter()
-        published = await context.sweeper.sweep(datetime.now(UTC) + timedelta(days=120))
-        full_sweep = time.perf_counter() - t0
+        published = await context.sweeper.sweep(nth)
+        due_sweep = time.perf_counter() - t0
         await context.publisher.stop()
         context.mongo.close()
+    p99 = percentile(latencies, 99)
     return {
         "name": "deadline",
-        "what": f"deadline service at {n} open cases (SecantusDB store, Kafka 2.3 broker, 2 cores shared)",
+        "what": f"deadline service at {n} open cases ({applied_n} applied through it), SecantusDB, Kafka 2.3, 2 cores",
         "raw_store_bulk_upsert_docs_per_s": round(raw_upsert),
         "raw_idempotent_producer_msgs_per_s": round(raw_produce),
         "applied_events_per_s": round(applied_rate),
         "applied_ratio_of_raw_upsert": round(applied_rate / raw_upsert, 2),
+        "store_insert_docs_per_s_up_to_n": round(insert_rate) if insert_rate else None,
+        "open_cases": n,
         "overdue_page_p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "overdue_page_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "raw_store_page_query_p99_ms": round(percentile(raw_latencies, 99) * 1000, 1),
-        "overdue_page_p99_ratio_to_raw_query": round(percentile(latencies, 99) / percentile(raw_latencies, 99), 2),
+        "overdue_page_p99_ms": round(p99 * 1000, 1),
         "pages_measured": PAGES,
+        "raw_store_page_query_p99_ms": round(percentile(raw_latencies, 99) * 1000, 1),
+        "raw_store_queries_measured": RAW_PAGES,
+        "overdue_page_p99_ratio_to_raw_query": round(p99 / percentile(raw_latencies, 99), 4),
+        "open_case_index_load_seconds": round(index_load, 1),
         "rss_mib_at_open_cases": round(rss, 1),
-        "open_case_index_load_seconds_after_restart": round(index_load, 1),
-        "rss_mib_after_restart": round(rss_reloaded, 1),
         "sweep_seconds_nothing_due": round(idle_sweep, 3),
-        "sweep_seconds_all_due": round(full_sweep, 1),
-        "sweep_transitions_published": published,
         "sweep_nothing_due_published": nothing,
+        "sweep_cases_due": swept_n,
+        "sweep_seconds_cases_due": round(due_sweep, 1),
+        "sweep_transitions_published": published,
         "targets": {"applied_ratio_of_raw_upsert": ">= 0.6", "overdue_page_p99_ms": "<= 50"},
-        "met": applied_rate / raw_upsert >= 0.6 and percentile(latencies, 99) <= 0.05,
+        "met": {"applied": applied_rate / raw_upsert >= 0.6, "page_p99": p99 <= 0.05},
     }
 
 
 def run() -> dict[str, Any]:
     n = int(os.environ.get("BENCH_DEADLINE_CASES", "100000"))
-    return asyncio.run(run_async(n))
+    applied = int(os.environ.get("BENCH_DEADLINE_APPLIED", "20000"))
+    return asyncio.run(run_async(n, min(applied, n), min(10_000, n)))
 
 
 if __name__ == "__main__":

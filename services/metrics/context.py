@@ -44,10 +44,13 @@ class MetricsContext(ProjectionContext):
             self.mirror.applied(self._changes)
         self._changes = None
 
-    async def find_buckets(self, collection: str, query: dict[str, Any], fields: dict[str, int]) -> list[dict]:
-        """The buckets of a `buckets_queries` query: from memory when the copy is exact, else the store."""
+    async def find_buckets(
+        self, collection: str, query: dict[str, Any], fields: dict[str, int], rollup_days: set[str] | None = None
+    ) -> list[dict]:
+        """The buckets of a `buckets_queries` query: from memory when the copy is exact (summed per
+        month with `rollup_days`, see BucketMirror.find), else the store."""
         if self.mirror.usable:
-            return self.mirror.find(collection, query)
+            return self.mirror.find(collection, query, rollup_days)
         return [b async for b in self.aggregates[collection].find(query, fields)]
 
     async def start(self) -> None:

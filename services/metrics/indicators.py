@@ -143,9 +143,12 @@ async def fetch_buckets(
     keys: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     fields = {"g": 1, "p": 1, "c": 1, "d": 1, "_id": 0} | {key: 1 for key in keys}
+    # an answer over the whole selection may take one summed bucket per month; a grouping needs each
+    end = date.fromordinal(span.last.toordinal() + 1)
+    partial = None if keys else {day.strftime("%Y-%m") for day in (span.first, end) if day.day != 1}
     out: list[dict[str, Any]] = []
     for collection, query in buckets_queries(span, kind, agencies, filters):
-        out += await context.find_buckets(collection, query, fields)
+        out += await context.find_buckets(collection, query, fields, partial)
     return out
 
 

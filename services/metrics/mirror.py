@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorCollection
@@ -32,6 +33,7 @@ MIRRORED = Gauge("tthc_metrics_buckets_mirrored", "Aggregate buckets held in mem
 MIRROR_USABLE = Gauge("tthc_metrics_buckets_mirror_usable", "1 when indicators are answered from memory, else 0")
 
 Bucket = dict[str, Any]  # the stored bucket: its keys (agency, level[, field, channel]), g, p, c[, d]
+ROLLUPS_KEPT = 4096
 
 
 class BucketMirror:
@@ -43,6 +45,10 @@ class BucketMirror:
         self.loads = 0
         self._sole = False
         self._load: asyncio.Task[None] | None = None
+        # (collection, p, filter) → the sum of the matching buckets of that month; dropped when a
+        # bucket of that month changes. A month long past is summed once, not at every query.
+        self._rollups: OrderedDict[tuple[Any, ...], Bucket] = OrderedDict()
+        self._rollups_of: dict[tuple[str, str], set[tuple[Any, ...]]] = {}
 
     def applied(self, changes: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
         """After the transaction that wrote these bucket changes committed (aggregates.changes)."""
@@ -53,6 +59,8 @@ class BucketMirror:
             if bucket is None:
                 bucket = by_id[bucket_id] = {**keys, "c": {}}
             apply_change(bucket, change["inc"])
+            for key in self._rollups_of.pop((collection, keys["p"]), ()):
+                self._rollups.pop(key, None)
         MIRRORED.set(self.size())
 
     def revoked(self) -> None:
@@ -87,6 +95,8 @@ class BucketMirror:
                 bucket_id = bucket.pop("_id")
                 fresh[name].setdefault(bucket["p"], {})[bucket_id] = bucket
         self.buckets = fresh
+        self._rollups.clear()
+        self._rollups_of.clear()
         self.usable = True
         self.loads += 1
         MIRRORED.set(self.size())
@@ -96,14 +106,21 @@ class BucketMirror:
     def size(self) -> int:
         return sum(len(by_id) for by_p in self.buckets.values() for by_id in by_p.values())
 
-    def find(self, collection: str, query: Mapping[str, Any]) -> list[Bucket]:
+    def find(self, collection: str, query: Mapping[str, Any], rollup_days: set[str] | None = None) -> list[Bucket]:
         """The buckets a `buckets_queries` query selects: equality on keys, `$in` on agency, and
-        `$lt` / `$gte` + `$lte` on p. The buckets are shared: callers read, never change them."""
+        `$lt` / `$gte` + `$lte` on p. The buckets are shared: callers read, never change them.
+
+        With `rollup_days` (for an answer over the whole selection, not grouped by a key): one
+        bucket per month, the sum of the selected ones, with its days summed for the months named
+        (those where the period starts or ends mid-month); the sums are kept until a bucket of
+        their month changes."""
         p_range = query.get("p", {})
         low, high, below = p_range.get("$gte"), p_range.get("$lte"), p_range.get("$lt")
         agencies = query.get("agency", {}).get("$in") if isinstance(query.get("agency"), dict) else None
-        agency_set = set(agencies) if agencies is not None else None
-        equal = [(k, v) for k, v in query.items() if k not in ("p", "agency") or (k == "agency" and agencies is None)]
+        agency_set = frozenset(agencies) if agencies is not None else None
+        equal = tuple(
+            sorted((k, v) for k, v in query.items() if k != "p" and not (k == "agency" and agencies is not None))
+        )
         out: list[Bucket] = []
         for p, by_id in self.buckets[collection].items():
             if (
@@ -112,10 +129,43 @@ class BucketMirror:
                 or (high is not None and p > high)
             ):
                 continue
-            for bucket in by_id.values():
-                if agency_set is not None and bucket.get("agency") not in agency_set:
-                    continue
-                if equal and any(bucket.get(k) != v for k, v in equal):
-                    continue
-                out.append(bucket)
+            selected = (
+                bucket
+                for bucket in by_id.values()
+                if (agency_set is None or bucket.get("agency") in agency_set)
+                and not (equal and any(bucket.get(k) != v for k, v in equal))
+            )
+            if rollup_days is None:
+                out.extend(selected)
+                continue
+            days = p in rollup_days
+            key = (collection, p, agency_set, equal, days)
+            total = self._rollups.get(key)
+            if total is None:
+                total = _sum(p, selected, days)
+                self._rollups[key] = total
+                self._rollups_of.setdefault((collection, p), set()).add(key)
+                if len(self._rollups) > ROLLUPS_KEPT:
+                    self._rollups.popitem(last=False)
+            else:
+                self._rollups.move_to_end(key)
+            if total["c"]:
+                out.append(total)
         return out
+
+
+def _sum(p: str, buckets: Iterable[Bucket], days: bool) -> Bucket:
+    counters: dict[str, int] = {}
+    by_day: dict[str, dict[str, int]] = {}
+    for bucket in buckets:
+        for name, value in bucket["c"].items():
+            counters[name] = counters.get(name, 0) + value
+        if days:
+            for day, values in bucket.get("d", {}).items():
+                into = by_day.setdefault(day, {})
+                for name, value in values.items():
+                    into[name] = into.get(name, 0) + value
+    total: Bucket = {"g": "m", "p": p, "c": counters}
+    if days:
+        total["d"] = by_day
+    return total

@@ -277,7 +277,7 @@ async def test_lists_from_memory_equal_lists_from_the_store(settings: Settings) 
             await app.state.context.gauges.refresh(now + timedelta(days=3))
             gauges.append(
                 {
-                    (g.name, s.labels["agency"], s.labels["level"]): s.value
+                    (s.name, s.labels["agency"], s.labels["level"]): s.value
                     for g in (OPEN, OVERDUE, DUE_SOON, APOLOGY_MISSING)
                     for metric in g.collect()
                     for s in metric.samples
