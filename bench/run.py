@@ -41,17 +41,28 @@ def main() -> int:
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
-    results = []
+    results: list[dict[str, Any]] = []
+    failed = False
     for name in args.names or BENCHMARKS:
         started = time.perf_counter()
-        result = importlib.import_module(name).run()
+        try:
+            result = importlib.import_module(name).run()
+        except Exception as exc:  # the others still run; the failure is in the results, and the exit code
+            result = {"name": name.removeprefix("bench."), "error": repr(exc)}
+            failed = True
         result["seconds"] = round(time.perf_counter() - started, 1)
         result["ran_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         results.append(result)
         print(json.dumps(result, ensure_ascii=False), flush=True)
+        write(meta, results, merge=bool(args.names))  # after each: a long run stopped midway keeps what it measured
+    print(f"wrote {(RESULTS / meta['date']).with_suffix('.md')}")
+    return 1 if failed else 0
+
+
+def write(meta: dict[str, Any], results: list[dict[str, Any]], merge: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / meta["date"]
-    if args.names and stem.with_suffix(".json").exists():
+    if merge and stem.with_suffix(".json").exists():
         # a re-run of some benchmarks: keep today's others, replace these (each entry says when it ran)
         earlier = json.loads(stem.with_suffix(".json").read_text())["results"]
         fresh = {r["name"]: r for r in results}
@@ -59,8 +70,6 @@ def main() -> int:
     document = {"meta": meta, "results": results}
     stem.with_suffix(".json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     stem.with_suffix(".md").write_text(markdown(results, meta))
-    print(f"wrote {stem.with_suffix('.md')}")
-    return 0
 
 
 if __name__ == "__main__":

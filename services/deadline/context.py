@@ -44,7 +44,7 @@ class DeadlineContext(ProjectionContext):
     async def apply(self, records: list[ConsumerRecord]) -> None:
         result = await self.projection.apply(records)
         self.open_cases.written(result.written)
-        self.open_cases.retry()
+        self.open_cases.ensure_loading()  # after a load that failed
         if result.derived:
             await self.publish_derived(result.derived)  # before the consumer commits
 
@@ -56,7 +56,8 @@ class DeadlineContext(ProjectionContext):
     async def start(self) -> None:
         await self.cases.create_index([("next_check_at", 1)])
         await self.cases.create_index([("open", 1), ("due_at", 1)])
-        await self.cases.create_index([("agency_code", 1), ("due_at", 1)])
+        # no (agency_code, due_at) index any more: the lists read the in-memory open cases (ADR 0008),
+        # and every index costs each upsert; stores made before keep theirs, unused but harmless
         await super().start()
         self.sweeper.start()
         self.webhooks.start()

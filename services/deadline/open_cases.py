@@ -18,10 +18,7 @@ case collection, i.e. while its consumer holds every partition of tthc.case-even
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +28,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 from sortedcontainers import SortedList
 
-log = logging.getLogger(__name__)
+from shared.sole_writer import SoleWriterCopy
 
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
 INDEX_USABLE = Gauge("tthc_deadline_open_cases_index_usable", "1 when the lists are answered from memory, else 0")
@@ -161,19 +158,18 @@ def _undated(document: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-class OpenCaseIndex:
+class OpenCaseIndex(SoleWriterCopy):
+    name = "open-cases"
+
     def __init__(self, collection: AsyncIOMotorCollection) -> None:
+        super().__init__(INDEX_USABLE)
         self.collection = collection
         self.cases: dict[str, OpenCase] = {}
         self.undated: dict[str, tuple[str, str]] = {}  # open cases with no due instant: (agency, level)
         self.by_due: SortedList = SortedList()
         self.by_received: SortedList = SortedList()
         self.horizon: datetime | None = None  # the latest end instant dropped since the load
-        self.usable = False
         self._touched: set[str] | None = None  # while loading: codes written meanwhile
-        self._load: asyncio.Task[None] | None = None
-        self._sole = False
-        self.loads = 0
 
     # --- keeping it current -------------------------------------------------------------------
 
@@ -189,35 +185,7 @@ class OpenCaseIndex:
                 self.horizon = end
         INDEXED.set(len(self.cases))
 
-    def revoked(self) -> None:
-        """Partitions are being taken away: another member may write from now on."""
-        self.usable = False
-        self._sole = False
-        INDEX_USABLE.set(0)
-        if self._load is not None:
-            self._load.cancel()
-            self._load = None
-
-    async def assigned(self, sole_owner: bool) -> None:
-        """Partitions were assigned; with all of them, reload (others may have written meanwhile)."""
-        self.revoked()
-        self._sole = sole_owner
-        self.retry()
-
-    def retry(self) -> None:
-        """Load (again) when this process is the only writer and the index is not loaded or loading
-        (a load fails when the store is down; the next batch retries it)."""
-        if self._sole and not self.usable and (self._load is None or self._load.done()):
-            self._load = asyncio.create_task(self._reload_or_log(), name="open-cases-load")
-
-    async def _reload_or_log(self) -> None:
-        try:
-            await self.reload()
-        except Exception as exc:  # the store is down: lists read the store (and fail there, visibly)
-            log.warning("open cases not indexed; the store answers the lists", extra={"error": repr(exc)})
-
-    async def reload(self) -> None:
-        started = time.perf_counter()
+    async def load(self) -> None:
         self._touched = set()
         loaded_at = datetime.now().astimezone()
         fresh: dict[str, OpenCase] = {}
@@ -243,14 +211,7 @@ class OpenCaseIndex:
         self.by_due = SortedList((c.due_at, c.case_code) for c in fresh.values())
         self.by_received = SortedList((c.received_at, c.case_code) for c in fresh.values())
         self.horizon = loaded_at if self.horizon is None else max(self.horizon, loaded_at)
-        self.usable = True
-        self.loads += 1
         INDEXED.set(len(self.cases))
-        INDEX_USABLE.set(1)
-        log.info(
-            "open cases indexed",
-            extra={"cases": len(fresh), "seconds": round(time.perf_counter() - started, 2)},
-        )
 
     def _put(self, code: str, case: OpenCase | None) -> None:
         old = self.cases.pop(code, None)

@@ -188,7 +188,8 @@ async def publish_events(context: IntakeContext, principal: Principal, events: l
         fresh_ids.add(event.event_id)  # type: ignore[arg-type]
         fresh.append(event)
     if fresh:
-        messages = [(e.case_code.encode(), e.model_dump_json().encode()) for e in fresh]
+        # model_dump_json's bytes before it decodes them to str (which .encode() would undo)
+        messages = [(e.case_code.encode(), e.__pydantic_serializer__.to_json(e)) for e in fresh]
         with PUBLISH_SECONDS.time():
             try:
                 await context.publisher.publish(

@@ -15,9 +15,6 @@ aiokafka sends no heartbeats until that callback returns.)
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,8 +23,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 
 from services.metrics.aggregates import apply_change
-
-log = logging.getLogger(__name__)
+from shared.sole_writer import SoleWriterCopy
 
 MIRRORED = Gauge("tthc_metrics_buckets_mirrored", "Aggregate buckets held in memory for indicator queries")
 MIRROR_USABLE = Gauge("tthc_metrics_buckets_mirror_usable", "1 when indicators are answered from memory, else 0")
@@ -36,15 +32,14 @@ Bucket = dict[str, Any]  # the stored bucket: its keys (agency, level[, field, c
 ROLLUPS_KEPT = 4096
 
 
-class BucketMirror:
+class BucketMirror(SoleWriterCopy):
+    name = "bucket-mirror"
+
     def __init__(self, collections: Mapping[str, AsyncIOMotorCollection]) -> None:
+        super().__init__(MIRROR_USABLE)
         self.collections = collections
         # collection → period key p → bucket id → bucket
         self.buckets: dict[str, dict[str, dict[str, Bucket]]] = {name: {} for name in collections}
-        self.usable = False
-        self.loads = 0
-        self._sole = False
-        self._load: asyncio.Task[None] | None = None
         # (collection, p, filter) → the sum of the matching buckets of that month; dropped when a
         # bucket of that month changes. A month long past is summed once, not at every query.
         self._rollups: OrderedDict[tuple[Any, ...], Bucket] = OrderedDict()
@@ -63,32 +58,7 @@ class BucketMirror:
                 self._rollups.pop(key, None)
         MIRRORED.set(self.size())
 
-    def revoked(self) -> None:
-        self.usable = False
-        self._sole = False
-        MIRROR_USABLE.set(0)
-        if self._load is not None:
-            self._load.cancel()
-            self._load = None
-
-    async def assigned(self, sole_owner: bool) -> None:
-        self.revoked()
-        self._sole = sole_owner
-        if sole_owner:
-            self._load = asyncio.create_task(self.reload(), name="bucket-mirror-load")
-
-    async def settle(self) -> None:
-        """Before a batch is applied: let a load in progress finish; retry one that failed."""
-        if not self._sole or self.usable:
-            return
-        if self._load is None or self._load.done():
-            self._load = asyncio.create_task(self.reload(), name="bucket-mirror-load")
-        await asyncio.wait([self._load])
-        if not self._load.cancelled() and self._load.exception() is not None:
-            log.warning("bucket mirror not loaded; the store answers", extra={"error": repr(self._load.exception())})
-
-    async def reload(self) -> None:
-        started = time.perf_counter()
+    async def load(self) -> None:
         fresh: dict[str, dict[str, dict[str, Bucket]]] = {name: {} for name in self.collections}
         for name, collection in self.collections.items():
             async for bucket in collection.find({}, batch_size=5000):
@@ -97,11 +67,7 @@ class BucketMirror:
         self.buckets = fresh
         self._rollups.clear()
         self._rollups_of.clear()
-        self.usable = True
-        self.loads += 1
         MIRRORED.set(self.size())
-        MIRROR_USABLE.set(1)
-        log.info("aggregate buckets mirrored", extra={"buckets": self.size(), "seconds": time.perf_counter() - started})
 
     def size(self) -> int:
         return sum(len(by_id) for by_p in self.buckets.values() for by_id in by_p.values())

@@ -1,0 +1,71 @@
+"""A read model copied into memory, exact while this process is the only writer of it (ADR 0008).
+
+A subclass implements `load()` (replace the copy with what the store holds) and is told of its own
+writes. This base follows the consumer's partitions (`shared.kafka.Ownership`): revoked → unusable
+at once, before any other member of the group can write; every partition assigned → load again in
+the background (others may have written meanwhile); a load that fails is retried at the next
+`ensure_loading()` (the projection calls it with each batch). While unusable, the store answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from prometheus_client import Gauge
+
+log = logging.getLogger(__name__)
+
+
+class SoleWriterCopy:
+    name = "copy"
+
+    def __init__(self, usable_gauge: Gauge) -> None:
+        self.usable = False
+        self.loads = 0
+        self._usable_gauge = usable_gauge
+        self._sole = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def load(self) -> None:
+        raise NotImplementedError
+
+    def revoked(self) -> None:
+        """Partitions are being taken away: another member may write from now on."""
+        self.usable = False
+        self._sole = False
+        self._usable_gauge.set(0)
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def assigned(self, sole_owner: bool) -> None:
+        self.revoked()
+        self._sole = sole_owner
+        self.ensure_loading()
+
+    def ensure_loading(self) -> asyncio.Task[None] | None:
+        """Start a load when this process is the only writer and the copy is neither loaded nor loading."""
+        if self._sole and not self.usable and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._load_once(), name=f"{self.name}-load")
+        return self._task
+
+    async def settle(self) -> None:
+        """Wait for a load in progress (or retry a failed one): for copies moved by deltas, which
+        must not miss a batch applied between the load and the copy."""
+        task = self.ensure_loading()
+        if task is not None and not self.usable:
+            await asyncio.wait([task])
+
+    async def _load_once(self) -> None:
+        started = time.perf_counter()
+        try:
+            await self.load()
+        except Exception as exc:  # the store is down: the store answers (and fails there, visibly)
+            log.warning("in-memory copy not loaded; the store answers", extra={"copy": self.name, "error": repr(exc)})
+            return
+        self.usable = True
+        self.loads += 1
+        self._usable_gauge.set(1)
+        log.info("in-memory copy loaded", extra={"copy": self.name, "seconds": round(time.perf_counter() - started, 2)})
