@@ -29,7 +29,12 @@ MIRRORED = Gauge("tthc_metrics_buckets_mirrored", "Aggregate buckets held in mem
 MIRROR_USABLE = Gauge("tthc_metrics_buckets_mirror_usable", "1 when indicators are answered from memory, else 0")
 
 Bucket = dict[str, Any]  # the stored bucket: its keys (agency, level[, field, channel]), g, p, c[, d]
+Group = tuple[str | None, str | None]  # (field, channel) of a fine bucket; (None, None) for a coarse one
 ROLLUPS_KEPT = 4096
+
+
+def _group(keys: Mapping[str, Any]) -> Group:
+    return keys.get("field"), keys.get("channel")
 
 
 class BucketMirror(SoleWriterCopy):
@@ -38,8 +43,9 @@ class BucketMirror(SoleWriterCopy):
     def __init__(self, collections: Mapping[str, AsyncIOMotorCollection]) -> None:
         super().__init__(MIRROR_USABLE)
         self.collections = collections
-        # collection → period key p → bucket id → bucket
-        self.buckets: dict[str, dict[str, dict[str, Bucket]]] = {name: {} for name in collections}
+        # collection → period key p → (field, channel) → bucket id → bucket (a coarse bucket has
+        # neither: one group); a field or channel filter reads only its groups
+        self.buckets: dict[str, dict[str, dict[Group, dict[str, Bucket]]]] = {name: {} for name in collections}
         # (collection, p, filter) → the sum of the matching buckets of that month; dropped when a
         # bucket of that month changes. A month long past is summed once, not at every query.
         self._rollups: OrderedDict[tuple[Any, ...], Bucket] = OrderedDict()
@@ -49,7 +55,7 @@ class BucketMirror(SoleWriterCopy):
         """After the transaction that wrote these bucket changes committed (aggregates.changes)."""
         for (collection, bucket_id), change in changes.items():
             keys = change["keys"]
-            by_id = self.buckets[collection].setdefault(keys["p"], {})
+            by_id = self.buckets[collection].setdefault(keys["p"], {}).setdefault(_group(keys), {})
             bucket = by_id.get(bucket_id)
             if bucket is None:
                 bucket = by_id[bucket_id] = {**keys, "c": {}}
@@ -59,18 +65,18 @@ class BucketMirror(SoleWriterCopy):
         MIRRORED.set(self.size())
 
     async def load(self) -> None:
-        fresh: dict[str, dict[str, dict[str, Bucket]]] = {name: {} for name in self.collections}
+        fresh: dict[str, dict[str, dict[Group, dict[str, Bucket]]]] = {name: {} for name in self.collections}
         for name, collection in self.collections.items():
             async for bucket in collection.find({}, batch_size=5000):
                 bucket_id = bucket.pop("_id")
-                fresh[name].setdefault(bucket["p"], {})[bucket_id] = bucket
+                fresh[name].setdefault(bucket["p"], {}).setdefault(_group(bucket), {})[bucket_id] = bucket
         self.buckets = fresh
         self._rollups.clear()
         self._rollups_of.clear()
         MIRRORED.set(self.size())
 
     def size(self) -> int:
-        return sum(len(by_id) for by_p in self.buckets.values() for by_id in by_p.values())
+        return sum(len(ids) for by_p in self.buckets.values() for groups in by_p.values() for ids in groups.values())
 
     def find(self, collection: str, query: Mapping[str, Any], rollup_days: set[str] | None = None) -> list[Bucket]:
         """The buckets a `buckets_queries` query selects: equality on keys, `$in` on agency, and
@@ -87,8 +93,9 @@ class BucketMirror(SoleWriterCopy):
         equal = tuple(
             sorted((k, v) for k, v in query.items() if k != "p" and not (k == "agency" and agencies is not None))
         )
+        field, channel = query.get("field"), query.get("channel")
         out: list[Bucket] = []
-        for p, by_id in self.buckets[collection].items():
+        for p, groups in self.buckets[collection].items():
             if (
                 (below is not None and not p < below)
                 or (low is not None and p < low)
@@ -97,6 +104,8 @@ class BucketMirror(SoleWriterCopy):
                 continue
             selected = (
                 bucket
+                for (f, c), by_id in groups.items()
+                if (field is None or f == field) and (channel is None or c == channel)
                 for bucket in by_id.values()
                 if (agency_set is None or bucket.get("agency") in agency_set)
                 and not (equal and any(bucket.get(k) != v for k, v in equal))

@@ -134,6 +134,12 @@ def test_the_in_memory_copy_answers_the_store_queries_exactly(seed: int) -> None
                     assert from_mirror(period, "f", None, rollup, field="F2", channel="postal") == indicators(
                         f2, period
                     )
+                    f1 = [f for f in facts if f["field_code"] == "F1"]
+                    assert from_mirror(period, "f", {"B"}, rollup, field="F1") == indicators(
+                        [f for f in f1 if f["agency_code"] == "B"], period
+                    )
+                    online = [f for f in facts if f["channel"] == "online"]
+                    assert from_mirror(period, "f", None, rollup, channel="online") == indicators(online, period)
         # late events change some cases: the kept sums of their months must not survive
         for index in rng.sample(range(len(facts)), 80):
             new = random_fact(rng) | {"agency_code": facts[index]["agency_code"]}
