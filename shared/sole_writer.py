@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from abc import ABC, abstractmethod
 
 from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
 
 
-class SoleWriterCopy:
+class SoleWriterCopy(ABC):
     name = "copy"
 
     def __init__(self, usable_gauge: Gauge) -> None:
@@ -28,8 +29,9 @@ class SoleWriterCopy:
         self._sole = False
         self._task: asyncio.Task[None] | None = None
 
+    @abstractmethod
     async def load(self) -> None:
-        raise NotImplementedError
+        """Replace the copy with what the store holds (each subclass reads its own collections)."""
 
     def revoked(self) -> None:
         """Partitions are being taken away: another member may write from now on."""
