@@ -227,10 +227,12 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
                 document.update(_id=state.case_code, events=events, next_check_at=None)  # timers long fired
                 documents.append(document)
                 facts.append(case_facts(state, events, None) | {"_id": state.case_code, "events": events})
-            await cases_db.cases.insert_many(documents, ordered=False)
-            await metrics_db.facts.insert_many(facts, ordered=False)
-            for name, writes in bucket_writes((None, fact) for fact in facts).items():
-                await metrics_db[f"agg_{name}"].bulk_write(writes, ordered=False)
+            buckets = bucket_writes((None, fact) for fact in facts).items()
+            await asyncio.gather(  # the collections are independent: let the store overlap them
+                cases_db.cases.insert_many(documents, ordered=False),
+                metrics_db.facts.insert_many(facts, ordered=False),
+                *(metrics_db[f"agg_{name}"].bulk_write(writes, ordered=False) for name, writes in buckets),
+            )
     finally:
         mongo.close()
         deadline.mongo.close()

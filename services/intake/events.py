@@ -179,14 +179,18 @@ async def publish_events(context: IntakeContext, principal: Principal, events: l
     for event in events:
         if not event.event_id:
             event.event_id = derive_event_id(principal.name, event.model_dump(mode="json"))
-    known = context.recent_ids.known(e.event_id for e in events)  # type: ignore[misc]
+    ids: list[str] = [e.event_id for e in events]  # type: ignore[misc]
+    known = context.recent_ids.known(ids)
     fresh: list[Envelope] = []
     fresh_ids: set[str] = set()
-    for event in events:
-        if event.event_id in known or event.event_id in fresh_ids:
-            continue
-        fresh_ids.add(event.event_id)  # type: ignore[arg-type]
-        fresh.append(event)
+    accepted = []
+    for event, event_id in zip(events, ids, strict=True):
+        # known to the intake, or earlier in this same request
+        duplicate = event_id in known or event_id in fresh_ids
+        if not duplicate:
+            fresh_ids.add(event_id)
+            fresh.append(event)
+        accepted.append({"event_id": event_id, "duplicate": duplicate})
     if fresh:
         # model_dump_json's bytes before it decodes them to str (which .encode() would undo)
         messages = [(e.case_code.encode(), e.__pydantic_serializer__.to_json(e)) for e in fresh]
@@ -205,11 +209,4 @@ async def publish_events(context: IntakeContext, principal: Principal, events: l
         context.recent_ids.add(fresh_ids)
     EVENTS_ACCEPTED.labels(principal.kind).inc(len(fresh))
     EVENTS_DUPLICATE.labels(principal.kind).inc(len(events) - len(fresh))
-    first_seen: set[str] = set()
-    accepted = []
-    for event in events:
-        event_id = event.event_id
-        duplicate = event_id not in fresh_ids or event_id in first_seen
-        first_seen.add(event_id)  # type: ignore[arg-type]
-        accepted.append({"event_id": event_id, "duplicate": duplicate})
     return accepted

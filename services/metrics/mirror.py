@@ -15,6 +15,7 @@ aiokafka sends no heartbeats until that callback returns.)
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,15 +23,17 @@ from typing import Any
 from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 
-from services.metrics.aggregates import apply_change
+from services.metrics.aggregates import COLLECTIONS, apply_change
 from shared.sole_writer import SoleWriterCopy
 
+log = logging.getLogger(__name__)
 MIRRORED = Gauge("tthc_metrics_buckets_mirrored", "Aggregate buckets held in memory for indicator queries")
 MIRROR_USABLE = Gauge("tthc_metrics_buckets_mirror_usable", "1 when indicators are answered from memory, else 0")
 
 Bucket = dict[str, Any]  # the stored bucket: its keys (agency, level[, field, channel]), g, p, c[, d]
 Group = tuple[str | None, str | None]  # (field, channel) of a fine bucket; (None, None) for a coarse one
 ROLLUPS_KEPT = 4096
+COARSE = COLLECTIONS[0]  # the buckets by agency and level, with their days
 
 
 def _group(keys: Mapping[str, Any]) -> Group:
@@ -73,7 +76,16 @@ class BucketMirror(SoleWriterCopy):
         self.buckets = fresh
         self._rollups.clear()
         self._rollups_of.clear()
+        log.info("bucket copy: province-wide month sums kept", extra={"months": self.warm()})
         MIRRORED.set(self.size())
+
+    def warm(self) -> int:
+        """Sum every month of the province-wide selection (no filter) now, not at the first query
+        after a restart: the overview everyone opens first then reads only kept sums. Returns how
+        many months it summed."""
+        if COARSE not in self.buckets:
+            return 0
+        return len(self.find(COARSE, {"p": {"$gte": ""}}, rollup_days=set()))
 
     def size(self) -> int:
         return sum(len(ids) for by_p in self.buckets.values() for groups in by_p.values() for ids in groups.values())
