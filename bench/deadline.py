@@ -179,7 +179,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         # the `swept_n` earliest timers come due: every one fires and is marked
         nth = [
             d["next_check_at"]
-            async for d in context.cases.find({}, {"next_check_at": 1})
+            async for d in context.cases.find({"next_check_at": {"$ne": None}}, {"next_check_at": 1})
             .sort("next_check_at", 1)
             .skip(swept_n - 1)
             .limit(1)

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     webhook_secret: str = Field("", description="HMAC-SHA256 key that signs webhook bodies")
     webhook_timeout_s: float = Field(5.0, description="time limit of one webhook delivery attempt")
     webhook_max_attempts: int = Field(8, description="delivery attempts before a webhook is marked failed")
-    poll_max_records: int = Field(1000, description="most records a consumer applies in one batch")
+    poll_max_records: int = Field(
+        4000, description="most records a consumer applies in one batch (a backlog is applied in fewer, larger writes)"
+    )
     poll_timeout_ms: int = Field(200, description="how long a consumer poll waits for records")
     case_events_partitions: int = Field(6, description="partitions of tthc.case-events when created")
     deadline_url: str = Field("http://127.0.0.1:8082", description="where the web pages reach the deadline service")

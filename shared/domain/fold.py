@@ -8,9 +8,11 @@ the order they arrived in.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from shared.domain.calendar import VN_TZ, CalendarError, WorkingCalendar
@@ -180,7 +182,33 @@ class CaseState:
         return self.received_at is not None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What dataclasses.asdict gives, without its deep copy of every leaf (it took two thirds
+        of the deadline projection's CPU per event)."""
+        return plain(self)  # type: ignore[no-any-return]
+
+
+_IMMUTABLE = (str, int, float, bool, type(None), datetime, date, timedelta, Enum)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def plain(value: Any) -> Any:
+    """dataclasses.asdict's result: dataclasses become dicts, lists, tuples and dicts are rebuilt
+    (so the result shares no container with `value`); immutable leaves are shared, not deep-copied."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    cls = type(value)
+    names = _FIELD_NAMES.get(cls)
+    if names is None and hasattr(cls, "__dataclass_fields__"):
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    if names is not None:
+        return {name: plain(getattr(value, name)) for name in names}
+    if cls is list:
+        return [plain(v) for v in value]
+    if cls is dict:
+        return {plain(k): plain(v) for k, v in value.items()}
+    if cls is tuple:
+        return tuple(plain(v) for v in value)
+    return copy.deepcopy(value)
 
 
 def fold_case(events: Iterable[CaseEvent], registry: Registry) -> CaseState:

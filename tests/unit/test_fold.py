@@ -1,5 +1,6 @@
 """The case fold: status, statutory due date, pauses, legs, apology, classification."""
 
+import dataclasses
 from datetime import datetime, timedelta
 
 from hypothesis import given, settings
@@ -276,3 +277,8 @@ def test_fold_is_independent_of_arrival_order(gaps, rng, same_instant) -> None:
     a, b = fold_case(events, REGISTRY), fold_case(arrived, REGISTRY)
     a_dict, b_dict = a.as_dict(), b.as_dict()
     assert a_dict == b_dict
+    # as_dict is dataclasses.asdict without the deep copies: the same dict, no container shared
+    assert a_dict == dataclasses.asdict(a)
+    a_dict["timeline"][0]["data"]["changed"] = True
+    a_dict["pauses"].clear()
+    assert "changed" not in a.timeline[0]["data"] and a.pauses
