@@ -4,7 +4,8 @@ A subclass implements `load()` (replace the copy with what the store holds) and 
 writes. This base follows the consumer's partitions (`shared.kafka.Ownership`): revoked → unusable
 at once, before any other member of the group can write; every partition assigned → load again in
 the background (others may have written meanwhile); a load that fails is retried at the next
-`ensure_loading()` (the projection calls it with each batch). While unusable, the store answers.
+`ensure_loading()` (the projection calls it with each batch) or, with no batch coming, by a retry
+timer (2 s, doubling up to a minute). While unusable, the store answers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from abc import ABC, abstractmethod
 from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 60.0
 
 
 class SoleWriterCopy(ABC):
@@ -28,16 +31,28 @@ class SoleWriterCopy(ABC):
         self._usable_gauge = usable_gauge
         self._sole = False
         self._task: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_delay = RETRY_FIRST_S
 
     @abstractmethod
     async def load(self) -> None:
         """Replace the copy with what the store holds (each subclass reads its own collections)."""
+
+    @property
+    def loading(self) -> bool:
+        """This process is the only writer and the copy is not loaded yet: it will be (the store
+        answers meanwhile, but should not be burdened with what the copy will soon answer)."""
+        return self._sole and not self.usable
 
     def revoked(self) -> None:
         """Partitions are being taken away: another member may write from now on."""
         self.usable = False
         self._sole = False
         self._usable_gauge.set(0)
+        self._retry_delay = RETRY_FIRST_S
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -64,9 +79,17 @@ class SoleWriterCopy(ABC):
         started = time.perf_counter()
         try:
             await self.load()
-        except Exception as exc:  # the store is down: the store answers (and fails there, visibly)
-            log.warning("in-memory copy not loaded; the store answers", extra={"copy": self.name, "error": repr(exc)})
+        except Exception as exc:  # the store is down or swamped: the store answers (and fails there, visibly)
+            delay = self._retry_delay
+            self._retry_delay = min(delay * 2, RETRY_MAX_S)
+            # a batch may retry sooner (ensure_loading); with none coming, the timer does
+            self._retry = asyncio.get_running_loop().call_later(delay, self.ensure_loading)
+            log.warning(
+                "in-memory copy not loaded; the store answers",
+                extra={"copy": self.name, "error": repr(exc), "retry_in_s": delay},
+            )
             return
+        self._retry_delay = RETRY_FIRST_S
         self.usable = True
         self.loads += 1
         self._usable_gauge.set(1)

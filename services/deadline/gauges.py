@@ -1,5 +1,6 @@
 """Prometheus gauges of the case population, refreshed every few seconds from the in-memory open
-cases (ADR 0008), or by one aggregation over the store while that index is not usable.
+cases (ADR 0008), or by one aggregation over the store when another member also writes cases (not
+while this process loads the index: the gauges keep their last values for those seconds).
 
 Labels are agency and level only (a province has tens of agencies, never case codes); every known
 agency's series exists from the start, at 0.
@@ -64,6 +65,10 @@ class CaseGauges:
         index = self.context.open_cases
         if index.usable:  # from the in-memory open cases (ADR 0008): no scan of the store every 10 s
             counts.update(index.tallies(now, horizon))
+        elif index.loading:
+            # the index is being loaded from the store: a scan of every case now would compete with
+            # that load (at 270,000 cases both were cancelled over and over); keep the last values
+            return
         else:
             async for row in self.context.cases.aggregate(self.pipeline(now, horizon)):
                 key = (row["_id"].get("agency") or "unknown", row["_id"].get("level") or "unknown")
