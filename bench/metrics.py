@@ -126,6 +126,7 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
         items = events(applied_n)
         sample_facts = facts_for(items)
         raw_upsert = await raw_bulk_upsert_rate(env.mongo.uri, sample_facts)
+        raw_set = await raw_bulk_upsert_rate(env.mongo.uri, sample_facts, form="set")
         await raw_produce_rate(
             env.kafka.bootstrap,
             settings.case_events_topic,
@@ -151,6 +152,7 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
             process.stop()
         result.update(
             raw_store_bulk_upsert_docs_per_s=round(raw_upsert),
+            raw_store_set_upsert_docs_per_s=round(raw_set),
             applied_events_per_s=round(applied_rate),
             applied_ratio_of_raw_upsert=round(applied_rate / raw_upsert, 2),
         )

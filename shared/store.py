@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
+from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
 
 from shared.domain.calendar import VN_TZ
 from shared.settings import Settings
@@ -24,3 +26,21 @@ async def ping(client: AsyncIOMotorClient) -> bool:
         return True
     except Exception:
         return False
+
+
+# SecantusDB checks each document it finds against the whole `$in` list, so one query for n ids
+# costs n² comparisons: 4,000 known cases took 44 s in one query, 1.9 s in queries of 50.
+IDS_PER_QUERY = 50
+
+
+async def find_by_ids(
+    collection: AsyncIOMotorCollection, ids: Iterable[Any], projection: dict[str, Any] | None = None
+) -> dict[Any, dict[str, Any]]:
+    """The documents with these `_id`s (those that exist), by `_id`, read in queries of a few dozen."""
+    wanted = list(ids)
+    found: dict[Any, dict[str, Any]] = {}
+    for start in range(0, len(wanted), IDS_PER_QUERY):
+        chunk = wanted[start : start + IDS_PER_QUERY]
+        async for document in collection.find({"_id": {"$in": chunk}}, projection):
+            found[document["_id"]] = document
+    return found

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from fastapi import Request
+from motor.motor_asyncio import AsyncIOMotorCollection
 
 from services.deadline.gauges import CaseGauges
 from services.deadline.open_cases import OpenCaseIndex
@@ -17,6 +18,9 @@ from shared.domain.fold import CaseState
 from shared.service import ProjectionContext
 from shared.settings import Settings
 
+# Cases per bulk write within a consumer batch: the next 500 are folded while these are written.
+WRITE_CHUNK = 500
+
 
 class DeadlineContext(ProjectionContext):
     service = "deadline"
@@ -26,6 +30,7 @@ class DeadlineContext(ProjectionContext):
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
         super().__init__(settings, collection, self.to_document, derive=derived_events)
         self.cases = self.collection
+        self.projection.write_chunk = WRITE_CHUNK
         self.open_cases = OpenCaseIndex(self.cases)
         self.consumer.ownership = self.open_cases  # usable while this process is the only writer
         self.sweeper = Sweeper(self, settings.timer_interval_s)
@@ -54,10 +59,7 @@ class DeadlineContext(ProjectionContext):
         await self.webhooks.enqueue(events)
 
     async def start(self) -> None:
-        await self.cases.create_index([("next_check_at", 1)])
-        await self.cases.create_index([("open", 1), ("due_at", 1)])
-        # no (agency_code, due_at) index any more: the lists read the in-memory open cases (ADR 0008),
-        # and every index costs each upsert; stores made before keep theirs, unused but harmless
+        await ensure_case_indexes(self.cases)
         await super().start()
         self.sweeper.start()
         self.webhooks.start()
@@ -68,6 +70,22 @@ class DeadlineContext(ProjectionContext):
         await self.webhooks.stop()
         await self.sweeper.stop()
         await super().stop()
+
+
+# One secondary index: open cases by their next timer. The sweeper reads its range (open, due
+# now), the open-case index loads its prefix (open). Every index costs each case write on this
+# store (its catalogue is read per write: two indexes took 40 % off bare upserts, one 25 %), so the
+# ones earlier versions made are dropped; the lists read the in-memory open cases (ADR 0008, 0009).
+CASE_INDEX = [("open", 1), ("next_check_at", 1)]
+OBSOLETE_INDEXES = ("next_check_at_1", "open_1_due_at_1", "agency_code_1_due_at_1")
+
+
+async def ensure_case_indexes(cases: AsyncIOMotorCollection) -> None:
+    await cases.create_index(CASE_INDEX)
+    existing = await cases.index_information()
+    for name in OBSOLETE_INDEXES:
+        if name in existing:
+            await cases.drop_index(name)
 
 
 def get_context(request: Request) -> DeadlineContext:

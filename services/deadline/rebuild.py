@@ -17,7 +17,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer
 
-from services.deadline.context import DeadlineContext
+from services.deadline.context import DeadlineContext, ensure_case_indexes
 from shared.kafka import topic_partitions
 from shared.settings import Settings, get_settings
 
@@ -27,8 +27,7 @@ async def rebuild(settings: Settings, into: str, batch: int = 2000) -> dict[str,
     context.projection.derive = None
     context.projection.dead_letters = None
     await context.cases.drop()
-    await context.cases.create_index([("next_check_at", 1)])
-    await context.cases.create_index([("open", 1), ("due_at", 1)])
+    await ensure_case_indexes(context.cases)
     topic = settings.case_events_topic
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()

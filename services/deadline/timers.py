@@ -126,7 +126,7 @@ class Sweeper:
             documents = [
                 doc
                 async for doc in cases.find(
-                    {"next_check_at": {"$lte": now}},
+                    {"open": True, "next_check_at": {"$lte": now}},  # the (open, next_check_at) index
                     {"events": 0, "timeline": 0},
                 )
                 .sort("next_check_at", 1)

@@ -25,6 +25,7 @@ from services.intake.openapi import snapshots_request_body
 from shared.domain.calendar import VN_TZ
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER, Envelope
+from shared.store import find_by_ids
 from shared.web import ApiError, Principal, error_responses, parse_json, pydantic_details
 
 router = APIRouter(tags=["dvcqg"])
@@ -309,10 +310,10 @@ async def ingest_snapshots(
 
 async def load_memories(context: IntakeContext, codes: list[str]) -> dict[str, Memory]:
     try:
-        cursor = context.db.dvcqg_snapshots.find({"_id": {"$in": codes}})
+        found = await find_by_ids(context.db.dvcqg_snapshots, codes)
         return {
-            doc["_id"]: Memory(set(doc.get("emitted", [])), doc.get("status"), doc.get("financial_pauses", 0))
-            async for doc in cursor
+            code: Memory(set(doc.get("emitted", [])), doc.get("status"), doc.get("financial_pauses", 0))
+            for code, doc in found.items()
         }
     except PyMongoError as exc:
         raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc

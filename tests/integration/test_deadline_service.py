@@ -87,8 +87,21 @@ async def test_timers_fire_once_each_also_across_a_restart(settings: Settings, k
     closing = next(e for e in events if e["type"] == "case.closed")
     assert closing["data"]["on_time"] is False and closing["data"]["result_dated"] == "late"
     assert closed["next_check_at"] is None
+    # the later event changed the case with a $set of what it changed: the sweeper's marks stayed
+    assert sorted(mark.split(":")[1] for mark in closed["emitted"]) == sorted(TIMERS)
     # a case waiting for the citizen has its clock stopped: no timer
     assert [e["type"] for e in await derived(kafka, settings, waiting)] == ["deadline.computed"]
+
+
+async def test_one_case_index_and_the_obsolete_ones_dropped(settings: Settings) -> None:
+    client = mongo_client(settings.mongo_uri)
+    cases = client[f"{settings.mongo_db}_deadline"].cases
+    await cases.create_index([("next_check_at", 1)])  # as an earlier version left the store
+    await cases.create_index([("open", 1), ("due_at", 1)])
+    async with serve(deadline_app(settings)):
+        indexes = await cases.index_information()
+    client.close()
+    assert sorted(index["key"] for index in indexes.values()) == [[("_id", 1)], [("open", 1), ("next_check_at", 1)]]
 
 
 async def test_apology_once_with_its_letter_and_due_at_unchanged(settings: Settings, kafka) -> None:

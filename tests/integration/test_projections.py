@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from services.deadline.app import create_app as deadline_app
+from services.deadline.context import DeadlineContext
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from shared.settings import Settings
@@ -113,3 +115,39 @@ async def test_poison_record_goes_to_the_dead_letter_topic_with_its_reason(setti
     assert reasons[0].startswith("invalid event") and "occurred_at" in reasons[0]
     assert reasons[1].startswith("undecodable record")
     assert {d["value"]["key"] for d in dead} == {"x", "y"}
+
+
+def record(offset: int, body: dict, event_id: str) -> ConsumerRecord:
+    key, value = wire(body, event_id)
+    return ConsumerRecord("t", 0, offset, 0, 0, key, value, None, len(key), len(value), [])
+
+
+async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_failed_fold(
+    settings: Settings,
+) -> None:
+    context = DeadlineContext(settings)
+    context.projection.write_chunk = 2  # the fold of the next two cases overlaps the write of these
+    codes = [case_code() for _ in range(7)]
+    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    records.append(record(7, event("case.supplement_requested", codes[0], "2026-03-17T09:00:00+07:00"), "s0"))
+    fold = context.projection.to_document
+
+    def failing(state, events, before):
+        if state.case_code == codes[5]:
+            raise RuntimeError("a fold failed")
+        return fold(state, events, before)
+
+    context.projection.to_document = failing
+    with pytest.raises(RuntimeError, match="a fold failed"):
+        await context.projection.apply(records)
+    # the chunks before the failure landed (and the write in flight finished); nothing after it
+    assert sorted([d["_id"] async for d in context.cases.find({}, {"_id": 1})]) == sorted(codes[:4])
+
+    context.projection.to_document = fold  # the batch comes again, as after a consumer restart
+    result = await context.projection.apply(records)
+    assert (result.applied, result.duplicates) == (3, 5)
+    documents = {d["_id"]: d async for d in context.cases.find()}
+    assert sorted(documents) == sorted(codes)
+    assert documents[codes[0]]["supplement_requests"] == 1
+    assert all(len(d["events"]) == (2 if code == codes[0] else 1) for code, d in documents.items())
+    context.mongo.close()
