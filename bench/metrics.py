@@ -27,6 +27,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 from bench.deadline import events, rss_mib
 from bench.harness import (
     ADMIN_TOKEN,
+    applied_rate,
     dumps,
     env_of,
     infrastructure,
@@ -140,21 +141,14 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
         process.start()
         try:
             await infra.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
-            started, first = time.perf_counter(), None
-            while (count := await db.facts.estimated_document_count()) < applied_n:
-                if count and first is None:
-                    first = time.perf_counter()
-                if time.perf_counter() - started > 1200:
-                    raise TimeoutError(f"{count} of {applied_n} applied")
-                await asyncio.sleep(0.5)
-            applied_rate = applied_n / (time.perf_counter() - (first or started))
+            applied = await applied_rate(f"http://127.0.0.1:{port}", "metrics", applied_n, timeout=1200)
         finally:
             process.stop()
         result.update(
             raw_store_bulk_upsert_docs_per_s=round(raw_upsert),
             raw_store_set_upsert_docs_per_s=round(raw_set),
-            applied_events_per_s=round(applied_rate),
-            applied_ratio_of_raw_upsert=round(applied_rate / raw_upsert, 2),
+            applied_events_per_s=round(applied),
+            applied_ratio_of_raw_upsert=round(applied / raw_upsert, 2),
         )
         # the queries at growing sizes: facts and their aggregates straight into the store
         await db.facts.drop()
