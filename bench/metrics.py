@@ -115,7 +115,7 @@ def spread_facts(n: int, seed: int = 5) -> list[dict[str, Any]]:
     return out
 
 
-async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), applied_n: int = 10_000) -> dict[str, Any]:
+async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), applied_n: int = 20_000) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": "metrics",
         "what": "metrics service: indicator query latency by case count (aggregates in memory), applied events/s"

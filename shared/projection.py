@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,23 +125,9 @@ class CaseProjection:
             registry = self.registry()
             cases = list(incoming.items())
             size = self.write_chunk or len(cases)
-            in_flight: asyncio.Future[None] | None = None
-            try:
+            async with self._writer() as writer:
                 for start in range(0, len(cases), size):
-                    writes, pairs = self._fold(cases[start : start + size], previous, registry, result)
-                    if in_flight is not None:
-                        await in_flight
-                        in_flight = None
-                    if writes:
-                        in_flight = asyncio.ensure_future(self._write(writes, pairs))
-                        await asyncio.sleep(0)  # the write leaves for the store before the next fold
-                if in_flight is not None:
-                    await in_flight
-                    in_flight = None
-            finally:
-                if in_flight is not None:  # a fold failed while a write was out: let it land first
-                    with contextlib.suppress(Exception):
-                        await in_flight
+                    await writer.send(*self._fold(cases[start : start + size], previous, registry, result))
         EVENTS_APPLIED.labels(self.name).inc(result.applied)
         EVENTS_DUPLICATE.labels(self.name).inc(result.duplicates)
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
@@ -182,22 +168,28 @@ class CaseProjection:
             writes.append(case_write(case_code, document, before))
         return writes, pairs
 
-    async def _write(self, writes: list[CaseWrite], pairs: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> None:
+    @contextlib.asynccontextmanager
+    async def _writer(self) -> AsyncIterator[ChunkWriter]:
         if self.companion is None:
-            _check_all_written(await self.collection.bulk_write(writes, ordered=False), writes)
+            writer = ChunkWriter(self.collection, None, None)
+            try:
+                yield writer
+                await writer.finish()
+            finally:
+                await writer.settle()
             return
-        more = [(collection, ops) for collection, ops in self.companion(pairs) if ops]
-
-        async def transaction(session: Any) -> None:
-            _check_all_written(await self.collection.bulk_write(writes, ordered=False, session=session), writes)
-            for collection, ops in more:
-                await collection.bulk_write(ops, ordered=False, session=session)
-
         # The case documents and what is derived from them (aggregates) change together or not at
         # all: a batch redelivered after a crash finds its cases already at the new state, so the
-        # difference it would add is zero, never counted twice.
+        # difference it would add is zero, never counted twice. No retry here: a failed batch is
+        # applied again from its committed offsets, folded again from a fresh read.
         async with await self.collection.database.client.start_session() as session:
-            await session.with_transaction(transaction)
+            async with session.start_transaction():
+                writer = ChunkWriter(self.collection, self.companion, session)
+                try:
+                    yield writer
+                    await writer.finish()
+                finally:
+                    await writer.settle()
 
     async def _dead_letter(self, poison: list[tuple[ConsumerRecord, str]]) -> None:
         if self.dead_letters is None:
@@ -225,6 +217,50 @@ class CaseProjection:
 
 
 CaseWrite = ReplaceOne | UpdateOne
+Pairs = list[tuple[dict[str, Any] | None, dict[str, Any]]]
+
+
+class ChunkWriter:
+    """Writes a batch's case documents chunk by chunk, one bulk write in flight while the caller
+    folds the next chunk (the fold is this process's CPU, the write the store's); then the
+    companion's writes for the whole batch (merged over it), in the same session."""
+
+    def __init__(self, collection: AsyncIOMotorCollection, companion: Companion | None, session: Any) -> None:
+        self.collection = collection
+        self.companion = companion
+        self.session = session
+        self.pairs: Pairs = []
+        self.in_flight: asyncio.Future[None] | None = None
+
+    async def send(self, writes: list[CaseWrite], pairs: Pairs) -> None:
+        await self._drain()
+        self.pairs.extend(pairs)
+        if writes:
+            self.in_flight = asyncio.ensure_future(self._bulk(writes))
+            await asyncio.sleep(0)  # the write leaves for the store before the next fold
+
+    async def finish(self) -> None:
+        await self._drain()
+        if self.companion is not None and self.pairs:
+            for collection, ops in self.companion(self.pairs):
+                if ops:
+                    await collection.bulk_write(ops, ordered=False, session=self.session)
+
+    async def settle(self) -> None:
+        """After a failure: let a write still out land before the error goes up (and the
+        transaction, if any, aborts)."""
+        if self.in_flight is not None:
+            with contextlib.suppress(Exception):
+                await self.in_flight
+            self.in_flight = None
+
+    async def _drain(self) -> None:
+        if self.in_flight is not None:
+            in_flight, self.in_flight = self.in_flight, None
+            await in_flight
+
+    async def _bulk(self, writes: list[CaseWrite]) -> None:
+        _check_all_written(await self.collection.bulk_write(writes, ordered=False, session=self.session), writes)
 
 
 def case_write(case_code: str, document: dict[str, Any], before: dict[str, Any] | None) -> CaseWrite:

@@ -11,6 +11,7 @@ from services.deadline.app import create_app as deadline_app
 from services.deadline.context import DeadlineContext
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
+from services.metrics.context import MetricsContext
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
 from tests.support.events import case_code, event, received
@@ -150,4 +151,32 @@ async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_fa
     assert sorted(documents) == sorted(codes)
     assert documents[codes[0]]["supplement_requests"] == 1
     assert all(len(d["events"]) == (2 if code == codes[0] else 1) for code, d in documents.items())
+    context.mongo.close()
+
+
+async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(settings: Settings) -> None:
+    context = MetricsContext(settings)
+    context.projection.write_chunk = 2
+    codes = [case_code() for _ in range(7)]
+    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    fold = context.projection.to_document
+
+    def failing(state, events, before):
+        if state.case_code == codes[5]:
+            raise RuntimeError("a fold failed")
+        return fold(state, events, before)
+
+    context.projection.to_document = failing
+    with pytest.raises(RuntimeError, match="a fold failed"):
+        await context.apply(records)
+    # the chunks written before the failure were in the batch's transaction: nothing is left of them
+    assert await context.collection.count_documents({}) == 0
+    assert [b async for b in context.aggregates["c_m"].find()] == []
+
+    context.projection.to_document = fold
+    await context.apply(records)
+    await context.apply(records)  # redelivered: counted once
+    assert await context.collection.count_documents({}) == 7
+    received_total = sum([b["c"].get("r", 0) async for b in context.aggregates["c_m"].find()])
+    assert received_total == 7
     context.mongo.close()
