@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from pymongo import ReplaceOne, UpdateOne
+from pymongo.errors import PyMongoError
 
 from shared.domain.fold import CaseEvent, CaseState, fold_case
 from shared.domain.registry import Registry
@@ -121,17 +123,34 @@ class CaseProjection:
             result.dead_lettered = len(poison)
 
         if incoming:
-            previous = await find_by_ids(self.collection, incoming)
-            registry = self.registry()
-            cases = list(incoming.items())
-            size = self.write_chunk or len(cases)
-            async with self._writer() as writer:
-                for start in range(0, len(cases), size):
-                    await writer.send(*self._fold(cases[start : start + size], previous, registry, result))
+            retry_until = time.monotonic() + TRANSACTION_RETRY_S
+            for attempt in itertools.count():
+                try:
+                    await self._apply_cases(incoming, result)
+                    break
+                except PyMongoError as exc:
+                    # a write conflict in the transaction (a killed predecessor's transaction still
+                    # holds the documents until the store expires it): fold again from a fresh read,
+                    # here, rather than fail the batch (and dead-letter its poison records again)
+                    if not exc.has_error_label("TransientTransactionError") or time.monotonic() > retry_until:
+                        raise
+                    log.info("transient transaction error; the batch is folded again", extra={"attempt": attempt})
+                    result.applied, result.duplicates = 0, 0
+                    result.cases, result.derived, result.written = [], [], []
+                    await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
         EVENTS_APPLIED.labels(self.name).inc(result.applied)
         EVENTS_DUPLICATE.labels(self.name).inc(result.duplicates)
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return result
+
+    async def _apply_cases(self, incoming: dict[str, list[dict[str, Any]]], result: BatchResult) -> None:
+        previous = await find_by_ids(self.collection, incoming)
+        registry = self.registry()
+        cases = list(incoming.items())
+        size = self.write_chunk or len(cases)
+        async with self._writer() as writer:
+            for start in range(0, len(cases), size):
+                await writer.send(*self._fold(cases[start : start + size], previous, registry, result))
 
     def _fold(
         self,
@@ -180,8 +199,8 @@ class CaseProjection:
             return
         # The case documents and what is derived from them (aggregates) change together or not at
         # all: a batch redelivered after a crash finds its cases already at the new state, so the
-        # difference it would add is zero, never counted twice. No retry here: a failed batch is
-        # applied again from its committed offsets, folded again from a fresh read.
+        # difference it would add is zero, never counted twice. A transient error is retried by
+        # `apply` (folded again from a fresh read); any other fails the batch.
         async with await self.collection.database.client.start_session() as session:
             async with session.start_transaction():
                 writer = ChunkWriter(self.collection, self.companion, session)
@@ -217,6 +236,7 @@ class CaseProjection:
 
 
 CaseWrite = ReplaceOne | UpdateOne
+TRANSACTION_RETRY_S = 120.0  # as pymongo's with_transaction
 Pairs = list[tuple[dict[str, Any] | None, dict[str, Any]]]
 
 
