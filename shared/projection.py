@@ -53,7 +53,8 @@ ToDocument = Callable[[CaseState, list[dict[str, Any]], dict[str, Any] | None], 
 # (state, previous document or None) → derived events to publish after the write
 Derive = Callable[[CaseState, dict[str, Any] | None], list[dict[str, Any]]]
 # (previous document or None, new fields) pairs of a batch → more writes, in the same transaction
-Companion = Callable[[list[tuple[dict[str, Any] | None, dict[str, Any]]]], list[tuple[AsyncIOMotorCollection, list]]]
+Pairs = list[tuple[dict[str, Any] | None, dict[str, Any]]]
+Companion = Callable[[Pairs], list[tuple[AsyncIOMotorCollection, list]]]
 
 
 @dataclass
@@ -158,9 +159,9 @@ class CaseProjection:
         previous: dict[str, dict[str, Any]],
         registry: Registry,
         result: BatchResult,
-    ) -> tuple[list[CaseWrite], list[tuple[dict[str, Any] | None, dict[str, Any]]]]:
+    ) -> tuple[list[CaseWrite], Pairs]:
         writes: list[CaseWrite] = []
-        pairs: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+        pairs: Pairs = []
         for case_code, new_events in cases:
             before = previous.get(case_code)
             events = list(before.get("events", [])) if before else []
@@ -189,26 +190,21 @@ class CaseProjection:
 
     @contextlib.asynccontextmanager
     async def _writer(self) -> AsyncIterator[ChunkWriter]:
-        if self.companion is None:
-            writer = ChunkWriter(self.collection, None, None)
+        async with contextlib.AsyncExitStack() as stack:
+            session = None
+            if self.companion is not None:
+                # The case documents and what is derived from them (aggregates) change together or
+                # not at all: a batch redelivered after a crash finds its cases already at the new
+                # state, so the difference it would add is zero, never counted twice. A transient
+                # error is retried by `apply` (folded again from a fresh read); any other fails it.
+                session = await stack.enter_async_context(await self.collection.database.client.start_session())
+                await stack.enter_async_context(session.start_transaction())
+            writer = ChunkWriter(self.collection, self.companion, session)
             try:
                 yield writer
                 await writer.finish()
             finally:
                 await writer.settle()
-            return
-        # The case documents and what is derived from them (aggregates) change together or not at
-        # all: a batch redelivered after a crash finds its cases already at the new state, so the
-        # difference it would add is zero, never counted twice. A transient error is retried by
-        # `apply` (folded again from a fresh read); any other fails the batch.
-        async with await self.collection.database.client.start_session() as session:
-            async with session.start_transaction():
-                writer = ChunkWriter(self.collection, self.companion, session)
-                try:
-                    yield writer
-                    await writer.finish()
-                finally:
-                    await writer.settle()
 
     async def _dead_letter(self, poison: list[tuple[ConsumerRecord, str]]) -> None:
         if self.dead_letters is None:
@@ -237,7 +233,6 @@ class CaseProjection:
 
 CaseWrite = ReplaceOne | UpdateOne
 TRANSACTION_RETRY_S = 120.0  # as pymongo's with_transaction
-Pairs = list[tuple[dict[str, Any] | None, dict[str, Any]]]
 
 
 class ChunkWriter:

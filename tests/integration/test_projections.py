@@ -123,6 +123,17 @@ def record(offset: int, body: dict, event_id: str) -> ConsumerRecord:
     return ConsumerRecord("t", 0, offset, 0, 0, key, value, None, len(key), len(value), [])
 
 
+def failing_on(code: str, fold):
+    """The projection's fold, failing on one case (a bug, a bad registry entry)."""
+
+    def failing(state, events, before):
+        if state.case_code == code:
+            raise RuntimeError("a fold failed")
+        return fold(state, events, before)
+
+    return failing
+
+
 async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_failed_fold(
     settings: Settings,
 ) -> None:
@@ -132,13 +143,7 @@ async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_fa
     records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
     records.append(record(7, event("case.supplement_requested", codes[0], "2026-03-17T09:00:00+07:00"), "s0"))
     fold = context.projection.to_document
-
-    def failing(state, events, before):
-        if state.case_code == codes[5]:
-            raise RuntimeError("a fold failed")
-        return fold(state, events, before)
-
-    context.projection.to_document = failing
+    context.projection.to_document = failing_on(codes[5], fold)
     with pytest.raises(RuntimeError, match="a fold failed"):
         await context.projection.apply(records)
     # the chunks before the failure landed (and the write in flight finished); nothing after it
@@ -160,13 +165,7 @@ async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(setti
     codes = [case_code() for _ in range(7)]
     records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
     fold = context.projection.to_document
-
-    def failing(state, events, before):
-        if state.case_code == codes[5]:
-            raise RuntimeError("a fold failed")
-        return fold(state, events, before)
-
-    context.projection.to_document = failing
+    context.projection.to_document = failing_on(codes[5], fold)
     with pytest.raises(RuntimeError, match="a fold failed"):
         await context.apply(records)
     # the chunks written before the failure were in the batch's transaction: nothing is left of them
