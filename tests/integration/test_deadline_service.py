@@ -17,11 +17,14 @@ from fastapi import FastAPI, Request, Response
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
+from services.deadline import timers
 from services.deadline.app import create_app as deadline_app
+from services.deadline.context import DeadlineContext
 from services.deadline.gauges import APOLOGY_MISSING, DUE_SOON, OPEN, OVERDUE
 from services.deadline.rebuild import rebuild
 from services.intake.app import create_app as intake_app
 from shared.domain.calendar import VN_TZ
+from shared.domain.fold import CaseEvent, fold_case
 from shared.settings import Settings
 from shared.store import mongo_client
 from tests.conftest import AUTH, serve
@@ -91,6 +94,44 @@ async def test_timers_fire_once_each_also_across_a_restart(settings: Settings, k
     assert sorted(mark.split(":")[1] for mark in closed["emitted"]) == sorted(TIMERS)
     # a case waiting for the citizen has its clock stopped: no timer
     assert [e["type"] for e in await derived(kafka, settings, waiting)] == ["deadline.computed"]
+
+
+async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
+    settings: Settings, kafka, monkeypatch
+) -> None:
+    """25 cases due at once, swept 2 per batch and 6 per query (the store reads the whole range
+    before a limit): each transition is published once and marked; the cases with no timer (paused,
+    or all fired: their null sorts before every instant) are neither returned nor touched."""
+    monkeypatch.setattr(timers, "FETCH_BATCHES", 3)
+    context = DeadlineContext(settings)
+    context.sweeper.batch = 2
+    codes = [case_code() for _ in range(25)]
+    idle = [case_code() for _ in range(7)]
+    documents = []
+    for code in [*codes, *idle]:
+        item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
+        state = fold_case([CaseEvent.from_dict(item)], context.registry)
+        document = {**context.to_document(state, [item], None), "_id": code, "events": [item]}
+        if code in idle:
+            document["next_check_at"] = None
+        documents.append(document)
+    await context.cases.insert_many(documents)
+    await context.publisher.start()
+    try:
+        published = await context.sweeper.sweep(datetime(2026, 4, 30, tzinfo=VN_TZ))
+        again = await context.sweeper.sweep(datetime(2026, 4, 30, tzinfo=VN_TZ))
+    finally:
+        await context.publisher.stop()
+        context.mongo.close()
+    events = [e for code in codes for e in await derived(kafka, settings, code)]
+    assert published == len(events) == len({e["event_id"] for e in events}) == 3 * len(codes)
+    assert again == 0
+    for code in codes:
+        assert sorted(e["type"] for e in await derived(kafka, settings, code)) == sorted(TIMERS)
+    stored = {d["_id"]: d async for d in mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases.find()}
+    assert all(len(stored[code]["emitted"]) == 3 and stored[code]["next_check_at"] is None for code in codes)
+    assert all("emitted" not in stored[code] for code in idle)
+    assert not [e for code in idle for e in await derived(kafka, settings, code)]
 
 
 async def test_one_case_index_and_the_obsolete_ones_dropped(settings: Settings) -> None:
