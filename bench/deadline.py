@@ -3,6 +3,8 @@
 - applied events/s: 20,000 case.received events produced straight to the topic, applied by a real
   deadline process (consume → fold → bulk write → commit), vs raw bulk upserts (replacements) of the
   same documents into a bare collection (the `$set` form of the same upserts is reported beside it);
+  then one later event for each of those cases (what most of a real stream is), against the same
+  limit: new cases are inserted, known ones get a `$set` of what changed (ADR 0009, 0010);
 - the rest of the 100,000 open cases are then written straight into the store, and the service
   restarted: the time to load its in-memory open-case index (ADR 0008) and its RSS;
 - p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases, from
@@ -77,6 +79,21 @@ def events(n: int, seed: int = 3) -> list[dict[str, Any]]:
     return out
 
 
+def follow_ups(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One later event for each of these cases (digitized or paid online, the next working day):
+    what most of a real stream is, events for cases the service already holds."""
+    out = []
+    for i, item in enumerate(received):
+        kind, data = (
+            ("case.digitized", {"components_digitized": True, "result_digitized": False, "reused": False})
+            if i % 2
+            else ("case.paid_online", {"amount": 50000, "gateway": "dvcqg"})
+        )
+        at = datetime.fromisoformat(item["occurred_at"]) + timedelta(hours=20)
+        out.append({**item, "event_id": f"bd-f{i}", "type": kind, "occurred_at": at.isoformat(), "data": data})
+    return out
+
+
 def rss_mib(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
@@ -124,6 +141,14 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         try:
             await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
             applied = await applied_rate(base, "deadline", applied_n, timeout=1800)
+            later = follow_ups(items[:applied_n])
+            await raw_produce_rate(
+                env.kafka.bootstrap,
+                settings.case_events_topic,
+                [dumps(e) for e in later],
+                [e["case_code"].encode() for e in later],
+            )
+            applied_known = await applied_rate(base, "deadline", len(later), timeout=1800, after=applied_n)
         finally:
             process.stop()
         # the other open cases, straight into the store
@@ -195,6 +220,8 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         "raw_idempotent_producer_msgs_per_s": round(raw_produce),
         "applied_events_per_s": round(applied),
         "applied_ratio_of_raw_upsert": round(applied / raw_upsert, 2),
+        "applied_known_cases_events_per_s": round(applied_known),
+        "applied_known_cases_ratio_of_raw_upsert": round(applied_known / raw_upsert, 2),
         "store_insert_docs_per_s_up_to_n": round(insert_rate) if insert_rate else None,
         "open_cases": n,
         "overdue_page_p50_ms": round(percentile(latencies, 50) * 1000, 1),
@@ -211,8 +238,16 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         "sweep_cases_due": swept_n,
         "sweep_seconds_cases_due": round(due_sweep, 1),
         "sweep_transitions_published": published,
-        "targets": {"applied_ratio_of_raw_upsert": ">= 0.6", "overdue_page_p99_ms": "<= 50"},
-        "met": {"applied": applied / raw_upsert >= 0.6, "page_p99": p99 <= 0.05},
+        "targets": {
+            "applied_ratio_of_raw_upsert": ">= 0.6",
+            "applied_known_cases_ratio_of_raw_upsert": ">= 0.6",
+            "overdue_page_p99_ms": "<= 50",
+        },
+        "met": {
+            "applied": applied / raw_upsert >= 0.6,
+            "applied_known_cases": applied_known / raw_upsert >= 0.6,
+            "page_p99": p99 <= 0.05,
+        },
     }
 
 

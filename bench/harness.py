@@ -153,18 +153,20 @@ async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
         await consumer.stop()
 
 
-async def applied_rate(base_url: str, projection: str, expected: int, timeout: float) -> float:
+async def applied_rate(base_url: str, projection: str, expected: int, timeout: float, after: int = 0) -> float:
     """Events/s a projection applies at steady state, from its own counter over HTTP: the events
-    applied after the first batch was seen, over the time since. The store does no work for it
-    (counting the collection every 0.5 s, as this did before, took ~20 % of SecantusDB's time: it
-    scans for a count, and slowed the very writes it measured)."""
+    applied after the first batch was seen, over the time since (`after`: what the counter stood at
+    before these `expected` events were produced). The store does no work for it (counting the
+    collection every 0.5 s, as this did before, took ~20 % of SecantusDB's time: it scans for a
+    count, and slowed the very writes it measured)."""
     series = f'tthc_projection_events_applied_total{{projection="{projection}"}} '
     started = time.perf_counter()
     first: tuple[float, float] | None = None
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         while True:
             text = (await client.get("/metrics")).text
-            count = next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(series)), 0.0)
+            total = next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(series)), 0.0)
+            count = max(total - after, 0.0)
             now = time.perf_counter()
             if count and first is None:
                 first = (now, count)

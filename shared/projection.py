@@ -23,8 +23,8 @@ from aiokafka import ConsumerRecord
 from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from pymongo import ReplaceOne, UpdateOne
-from pymongo.errors import PyMongoError
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from shared.domain.fold import CaseEvent, CaseState, fold_case
 from shared.domain.registry import Registry
@@ -231,7 +231,7 @@ class CaseProjection:
         log.warning("records sent to the dead-letter topic", extra={"count": len(messages), "projection": self.name})
 
 
-CaseWrite = ReplaceOne | UpdateOne
+CaseWrite = InsertOne | UpdateOne
 TRANSACTION_RETRY_S = 120.0  # as pymongo's with_transaction
 
 
@@ -275,20 +275,33 @@ class ChunkWriter:
             await in_flight
 
     async def _bulk(self, writes: list[CaseWrite]) -> None:
-        _check_all_written(await self.collection.bulk_write(writes, ordered=False, session=self.session), writes)
+        try:
+            result = await self.collection.bulk_write(writes, ordered=False, session=self.session)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if errors and all(e.get("code") == DUPLICATE_KEY for e in errors):
+                raise CasesChanged(
+                    f"{len(errors)} of {len(writes)} cases the batch found absent were created meanwhile; "
+                    "it will be applied again"
+                ) from exc
+            raise
+        _check_all_written(result, writes)
 
 
 def case_write(case_code: str, document: dict[str, Any], before: dict[str, Any] | None) -> CaseWrite:
     """The write that brings the stored case to `document`.
 
-    A new case is written whole (a replacement upsert). A known one gets a `$set` of only the
-    fields that changed since `before`, so the fields other writers keep on the case (the timers'
-    marks) survive, and the store checks and applies a handful of paths instead of every field:
+    A case the batch found absent is inserted whole: this store takes inserts at 1.6 times the rate
+    of replacement upserts of the same documents (ADR 0010). Should it have been created since the
+    read (another consumer during a rebalance), the insert fails on its key and the batch is applied
+    again from a fresh read, never half committed. A known case gets a `$set` of only the fields
+    that changed since `before`, so the fields other writers keep on the case (the timers' marks)
+    survive, and the store checks and applies a handful of paths instead of every field:
     SecantusDB validates a `$set`'s paths pairwise, so a 50-field `$set` cost three times a
     replacement of the same document (ADR 0009).
     """
     if before is None:
-        return ReplaceOne({"_id": case_code}, document, upsert=True)
+        return InsertOne({"_id": case_code, **document})
     changed = {key: value for key, value in document.items() if key not in before or not same(before[key], value)}
     # not an upsert: a case read a moment ago that is gone now must not come back as a fragment
     return UpdateOne({"_id": case_code}, {"$set": changed})
@@ -310,11 +323,19 @@ def same(a: Any, b: Any) -> bool:
 def _check_all_written(result: Any, writes: list[CaseWrite]) -> None:
     """Every case of the batch was written; otherwise the batch is applied again from a fresh read
     (the consumer restarts from its committed offsets), never committed half done."""
-    if result.matched_count + result.upserted_count != len(writes):
-        raise RuntimeError(
-            f"{len(writes) - result.matched_count - result.upserted_count} of {len(writes)} case documents "
-            "changed under the batch; it will be applied again"
+    written = result.inserted_count + result.matched_count
+    if written != len(writes):
+        raise CasesChanged(
+            f"{len(writes) - written} of {len(writes)} case documents changed under the batch; it will be applied again"
         )
+
+
+class CasesChanged(RuntimeError):
+    """Cases changed between the batch's read and its write (another writer): the batch is not
+    committed; the consumer applies it again from its committed offsets, reading afresh."""
+
+
+DUPLICATE_KEY = 11000
 
 
 def _reason(exc: Exception) -> str:

@@ -6,12 +6,15 @@ import json
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from pymongo import MongoClient
 
 from services.deadline.app import create_app as deadline_app
 from services.deadline.context import DeadlineContext
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.metrics.context import MetricsContext
+from shared.domain.fold import CaseEvent, fold_case
+from shared.projection import CasesChanged
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
 from tests.support.events import case_code, event, received
@@ -156,6 +159,42 @@ async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_fa
     assert sorted(documents) == sorted(codes)
     assert documents[codes[0]]["supplement_requests"] == 1
     assert all(len(d["events"]) == (2 if code == codes[0] else 1) for code, d in documents.items())
+    context.mongo.close()
+
+
+async def test_a_case_created_between_the_read_and_the_insert_fails_the_batch_then_it_applies_once(
+    settings: Settings,
+) -> None:
+    """Another consumer (a rebalance) writes one of the batch's new cases after this batch read it
+    absent: the insert fails on its key, the batch is not done; applied again it reads that case
+    and adds only what it lacks."""
+    context = DeadlineContext(settings)
+    codes = [case_code() for _ in range(4)]
+    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    records.append(record(4, event("case.supplement_requested", codes[2], "2026-03-17T09:00:00+07:00"), "s2"))
+    other = MongoClient(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases
+    fold = context.projection.to_document
+
+    def meanwhile(state, events, before):
+        document = fold(state, events, before)
+        if state.case_code == codes[2]:  # the other consumer applied its first event only
+            first = [e for e in events if e["event_id"] == "r2"]
+            alone = fold_case([CaseEvent.from_dict(e) for e in first], context.registry)
+            other.insert_one({"_id": codes[2], **fold(alone, first, None), "events": first})
+        return document
+
+    context.projection.to_document = meanwhile
+    with pytest.raises(CasesChanged, match="1 of 4 cases the batch found absent were created meanwhile"):
+        await context.projection.apply(records)
+    context.projection.to_document = fold  # the batch comes again, as after a consumer restart
+    result = await context.projection.apply(records)
+    assert (result.applied, result.duplicates) == (1, 4)
+    documents = {d["_id"]: d async for d in context.cases.find()}
+    assert sorted(documents) == sorted(codes)
+    assert other.find_one({"_id": codes[2]}) is not None
+    assert [e["event_id"] for e in documents[codes[2]]["events"]] == ["r2", "s2"]
+    assert documents[codes[2]]["supplement_requests"] == 1
+    other.database.client.close()
     context.mongo.close()
 
 

@@ -1,10 +1,10 @@
-"""The projection's write of one case: whole when new, only what changed when known."""
+"""The projection's write of one case: inserted whole when new, only what changed when known."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import InsertOne, UpdateOne
 
 from shared.domain.calendar import VN_TZ
 from shared.projection import case_write, same
@@ -27,11 +27,12 @@ def document(**changes):
     return {**base, **changes}
 
 
-def test_a_new_case_is_written_whole_as_a_replacement_upsert() -> None:
+def test_a_case_the_batch_found_absent_is_inserted_whole() -> None:
     new = document()
     write = case_write("H99-1", new, None)
-    assert isinstance(write, ReplaceOne)
-    assert write._filter == {"_id": "H99-1"} and write._doc == new and write._upsert is True
+    assert isinstance(write, InsertOne)
+    assert write._doc == {"_id": "H99-1", **new}
+    assert "_id" not in new  # the folded document (the batch's result) is left as it was
 
 
 def test_a_known_case_gets_a_set_of_only_the_fields_that_changed() -> None:
