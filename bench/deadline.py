@@ -4,7 +4,9 @@
   deadline process (consume → fold → bulk write → commit), vs raw bulk upserts (replacements) of the
   same documents into a bare collection (the `$set` form of the same upserts is reported beside it);
   then one later event for each of those cases (what most of a real stream is), against the same
-  limit: new cases are inserted, known ones get a `$set` of what changed (ADR 0009, 0010);
+  limit and against replacement upserts of the cases' new documents over their old ones (the limit
+  of a stream of known cases): new cases are inserted, known ones replaced at the revision read
+  (ADR 0010);
 - the rest of the 100,000 open cases are then written straight into the store, and the service
   restarted: the time to load its in-memory open-case index (ADR 0008) and its RSS;
 - p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases, from
@@ -94,6 +96,21 @@ def follow_ups(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def documents_after(
+    context: DeadlineContext, items: list[dict[str, Any]], later: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The case documents once each case's later event is applied too."""
+    out = []
+    for first, second in zip(items, later, strict=True):
+        events = [{**first, "seq": 0}, {**second, "seq": 1}]
+        state = fold_case([CaseEvent.from_dict(e) for e in events], context.registry)
+        document = context.to_document(state, events, None)
+        document["_id"] = first["case_code"]
+        document["events"] = events
+        out.append(document)
+    return out
+
+
 def rss_mib(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
@@ -126,6 +143,11 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         documents = documents_of(context, items[:applied_n])
         raw_upsert = await raw_bulk_upsert_rate(env.mongo.uri, documents)
         raw_set = await raw_bulk_upsert_rate(env.mongo.uri, documents, form="set")
+        later = follow_ups(items[:applied_n])
+        # the known cases' limit: replacement upserts of their new documents over the old ones
+        raw_existing = await raw_bulk_upsert_rate(
+            env.mongo.uri, documents_after(context, items[:applied_n], later), existing=documents
+        )
         raw_produce = await raw_produce_rate(
             env.kafka.bootstrap,
             settings.case_events_topic,
@@ -141,7 +163,6 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         try:
             await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
             applied = await applied_rate(base, "deadline", applied_n, timeout=1800)
-            later = follow_ups(items[:applied_n])
             await raw_produce_rate(
                 env.kafka.bootstrap,
                 settings.case_events_topic,
@@ -222,6 +243,8 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         "applied_ratio_of_raw_upsert": round(applied / raw_upsert, 2),
         "applied_known_cases_events_per_s": round(applied_known),
         "applied_known_cases_ratio_of_raw_upsert": round(applied_known / raw_upsert, 2),
+        "raw_store_bulk_upsert_over_existing_docs_per_s": round(raw_existing),
+        "applied_known_cases_ratio_of_raw_upsert_over_existing": round(applied_known / raw_existing, 2),
         "store_insert_docs_per_s_up_to_n": round(insert_rate) if insert_rate else None,
         "open_cases": n,
         "overdue_page_p50_ms": round(percentile(latencies, 50) * 1000, 1),
@@ -240,12 +263,12 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         "sweep_transitions_published": published,
         "targets": {
             "applied_ratio_of_raw_upsert": ">= 0.6",
-            "applied_known_cases_ratio_of_raw_upsert": ">= 0.6",
+            "applied_known_cases_ratio_of_raw_upsert_over_existing": ">= 0.6",
             "overdue_page_p99_ms": "<= 50",
         },
         "met": {
             "applied": applied / raw_upsert >= 0.6,
-            "applied_known_cases": applied_known / raw_upsert >= 0.6,
+            "applied_known_cases": applied_known / raw_existing >= 0.6,
             "page_p99": p99 <= 0.05,
         },
     }

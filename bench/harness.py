@@ -93,16 +93,23 @@ async def raw_produce_rate(bootstrap: str, topic: str, values: list[bytes], keys
 
 
 async def raw_bulk_upsert_rate(
-    uri: str, documents: list[dict[str, Any]], batch: int = 1000, form: str = "replace"
+    uri: str,
+    documents: list[dict[str, Any]],
+    batch: int = 1000,
+    form: str = "replace",
+    existing: list[dict[str, Any]] | None = None,
 ) -> float:
     """The raw limit of the store: upserts of whole documents in unordered bulk writes into a bare
     collection (only `_id`), docs/s. `form="replace"` (the limit: replacement upserts) or `"set"`
     (`$set` of every field: on SecantusDB three times slower for 50-field documents, as it checks
-    a `$set`'s paths pairwise; reported beside the limit, never used as it)."""
+    a `$set`'s paths pairwise; reported beside the limit, never used as it). `existing`: documents
+    written first, untimed (the same `_id`s: the timed upserts then replace them)."""
     client: AsyncIOMotorClient = AsyncIOMotorClient(uri)
     collection = client["bench_raw"]["upserts"]
     await collection.drop()
     try:
+        for start in range(0, len(existing or ()), batch):
+            await collection.insert_many((existing or [])[start : start + batch], ordered=False)
         started = time.perf_counter()
         for start in range(0, len(documents), batch):
             chunk = documents[start : start + batch]

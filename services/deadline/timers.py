@@ -21,6 +21,7 @@ from pymongo import UpdateOne
 from shared.domain.calendar import CalendarError, WorkingCalendar
 from shared.domain.codes import DerivedEventType
 from shared.periodic import Periodic
+from shared.projection import REVISION
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ class Sweeper:
                     {
                         "$addToSet": {"emitted": {"$each": emitted}},
                         "$set": {"next_check_at": next_check_at(document, calendar, threshold)},
+                        "$inc": {REVISION: 1},  # a batch that read the case before this fails, reads again
                     },
                 )
             )
