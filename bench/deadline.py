@@ -5,8 +5,8 @@
   same documents into a bare collection (the `$set` form of the same upserts is reported beside it);
   then one later event for each of those cases (what most of a real stream is), against the same
   limit and against replacement upserts of the cases' new documents over their old ones (the limit
-  of a stream of known cases): new cases are inserted, known ones replaced at the revision read
-  (ADR 0010);
+  of a stream of known cases): new cases are inserted, known ones get a `$set` of what changed
+  (ADR 0009, 0010);
 - the rest of the 100,000 open cases are then written straight into the store, and the service
   restarted: the time to load its in-memory open-case index (ADR 0008) and its RSS;
 - p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases, from

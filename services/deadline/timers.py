@@ -21,7 +21,6 @@ from pymongo import UpdateOne
 from shared.domain.calendar import CalendarError, WorkingCalendar
 from shared.domain.codes import DerivedEventType
 from shared.periodic import Periodic
-from shared.projection import REVISION
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +134,9 @@ class Sweeper:
             # N due cases is read about N/fetch times over, not N/batch.
             found: list[dict[str, Any]] = []
             seen = 0
+            due = {"open": True, "next_check_at": {"$gte": TIMER_FLOOR, "$lte": now}}  # the (open, next_check_at) index
             async for document in (
-                self.context.cases.find(
-                    {
-                        "open": True,
-                        "next_check_at": {"$gte": TIMER_FLOOR, "$lte": now},
-                    },  # the (open, next_check_at) index
-                    {"events": 0, "timeline": 0},
-                )
-                .sort("next_check_at", 1)
-                .limit(fetch)
+                self.context.cases.find(due, {"events": 0, "timeline": 0}).sort("next_check_at", 1).limit(fetch)
             ):
                 seen += 1
                 found.append(document)
@@ -175,7 +167,6 @@ class Sweeper:
                     {
                         "$addToSet": {"emitted": {"$each": emitted}},
                         "$set": {"next_check_at": next_check_at(document, calendar, threshold)},
-                        "$inc": {REVISION: 1},  # a batch that read the case before this fails, reads again
                     },
                 )
             )
