@@ -82,7 +82,7 @@ def events(n: int, seed: int = 3) -> list[dict[str, Any]]:
 
 
 def follow_ups(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One later event for each of these cases (digitized or paid online, the next working day):
+    """One later event for each of these cases (digitized or paid online, 20 hours after receipt):
     what most of a real stream is, events for cases the service already holds."""
     out = []
     for i, item in enumerate(received):
@@ -96,21 +96,6 @@ def follow_ups(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def documents_after(
-    context: DeadlineContext, items: list[dict[str, Any]], later: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The case documents once each case's later event is applied too."""
-    out = []
-    for first, second in zip(items, later, strict=True):
-        events = [{**first, "seq": 0}, {**second, "seq": 1}]
-        state = fold_case([CaseEvent.from_dict(e) for e in events], context.registry)
-        document = context.to_document(state, events, None)
-        document["_id"] = first["case_code"]
-        document["events"] = events
-        out.append(document)
-    return out
-
-
 def rss_mib(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
@@ -118,14 +103,18 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def documents_of(context: DeadlineContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The case documents the projection writes for these case.received events."""
+def documents_of(
+    context: DeadlineContext, items: list[dict[str, Any]], later: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The case documents the projection writes for these case.received events (with `later`: once
+    each case's later event is applied too)."""
     out = []
-    for item in items:
-        state = fold_case([CaseEvent.from_dict({**item, "seq": 0})], context.registry)
-        document = context.to_document(state, [item], None)
+    for i, item in enumerate(items):
+        events = [item] if later is None else [item, later[i]]
+        state = fold_case([CaseEvent.from_dict({**e, "seq": n}) for n, e in enumerate(events)], context.registry)
+        document = context.to_document(state, events, None)
         document["_id"] = item["case_code"]
-        document["events"] = [item]
+        document["events"] = events
         out.append(document)
     return out
 
@@ -146,7 +135,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         later = follow_ups(items[:applied_n])
         # the known cases' limit: replacement upserts of their new documents over the old ones
         raw_existing = await raw_bulk_upsert_rate(
-            env.mongo.uri, documents_after(context, items[:applied_n], later), existing=documents
+            env.mongo.uri, documents_of(context, items[:applied_n], later), existing=documents
         )
         raw_produce = await raw_produce_rate(
             env.kafka.bootstrap,
