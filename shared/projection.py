@@ -48,6 +48,8 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+WRITE_CHUNK = 500  # cases per bulk write within a consumer batch (the next chunk is folded meanwhile)
+
 # (state, events, previous document or None) → the fields to $set on the case document
 ToDocument = Callable[[CaseState, list[dict[str, Any]], dict[str, Any] | None], dict[str, Any]]
 # (state, previous document or None) → derived events to publish after the write
@@ -103,9 +105,9 @@ class CaseProjection:
         self.dlq_topic = dlq_topic
         self.derive = derive
         # Cases per bulk write; while one is written, the next is folded (the fold is this
-        # process's CPU, the write the store's). None: the whole batch in one write (and one
-        # transaction with the companion's writes).
-        self.write_chunk: int | None = None
+        # process's CPU, the write the store's). The companion's writes and the transaction, if
+        # any, still span the whole batch.
+        self.write_chunk = WRITE_CHUNK
 
     async def apply(self, records: list[ConsumerRecord]) -> BatchResult:
         started = time.perf_counter()
@@ -148,7 +150,7 @@ class CaseProjection:
         previous = await find_by_ids(self.collection, incoming)
         registry = self.registry()
         cases = list(incoming.items())
-        size = self.write_chunk or len(cases)
+        size = self.write_chunk
         async with self._writer() as writer:
             for start in range(0, len(cases), size):
                 await writer.send(*self._fold(cases[start : start + size], previous, registry, result))

@@ -18,9 +18,6 @@ from shared.domain.fold import CaseState
 from shared.service import ProjectionContext
 from shared.settings import Settings
 
-# Cases per bulk write within a consumer batch: the next 500 are folded while these are written.
-WRITE_CHUNK = 500
-
 
 class DeadlineContext(ProjectionContext):
     service = "deadline"
@@ -30,7 +27,6 @@ class DeadlineContext(ProjectionContext):
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
         super().__init__(settings, collection, self.to_document, derive=derived_events)
         self.cases = self.collection
-        self.projection.write_chunk = WRITE_CHUNK
         self.open_cases = OpenCaseIndex(self.cases)
         self.consumer.ownership = self.open_cases  # usable while this process is the only writer
         self.sweeper = Sweeper(self, settings.timer_interval_s)

@@ -27,9 +27,6 @@ class MetricsContext(ProjectionContext):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, "facts", case_facts, companion=self.aggregate)
         self.aggregates = {name: self.db[f"agg_{name}"] for name in COLLECTIONS}
-        # facts written 500 at a time in the batch's transaction while the next 500 are folded; the
-        # bucket deltas are still merged over the whole batch (one write per bucket)
-        self.projection.write_chunk = 500
         self.mirror = BucketMirror(self.aggregates)
         self.consumer.ownership = self.mirror  # usable while this process is the only writer
         self.gauges = IndicatorGauges(self)
