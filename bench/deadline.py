@@ -5,8 +5,8 @@
   same documents into a bare collection (the `$set` form of the same upserts is reported beside it);
   then one later event for each of those cases (what most of a real stream is), against the same
   limit and against replacement upserts of the cases' new documents over their old ones (the limit
-  of a stream of known cases): new cases are inserted, known ones get a `$set` of what changed
-  (ADR 0009, 0010);
+  of a stream of known cases): new cases are inserted, known ones replaced whole, and the timers
+  are their own documents, armed when a case's timing changes (ADR 0010, 0011);
 - the rest of the 100,000 open cases are then written straight into the store, and the service
   restarted: the time to load its in-memory open-case index (ADR 0008) and its RSS;
 - p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases, from
@@ -119,6 +119,12 @@ def documents_of(
     return out
 
 
+def timers_of(context: DeadlineContext, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timer documents the projection arms for these new cases."""
+    [(_, writes)] = context.projection.prelude([(d["_id"], None, d) for d in documents])
+    return [w._doc for w in writes]  # inserts: the cases are new
+
+
 async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10_000) -> dict[str, Any]:
     """`applied_n` cases go through the service (the applied rate, against raw upserts of as many
     documents into an empty collection); the rest of the `n` open cases are written straight into
@@ -164,7 +170,9 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         # the other open cases, straight into the store
         t0 = time.perf_counter()
         for first_item in range(applied_n, n, 5000):
-            await cases.insert_many(documents_of(context, items[first_item : first_item + 5000]), ordered=False)
+            chunk = documents_of(context, items[first_item : first_item + 5000])
+            await context.timers.insert_many(timers_of(context, chunk), ordered=False)  # first, as the service
+            await cases.insert_many(chunk, ordered=False)
         insert_rate = (n - applied_n) / (time.perf_counter() - t0) if n > applied_n else None
 
         process = infra.service_process("deadline", port, env.run_dir, env_of(settings))
@@ -211,7 +219,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         # the `swept_n` earliest timers come due: every one fires and is marked
         nth = [
             d["next_check_at"]
-            async for d in context.cases.find({"next_check_at": {"$ne": None}}, {"next_check_at": 1})
+            async for d in context.timers.find({"next_check_at": {"$ne": None}}, {"next_check_at": 1})
             .sort("next_check_at", 1)
             .skip(swept_n - 1)
             .limit(1)

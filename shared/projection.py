@@ -23,7 +23,7 @@ from aiokafka import ConsumerRecord
 from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from pymongo import InsertOne, UpdateOne
+from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from shared.domain.fold import CaseEvent, CaseState, fold_case
@@ -50,13 +50,17 @@ BATCH_SECONDS = Histogram(
 
 WRITE_CHUNK = 500  # cases per bulk write within a consumer batch (the next chunk is folded meanwhile)
 
-# (state, events, previous document or None) → the fields to $set on the case document
+# (state, events, previous document or None) → the case document (without `_id` and events)
 ToDocument = Callable[[CaseState, list[dict[str, Any]], dict[str, Any] | None], dict[str, Any]]
 # (state, previous document or None) → derived events to publish after the write
 Derive = Callable[[CaseState, dict[str, Any] | None], list[dict[str, Any]]]
 # (previous document or None, new fields) pairs of a batch → more writes, in the same transaction
 Pairs = list[tuple[dict[str, Any] | None, dict[str, Any]]]
-Companion = Callable[[Pairs], list[tuple[AsyncIOMotorCollection, list]]]
+OtherWrites = list[tuple[AsyncIOMotorCollection, list]]  # (collection, its bulk operations)
+Companion = Callable[[Pairs], OtherWrites]
+# (case code, previous document or None, new document) of one write chunk → writes that land first
+Staged = list[tuple[str, dict[str, Any] | None, dict[str, Any]]]
+Prelude = Callable[[Staged], OtherWrites]
 
 
 @dataclass
@@ -95,9 +99,14 @@ class CaseProjection:
         dlq_topic: str,
         derive: Derive | None = None,
         companion: Companion | None = None,
+        prelude: Prelude | None = None,
     ) -> None:
         self.name = name
         self.companion = companion
+        # Writes to other collections that must land before each chunk's case documents (the
+        # deadline's timers): a batch that fails between the two finds its cases unchanged when it
+        # is applied again, and writes both again; the other order could lose the first.
+        self.prelude = prelude
         self.collection = collection
         self.registry = registry
         self.to_document = to_document
@@ -161,9 +170,10 @@ class CaseProjection:
         previous: dict[str, dict[str, Any]],
         registry: Registry,
         result: BatchResult,
-    ) -> tuple[list[CaseWrite], Pairs]:
+    ) -> tuple[list[CaseWrite], Pairs, OtherWrites]:
         writes: list[CaseWrite] = []
         pairs: Pairs = []
+        staged: Staged = []
         for case_code, new_events in cases:
             before = previous.get(case_code)
             events = list(before.get("events", [])) if before else []
@@ -186,9 +196,11 @@ class CaseProjection:
             document = self.to_document(state, events, before)
             pairs.append((before, document))
             result.written.append((case_code, document))
+            staged.append((case_code, before, document))
             document["events"] = events
             writes.append(case_write(case_code, document, before))
-        return writes, pairs
+        first = self.prelude(staged) if self.prelude is not None and staged else []
+        return writes, pairs, first
 
     @contextlib.asynccontextmanager
     async def _writer(self) -> AsyncIterator[ChunkWriter]:
@@ -233,7 +245,7 @@ class CaseProjection:
         log.warning("records sent to the dead-letter topic", extra={"count": len(messages), "projection": self.name})
 
 
-CaseWrite = InsertOne | UpdateOne
+CaseWrite = InsertOne | ReplaceOne
 TRANSACTION_RETRY_S = 120.0  # as pymongo's with_transaction
 
 
@@ -249,11 +261,11 @@ class ChunkWriter:
         self.pairs: Pairs = []
         self.in_flight: asyncio.Future[None] | None = None
 
-    async def send(self, writes: list[CaseWrite], pairs: Pairs) -> None:
+    async def send(self, writes: list[CaseWrite], pairs: Pairs, first: OtherWrites | None = None) -> None:
         await self._drain()
         self.pairs.extend(pairs)
         if writes:
-            self.in_flight = asyncio.ensure_future(self._bulk(writes))
+            self.in_flight = asyncio.ensure_future(self._bulk(writes, first or []))
             await asyncio.sleep(0)  # the write leaves for the store before the next fold
 
     async def finish(self) -> None:
@@ -276,7 +288,10 @@ class ChunkWriter:
             in_flight, self.in_flight = self.in_flight, None
             await in_flight
 
-    async def _bulk(self, writes: list[CaseWrite]) -> None:
+    async def _bulk(self, writes: list[CaseWrite], first: OtherWrites) -> None:
+        for collection, ops in first:
+            if ops:
+                await self._first(collection, ops)
         try:
             result = await self.collection.bulk_write(writes, ordered=False, session=self.session)
         except BulkWriteError as exc:
@@ -289,36 +304,41 @@ class ChunkWriter:
             raise
         _check_all_written(result, writes)
 
+    async def _first(self, collection: AsyncIOMotorCollection, ops: list) -> None:
+        """The prelude's writes. An insert that finds its document there is a leftover of an earlier
+        attempt at this batch (it failed before its cases were written) or of another consumer's:
+        it is written again as a `$set` of the same fields, so what lands is this fold's."""
+        try:
+            await collection.bulk_write(ops, ordered=False, session=self.session)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(
+                e.get("code") != DUPLICATE_KEY or not isinstance(ops[e["index"]], InsertOne) for e in errors
+            ):
+                raise
+            again = []
+            for error in errors:
+                document = dict(ops[error["index"]]._doc)
+                key = document.pop("_id")
+                again.append(UpdateOne({"_id": key}, {"$set": document}, upsert=True))
+            await collection.bulk_write(again, ordered=False, session=self.session)
+
 
 def case_write(case_code: str, document: dict[str, Any], before: dict[str, Any] | None) -> CaseWrite:
-    """The write that brings the stored case to `document`.
+    """The write that brings the stored case to `document`: the projection is its only writer.
 
-    A case the batch found absent is inserted whole: this store takes inserts at 1.6 times the rate
-    of replacement upserts (ADR 0010); one created since the read (another consumer during a
-    rebalance) fails the insert on its key, and the batch is applied again from a fresh read. A known
-    case gets a `$set` of only the fields that changed since `before`, so the fields other writers
-    keep on the case (the timers' marks) survive, and the store checks a handful of paths instead of
-    every field (it validates a `$set`'s paths pairwise; ADR 0009). A replacement of a known case,
-    conditional on a revision so as not to overwrite the marks, measured no faster (ADR 0010).
+    A case the batch found absent is inserted: this store takes inserts at 1.6 times the rate of
+    replacement upserts (ADR 0010); one created since the read (another consumer during a
+    rebalance) fails the insert on its key, and the batch is applied again from a fresh read. A
+    known case is replaced whole, on its `_id` alone (the store's fast path; ADR 0011): a `$set`
+    costs this store a diff of the whole document for its oplog, a replacement does not. Nothing
+    else writes a case document (the deadline's timer marks live in their own collection), so there
+    is nothing for the replacement to overwrite but the batch's own reading.
     """
     if before is None:
         return InsertOne({"_id": case_code, **document})
-    changed = {key: value for key, value in document.items() if key not in before or not same(before[key], value)}
-    # not an upsert: a case read a moment ago that is gone now must not come back as a fragment
-    return UpdateOne({"_id": case_code}, {"$set": changed})
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal and of the same types all the way down (1 == True == 1.0 would hide a change)."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(value, b[key]) for key, value in a.items())
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(map(same, a, b))
-    return bool(a == b)
+    # not an upsert: a case read a moment ago that is gone now must not come back
+    return ReplaceOne({"_id": case_code}, {"_id": case_code, **document})
 
 
 def _check_all_written(result: Any, writes: list[CaseWrite]) -> None:

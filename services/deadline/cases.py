@@ -46,6 +46,9 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     if scope is not None and document.get("agency_code") not in scope:
         raise ApiError(403, f"case {case_code!r} belongs to an agency outside this token's scope")
     answer = {k: v for k, v in document.items() if k not in _HIDDEN}
+    timer = await context.timers.find_one({"_id": case_code}) or {}
+    answer["next_check_at"] = timer.get("next_check_at")
+    answer["emitted"] = timer.get("emitted", [])  # the timer transitions published
     answer.update(remaining(context, document, datetime.now(UTC)))
     return answer
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from fastapi import Request
 from motor.motor_asyncio import AsyncIOMotorCollection
+from pymongo import UpdateOne
 
 from services.deadline.gauges import CaseGauges
 from services.deadline.open_cases import OpenCaseIndex
 from services.deadline.projection import case_document, derived_events
-from services.deadline.timers import Sweeper, next_check_at
+from services.deadline.timers import TIMER_INDEX, Sweeper, timer_inputs, timer_writes
 from services.deadline.webhooks import WebhookDispatcher
 from shared.domain.fold import CaseState
 from shared.service import ProjectionContext
@@ -27,6 +29,10 @@ class DeadlineContext(ProjectionContext):
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
         super().__init__(settings, collection, self.to_document, derive=derived_events)
         self.cases = self.collection
+        self.timers = self.db[f"{collection}_timers"]
+        self.projection.prelude = lambda staged: [
+            (self.timers, timer_writes(staged, self.registry.calendar_for, self.due_soon_seconds, datetime.now(UTC)))
+        ]
         self.open_cases = OpenCaseIndex(self.cases)
         self.consumer.ownership = self.open_cases  # usable while this process is the only writer
         self.sweeper = Sweeper(self, settings.timer_interval_s)
@@ -36,11 +42,7 @@ class DeadlineContext(ProjectionContext):
     def to_document(
         self, state: CaseState, events: list[dict[str, Any]], previous: dict[str, Any] | None
     ) -> dict[str, Any]:
-        document = case_document(state, events, previous)
-        probe = {**document, "_id": state.case_code, "emitted": (previous or {}).get("emitted", [])}
-        calendar = self.registry.calendar_for(state.agency_code)
-        document["next_check_at"] = next_check_at(probe, calendar, self.due_soon_seconds)
-        return document
+        return case_document(state, events, previous)
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         result = await self.projection.apply(records)
@@ -55,7 +57,7 @@ class DeadlineContext(ProjectionContext):
         await self.webhooks.enqueue(events)
 
     async def start(self) -> None:
-        await ensure_case_indexes(self.cases)
+        await ensure_case_indexes(self.cases, self.timers)
         await super().start()
         self.sweeper.start()
         self.webhooks.start()
@@ -68,20 +70,40 @@ class DeadlineContext(ProjectionContext):
         await super().stop()
 
 
-# One secondary index: open cases by their next timer. The sweeper reads its range (open, due
-# now), the open-case index loads its prefix (open). Every index costs each case write on this
-# store (its catalogue is read per write: two indexes took 40 % off bare upserts, one 25 %), so the
-# ones earlier versions made are dropped; the lists read the in-memory open cases (ADR 0008, 0009).
-CASE_INDEX = [("open", 1), ("next_check_at", 1)]
-OBSOLETE_INDEXES = ("next_check_at_1", "open_1_due_at_1", "agency_code_1_due_at_1")
+# No secondary index on the cases: every index costs each case write on this store (its catalogue
+# is read per write: two indexes took 40 % off bare upserts, one 25 %). The timers have theirs (the
+# sweeper reads its range); the lists read the in-memory open cases (ADR 0008, 0009, 0011).
+OBSOLETE_INDEXES = ("next_check_at_1", "open_1_due_at_1", "agency_code_1_due_at_1", "open_1_next_check_at_1")
+LEGACY_TIMER_INDEX = "open_1_next_check_at_1"  # timers kept on the case documents, before ADR 0011
 
 
-async def ensure_case_indexes(cases: AsyncIOMotorCollection) -> None:
-    await cases.create_index(CASE_INDEX)
+async def ensure_case_indexes(cases: AsyncIOMotorCollection, timers: AsyncIOMotorCollection) -> None:
+    await timers.create_index(TIMER_INDEX)
     existing = await cases.index_information()
+    if LEGACY_TIMER_INDEX in existing:
+        await move_legacy_timers(cases, timers)
     for name in OBSOLETE_INDEXES:
         if name in existing:
             await cases.drop_index(name)
+
+
+async def move_legacy_timers(cases: AsyncIOMotorCollection, timers: AsyncIOMotorCollection) -> None:
+    """Timers kept on the case documents (before ADR 0011) move to their own collection, marks
+    and all, once: the cases' index is dropped after, so a restart does not move them again."""
+    batch: list[UpdateOne] = []
+    async for case in cases.find({"open": True}, {"events": 0, "timeline": 0}):
+        timer = {
+            "next_check_at": case.get("next_check_at"),
+            "inputs": timer_inputs(case),
+            "armed_at": datetime.now(UTC),
+            "emitted": case.get("emitted", []),
+        }
+        batch.append(UpdateOne({"_id": case["_id"]}, {"$setOnInsert": timer}, upsert=True))
+        if len(batch) == 1000:
+            await timers.bulk_write(batch, ordered=False)
+            batch = []
+    if batch:
+        await timers.bulk_write(batch, ordered=False)
 
 
 def get_context(request: Request) -> DeadlineContext:

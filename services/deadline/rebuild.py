@@ -3,9 +3,9 @@
     python -m services.deadline.rebuild --into cases_rebuilt
 
 The same fold over the same events gives the same documents (a test compares them). A replay
-publishes no derived events and dead-letters nothing again; timer marks (`emitted`) are not part
-of the rebuilt documents, and transitions already published keep their ids, so re-arming them
-publishes nothing new downstream.
+publishes no derived events and dead-letters nothing again. The timers are rebuilt beside it
+(`<into>_timers`) without their marks: transitions already published keep their ids, so re-arming
+them publishes nothing new downstream.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ async def rebuild(settings: Settings, into: str, batch: int = 2000) -> dict[str,
     context.projection.derive = None
     context.projection.dead_letters = None
     await context.cases.drop()
-    await ensure_case_indexes(context.cases)
+    await context.timers.drop()
+    await ensure_case_indexes(context.cases, context.timers)
     topic = settings.case_events_topic
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()

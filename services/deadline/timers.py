@@ -1,4 +1,14 @@
-"""Timers that survive restarts: an indexed `next_check_at` on each case, not in-memory sleeps.
+"""Timers that survive restarts: an indexed `next_check_at` per case, not in-memory sleeps.
+
+Each case's timer is a small document of its own (`<cases>_timers`: `next_check_at`, the marks of
+the transitions published, `inputs`: what the timing was computed from), so the case document has
+one writer, the projection, which replaces it whole, and no secondary index to keep (ADR 0011).
+The projection re-arms a case's timer when what times it changes (open, due, pause, apology),
+before it writes the case; it does not read the marks, so it sets the check at the case's first
+transition, never later than the true next one. The sweep reads the due timers (an index range)
+and the cases they time; a case whose inputs are not the timer's is being written (the timer lands
+first) and waits for the next pass. It publishes what is due and not marked, marks it, and moves
+the check on, unless the projection re-armed the timer meanwhile (its check is the earlier one).
 
 Transitions, each published once (its event id names the case, the transition and the statutory
 due instant, so a replay, a restart or a rebuild yields the same id and consumers count it once):
@@ -13,14 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
 
 from shared.domain.calendar import CalendarError, WorkingCalendar
 from shared.domain.codes import DerivedEventType
 from shared.periodic import Periodic
+from shared.store import find_by_ids
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +40,12 @@ log = logging.getLogger(__name__)
 # at the cases with no timer (null sorts first: paused, or every transition fired), and this store
 # fetches each of them: 0.73 s per idle sweep at 10,000 such cases, 1.7 ms with the bound.
 TIMER_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
+# A timer whose case does not match it this long after it was armed was left by a failed attempt.
+STALE_ARMING = timedelta(minutes=10)
 # Batches read per sweep query (see Sweeper.sweep).
 FETCH_BATCHES = 10
+
+TIMER_INDEX = [("next_check_at", 1)]
 
 TIMER_TYPES = (DerivedEventType.DUE_SOON, DerivedEventType.APOLOGY_REQUIRED, DerivedEventType.OVERDUE)
 
@@ -106,8 +122,54 @@ def fired(
     return out
 
 
+def timer_writes(
+    staged: list[tuple[str, dict[str, Any] | None, dict[str, Any]]],
+    calendar_for: Callable[[str | None], WorkingCalendar],
+    due_soon_seconds: int,
+    now: datetime,
+) -> list[InsertOne | UpdateOne]:
+    """The timers to re-arm for a chunk of case writes: (case code, stored document or None, new one).
+
+    Only cases whose timing changed; the check goes to the first transition, fired or not (the marks
+    are the sweeper's, not read here), so a known case is checked once more and nothing is missed.
+    """
+    writes = []
+    for code, before, document in staged:
+        inputs = timer_inputs(document)
+        if before is not None and timer_inputs(before) == inputs:
+            continue
+        at = next_check_at({**document, "_id": code}, calendar_for(document.get("agency_code")), due_soon_seconds)
+        timer = {"next_check_at": at, "inputs": inputs, "armed_at": now}
+        if before is None:  # a new case: inserted (1.6x an upsert here; a leftover is upserted then)
+            if at is not None:
+                writes.append(InsertOne({"_id": code, **timer}))
+        else:
+            writes.append(UpdateOne({"_id": code}, {"$set": timer}, upsert=True))
+    return writes
+
+
+def timer_inputs(document: dict[str, Any]) -> str:
+    """What a case's timers are computed from (with the marks), as a string: equal for the new
+    document and the one read back (the store keeps milliseconds and hands back its own zone)."""
+
+    def instant(name: str) -> str:
+        at = document.get(name)
+        return "" if at is None else str(round(at.timestamp() * 1000))
+
+    return "|".join(
+        (
+            "open" if document.get("open") else "",
+            instant("due_at"),
+            instant("clock_stopped_since"),
+            "apology" if document.get("apology") is not None else "",
+            instant("apology_deadline_at"),
+            document.get("agency_code") or "",
+        )
+    )
+
+
 class Sweeper:
-    """Finds the cases whose next check has come (an index range scan), publishes their
+    """Finds the timers whose next check has come (an index range scan), publishes their cases'
     transitions, marks them, and schedules their next check."""
 
     def __init__(self, context: Any, interval_s: float, batch: int = 1000) -> None:
@@ -133,44 +195,61 @@ class Sweeper:
             # takes several batches (streamed, marked batch by batch) rather than one: a backlog of
             # N due cases is read about N/fetch times over, not N/batch.
             found: list[dict[str, Any]] = []
-            seen = 0
-            due = {"open": True, "next_check_at": {"$gte": TIMER_FLOOR, "$lte": now}}  # the (open, next_check_at) index
-            async for document in (
-                self.context.cases.find(due, {"events": 0, "timeline": 0}).sort("next_check_at", 1).limit(fetch)
-            ):
+            seen = moved = 0
+            due = {"next_check_at": {"$gte": TIMER_FLOOR, "$lte": now}}
+            async for timer in self.context.timers.find(due).sort("next_check_at", 1).limit(fetch):
                 seen += 1
-                found.append(document)
+                found.append(timer)
                 if len(found) == self.batch:
-                    total += await self._fire(found, now)
-                    found = []
+                    handled, published = await self._fire(found, now)
+                    moved, total, found = moved + handled, total + published, []
             if found:
-                total += await self._fire(found, now)
-            if seen < fetch:
+                handled, published = await self._fire(found, now)
+                moved, total = moved + handled, total + published
+            if seen < fetch or not moved:  # not moved: all of them wait for their cases' writes
                 break
         self.last_sweep_seconds = asyncio.get_running_loop().time() - started
         return total
 
-    async def _fire(self, documents: list[dict[str, Any]], now: datetime) -> int:
-        """Publishes the transitions these cases have reached, then marks them and sets their next check."""
+    async def _fire(self, timers: list[dict[str, Any]], now: datetime) -> tuple[int, int]:
+        """Publishes the transitions these timers' cases have reached, then marks them and moves
+        their checks on; returns how many timers it handled and how many events it published."""
         threshold = self.context.due_soon_seconds
+        wall = datetime.now(UTC)
+        cases = await find_by_ids(self.context.cases, [t["_id"] for t in timers], {"events": 0, "timeline": 0})
         events: list[dict[str, Any]] = []
         writes = []
-        for document in documents:
+        handled = 0
+        for timer in timers:
+            document = cases.get(timer["_id"])
+            inputs = timer.get("inputs")
+            now_inputs = inputs
+            if document is None or timer_inputs(document) != inputs:
+                # the timer lands before its case's write: that write is under way, unless the timer
+                # is older than any write takes (a batch that failed after arming it and was applied
+                # again differently, e.g. with more events): then the case re-arms it
+                armed_at = timer.get("armed_at")
+                if document is None or armed_at is None or armed_at > wall - STALE_ARMING:
+                    continue
+                now_inputs = timer_inputs(document)
+            handled += 1
             calendar = self.context.registry.calendar_for(document.get("agency_code"))
+            document["emitted"] = timer.get("emitted", [])
             due_now = fired(document, calendar, threshold, now)
             events.extend(due_now)
             emitted = [e["event_id"] for e in due_now]
-            document["emitted"] = [*document.get("emitted", []), *emitted]
+            if emitted:
+                writes.append(UpdateOne({"_id": timer["_id"]}, {"$addToSet": {"emitted": {"$each": emitted}}}))
+                document["emitted"] = [*document["emitted"], *emitted]
+            # on the inputs read: if the projection re-armed the timer since, its check stays (earlier)
             writes.append(
                 UpdateOne(
-                    {"_id": document["_id"]},
-                    {
-                        "$addToSet": {"emitted": {"$each": emitted}},
-                        "$set": {"next_check_at": next_check_at(document, calendar, threshold)},
-                    },
+                    {"_id": timer["_id"], "inputs": inputs},
+                    {"$set": {"next_check_at": next_check_at(document, calendar, threshold), "inputs": now_inputs}},
                 )
             )
         if events:
             await self.context.publish_derived(events)  # published first: a crash re-publishes the same ids
-        await self.context.cases.bulk_write(writes, ordered=False)
-        return len(events)
+        if writes:
+            await self.context.timers.bulk_write(writes, ordered=False)
+        return handled, len(events)

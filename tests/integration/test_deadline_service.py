@@ -29,7 +29,7 @@ from shared.settings import Settings
 from shared.store import mongo_client
 from tests.conftest import AUTH, serve
 from tests.integration.test_pull_mode import running
-from tests.support.events import AGENCY, COMMUNE, case_code, event, received
+from tests.support.events import AGENCY, COMMUNE, case_code, event, received, record
 from tests.support.kafka_tools import eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ async def test_timers_fire_once_each_also_across_a_restart(settings: Settings, k
     closing = next(e for e in events if e["type"] == "case.closed")
     assert closing["data"]["on_time"] is False and closing["data"]["result_dated"] == "late"
     assert closed["next_check_at"] is None
-    # the later event changed the case with a $set of what it changed: the sweeper's marks stayed
+    # the later event replaced the case document; the sweeper's marks are the timer's, and stayed
     assert sorted(mark.split(":")[1] for mark in closed["emitted"]) == sorted(TIMERS)
     # a case waiting for the citizen has its clock stopped: no timer
     assert [e["type"] for e in await derived(kafka, settings, waiting)] == ["deadline.computed"]
@@ -101,25 +101,33 @@ async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
 ) -> None:
     """25 cases due at once, swept 2 per batch and 6 per query (the store reads the whole range
     before a limit): each transition is published once and marked; the cases with no timer (paused,
-    or all fired: their null sorts before every instant) are neither returned nor touched."""
+    or all fired: their null sorts before every instant) are neither returned nor touched; a timer
+    whose case is still being written (the timer lands first) waits for a later pass."""
     monkeypatch.setattr(timers, "FETCH_BATCHES", 3)
     context = DeadlineContext(settings)
     context.sweeper.batch = 2
     codes = [case_code() for _ in range(25)]
     idle = [case_code() for _ in range(7)]
-    documents = []
-    for code in [*codes, *idle]:
+    pending = case_code()  # its timer is written, its case document not yet
+    documents, staged = [], []
+    for code in [*codes, *idle, pending]:
         item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
         state = fold_case([CaseEvent.from_dict(item)], context.registry)
-        document = {**context.to_document(state, [item], None), "_id": code, "events": [item]}
-        if code in idle:
-            document["next_check_at"] = None
-        documents.append(document)
+        document = context.to_document(state, [item], None)
+        staged.append((code, None, document))
+        if code != pending:
+            documents.append({**document, "_id": code, "events": [item]})
+    [(timers_collection, arm)] = context.projection.prelude(staged)
+    await timers_collection.bulk_write(arm)
+    await context.timers.update_many({"_id": {"$in": idle}}, {"$set": {"next_check_at": None}})
     await context.cases.insert_many(documents)
     await context.publisher.start()
     try:
         published = await context.sweeper.sweep(datetime(2026, 4, 30, tzinfo=VN_TZ))
         again = await context.sweeper.sweep(datetime(2026, 4, 30, tzinfo=VN_TZ))
+        waiting = await context.timers.find_one({"_id": pending})
+        await context.cases.insert_one(documents[0] | {"_id": pending, "events": [{"event_id": f"{pending}:r"}]})
+        landed = await context.sweeper.sweep(datetime(2026, 4, 30, tzinfo=VN_TZ))
     finally:
         await context.publisher.stop()
         context.mongo.close()
@@ -128,21 +136,86 @@ async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
     assert again == 0
     for code in codes:
         assert sorted(e["type"] for e in await derived(kafka, settings, code)) == sorted(TIMERS)
-    stored = {d["_id"]: d async for d in mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases.find()}
+    db = mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_deadline"]
+    stored = {d["_id"]: d async for d in db.cases_timers.find()}
     assert all(len(stored[code]["emitted"]) == 3 and stored[code]["next_check_at"] is None for code in codes)
     assert all("emitted" not in stored[code] for code in idle)
     assert not [e for code in idle for e in await derived(kafka, settings, code)]
+    # the pending case's timer stayed due, unmarked, until its case was there; then it fired
+    assert "emitted" not in waiting and waiting["next_check_at"] is not None
+    assert landed == 3 and len(stored[pending]["emitted"]) == 3
 
 
-async def test_one_case_index_and_the_obsolete_ones_dropped(settings: Settings) -> None:
+async def test_a_timer_left_by_a_failed_attempt_is_made_right(settings: Settings, kafka) -> None:
+    """A batch that armed its timers and failed before its cases were written is applied again,
+    maybe with more events: the projection's insert of a new case's timer finds the leftover and
+    sets it to this fold (marks kept); a leftover the projection will not touch again (the events
+    that would have changed it came in the failed attempt only) is re-armed by the sweep from the
+    case, once it is older than any write takes, and fires."""
+    context = DeadlineContext(settings)
+    new, settled = case_code(), case_code()
+    stale = {"next_check_at": datetime(2026, 3, 1, tzinfo=VN_TZ), "inputs": "left", "emitted": ["m"]}
+    await context.timers.insert_one({"_id": new, **stale, "armed_at": datetime.now(VN_TZ)})
+    records = [record(0, received(new), f"{new}:r"), record(1, received(settled), f"{settled}:r")]
+    await context.projection.apply(records)
+    case = await context.cases.find_one({"_id": new})
+    timer = await context.timers.find_one({"_id": new})
+    assert timer["inputs"] == timers.timer_inputs(case) and timer["emitted"] == ["m"]
+    assert timer["next_check_at"] is not None and timer["next_check_at"] != stale["next_check_at"]
+
+    left = {"inputs": "left", "next_check_at": stale["next_check_at"]}
+    await context.timers.update_one({"_id": settled}, {"$set": {**left, "armed_at": datetime.now(VN_TZ)}})
+    await context.publisher.start()
+    try:
+        when = datetime(2026, 4, 30, tzinfo=VN_TZ)
+        recent = await context.sweeper.sweep(when)  # as a case write under way: left alone
+        untouched = await context.timers.find_one({"_id": settled})
+        old = datetime.now(VN_TZ) - timers.STALE_ARMING - timedelta(minutes=1)
+        await context.timers.update_one({"_id": settled}, {"$set": {"armed_at": old}})
+        fired = await context.sweeper.sweep(when)
+    finally:
+        await context.publisher.stop()
+        context.mongo.close()
+    assert recent == 3  # the new case's transitions; the settled case waited
+    assert untouched["inputs"] == "left" and "emitted" not in untouched
+    assert fired == 3
+    timer = await mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases_timers.find_one(
+        {"_id": settled}
+    )
+    settled_case = {**case, "_id": settled}
+    assert timer["inputs"] == timers.timer_inputs(settled_case) and len(timer["emitted"]) == 3
+    assert sorted(e["type"] for e in await derived(kafka, settings, settled)) == sorted(TIMERS)
+
+
+async def test_no_case_index_and_timers_kept_on_cases_moved_out(settings: Settings) -> None:
+    """An earlier version kept the timers on the case documents, with indexes: its open cases'
+    timers move to their own collection, marks and all, and the cases' indexes are dropped."""
     client = mongo_client(settings.mongo_uri)
-    cases = client[f"{settings.mongo_db}_deadline"].cases
-    await cases.create_index([("next_check_at", 1)])  # as an earlier version left the store
-    await cases.create_index([("open", 1), ("due_at", 1)])
+    db = client[f"{settings.mongo_db}_deadline"]
+    await db.cases.create_index([("next_check_at", 1)])
+    await db.cases.create_index([("open", 1), ("due_at", 1)])
+    await db.cases.create_index([("open", 1), ("next_check_at", 1)])
+    code, closed = case_code(), case_code()
+    item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
+    context = DeadlineContext(settings)
+    document = context.to_document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
+    context.mongo.close()
+    mark = f"{code}:deadline.due_soon:x"
+    await db.cases.insert_many(
+        [
+            {**document, "_id": code, "events": [item], "emitted": [mark], "next_check_at": document["due_at"]},
+            {**document, "_id": closed, "open": False, "events": [], "next_check_at": None},
+        ]
+    )
     async with serve(deadline_app(settings)):
-        indexes = await cases.index_information()
+        indexes = await db.cases.index_information()
+        timer_indexes = await db.cases_timers.index_information()
+        timers = {d["_id"]: d async for d in db.cases_timers.find()}
     client.close()
-    assert sorted(index["key"] for index in indexes.values()) == [[("_id", 1)], [("open", 1), ("next_check_at", 1)]]
+    assert [index["key"] for index in indexes.values()] == [[("_id", 1)]]
+    assert sorted(index["key"] for index in timer_indexes.values()) == [[("_id", 1)], [("next_check_at", 1)]]
+    assert list(timers) == [code] and timers[code]["emitted"] == [mark]
+    assert timers[code]["next_check_at"] == document["due_at"]
 
 
 async def test_apology_once_with_its_letter_and_due_at_unchanged(settings: Settings, kafka) -> None:
@@ -402,8 +475,7 @@ async def test_rebuild_gives_identical_documents(settings: Settings) -> None:
     assert result["events_applied"] == len(events)
     client = mongo_client(settings.mongo_uri)
     db = client[f"{settings.mongo_db}_deadline"]
-    skip = {"emitted", "next_check_at"}  # timer marks belong to the live sweeper, not to the fold
-    live = {d["_id"]: {k: v for k, v in d.items() if k not in skip} async for d in db.cases.find()}
-    rebuilt = {d["_id"]: {k: v for k, v in d.items() if k not in skip} async for d in db.cases_rebuilt.find()}
+    live = {d["_id"]: d async for d in db.cases.find()}
+    rebuilt = {d["_id"]: d async for d in db.cases_rebuilt.find()}
     client.close()
     assert live == rebuilt and len(live) == 4

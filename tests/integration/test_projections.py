@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from aiokafka.structs import ConsumerRecord
 from pymongo import MongoClient
 
 from services.deadline.app import create_app as deadline_app
@@ -14,18 +13,13 @@ from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.metrics.context import MetricsContext
 from shared.domain.fold import CaseEvent, fold_case
-from shared.projection import CasesChanged
+from shared.projection import CasesChanged, ChunkWriter
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
-from tests.support.events import case_code, event, received
+from tests.support.events import case_code, event, received, record, wire
 from tests.support.kafka_tools import eventually, produce_raw, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-def wire(body: dict, event_id: str) -> tuple[bytes, bytes]:
-    value = {**body, "event_id": event_id, "schema_version": 1}
-    return body["case_code"].encode(), json.dumps(value).encode()
 
 
 async def test_posted_event_reaches_deadline_and_metrics(settings: Settings) -> None:
@@ -121,11 +115,6 @@ async def test_poison_record_goes_to_the_dead_letter_topic_with_its_reason(setti
     assert {d["value"]["key"] for d in dead} == {"x", "y"}
 
 
-def record(offset: int, body: dict, event_id: str) -> ConsumerRecord:
-    key, value = wire(body, event_id)
-    return ConsumerRecord("t", 0, offset, 0, 0, key, value, None, len(key), len(value), [])
-
-
 def failing_on(code: str, fold):
     """The projection's fold, failing on one case (a bug, a bad registry entry)."""
 
@@ -198,27 +187,42 @@ async def test_a_case_created_between_the_read_and_the_insert_fails_the_batch_th
     context.mongo.close()
 
 
-async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(settings: Settings) -> None:
-    """The timer sweep marks a case between a batch's read and its write: the batch's `$set` of what
-    its events changed lands, and leaves the marks alone."""
+async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(settings: Settings, monkeypatch) -> None:
+    """The timer sweep marks a case between a batch's read and its write: the marks are the
+    timer's, so the batch's replacement of the case leaves them; the timer it re-arms (a pause:
+    no check) keeps them too, and lands before the case."""
     context = DeadlineContext(settings)
     code = case_code()
     await context.projection.apply([record(0, received(code), "r0")])
-    other = MongoClient(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases
+    db = MongoClient(settings.mongo_uri)[f"{settings.mongo_db}_deadline"]
+    armed = db.cases_timers.find_one({"_id": code})
     fold = context.projection.to_document
+    seen_first = []
 
     def meanwhile(state, events, before):
-        other.update_one({"_id": code}, {"$addToSet": {"emitted": "mark"}})
+        db.cases_timers.update_one({"_id": code}, {"$addToSet": {"emitted": "mark"}})
         return fold(state, events, before)
 
+    async def watched(self, writes, first):  # what the store holds when the case write starts
+        for collection, ops in first:
+            await collection.bulk_write(ops)
+        seen_first.append(db.cases_timers.find_one({"_id": code})["next_check_at"])
+        return await case_bulk(self, writes, [])
+
     context.projection.to_document = meanwhile
+    case_bulk = ChunkWriter._bulk
+    monkeypatch.setattr(ChunkWriter, "_bulk", watched)
     later = record(1, event("case.supplement_requested", code, "2026-03-17T09:00:00+07:00"), "s0")
     result = await context.projection.apply([later])
     assert result.applied == 1
-    stored = other.find_one({"_id": code})
-    assert stored["emitted"] == ["mark"] and stored["supplement_requests"] == 1
+    stored = db.cases.find_one({"_id": code})
+    timer = db.cases_timers.find_one({"_id": code})
+    assert armed["next_check_at"] is not None and "emitted" not in armed
+    assert timer["emitted"] == ["mark"] and timer["next_check_at"] is None  # paused: disarmed, marks kept
+    assert seen_first == [None]  # the timer was re-armed before the case was written
+    assert "emitted" not in stored and stored["supplement_requests"] == 1
     assert [e["event_id"] for e in stored["events"]] == ["r0", "s0"]
-    other.database.client.close()
+    db.client.close()
     context.mongo.close()
 
 

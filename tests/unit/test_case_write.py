@@ -1,13 +1,13 @@
-"""The projection's write of one case: inserted when new, only what changed when known."""
+"""The projection's write of one case: inserted when new, replaced whole (on its `_id`) when known."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from pymongo import InsertOne, UpdateOne
+from pymongo import InsertOne, ReplaceOne
 
 from shared.domain.calendar import VN_TZ
-from shared.projection import case_write, same
+from shared.projection import case_write
 
 RECEIVED = datetime(2026, 3, 16, 8, 0, tzinfo=VN_TZ)
 
@@ -35,39 +35,13 @@ def test_a_case_the_batch_found_absent_is_inserted_whole() -> None:
     assert "_id" not in new  # the folded document (the batch's result) is left as it was
 
 
-def test_a_known_case_gets_a_set_of_only_the_fields_that_changed() -> None:
-    stored = {"_id": "H99-1", **document(), "emitted": ["H99-1:deadline.due_soon:x"], "next_check_at": RECEIVED}
+def test_a_known_case_is_replaced_whole_on_its_id_alone_and_never_recreated() -> None:
+    stored = {"_id": "H99-1", **document(), "left_by_an_earlier_version": 1}
     events = [*stored["events"], {"event_id": "e2", "type": "case.supplement_requested"}]
-    timeline = [*stored["timeline"], {"type": "case.supplement_requested", "at": RECEIVED}]
-    new = document(status="supplement_requested", supplement_requests=1, events=events, timeline=timeline)
+    new = document(status="supplement_requested", supplement_requests=1, events=events)
     write = case_write("H99-1", new, stored)
-    assert isinstance(write, UpdateOne)
-    assert write._filter == {"_id": "H99-1"} and not write._upsert  # never recreates a fragment
-    assert set(write._doc["$set"]) == {"status", "supplement_requests", "events", "timeline"}
-    # the fields other writers keep (the sweeper's marks) are not touched
-    assert "emitted" not in write._doc["$set"] and "next_check_at" not in write._doc["$set"]
-
-
-def test_a_field_the_stored_case_lacks_is_set_even_when_none() -> None:
-    stored = {"_id": "H99-1", **document()}
-    del stored["apology"]
-    assert set(case_write("H99-1", document(), stored)._doc["$set"]) == {"apology"}
-
-
-def test_the_same_instant_in_another_zone_is_no_change_but_another_type_is() -> None:
-    stored = {"_id": "H99-1", **document()}
-    in_utc = document(received_at=RECEIVED.astimezone(UTC))
-    assert case_write("H99-1", in_utc, stored)._doc["$set"] == {}
-    for value in (True, 0.0, "0", None):  # 0 == False == 0.0: equal in Python, not in the store
-        assert case_write("H99-1", document(supplement_requests=value), stored)._doc["$set"] == {
-            "supplement_requests": value
-        }
-
-
-def test_same_compares_nested_containers_by_type_and_value() -> None:
-    assert same({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]})
-    assert not same({"a": [1, {"b": None}]}, {"a": [1, {"b": 0}]})
-    assert not same({"a": [1]}, {"a": [1, 2]})
-    assert not same({"a": 1}, {"a": 1, "b": 1})
-    assert not same([1], (1,))
-    assert not same(1, True) and not same(1, 1.0) and same(2.5, 2.5)
+    assert isinstance(write, ReplaceOne)
+    assert write._filter == {"_id": "H99-1"}  # one field: the store's fast path
+    assert not write._upsert  # a case gone since the read does not come back
+    assert write._doc == {"_id": "H99-1", **new}  # what the fold made, nothing kept from the read
+    assert "_id" not in new
