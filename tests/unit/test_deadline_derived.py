@@ -1,28 +1,9 @@
 """Derived events of the deadline projection: which folds announce what, and only once."""
 
-from datetime import datetime
-
 from services.deadline.projection import derived_events
-from shared.config import load_registry
-from shared.domain.fold import CaseEvent, fold_case
+from shared.domain.fold import fold_case
+from tests.support.folds import RECEIVED, REGISTRY, ev
 
-REGISTRY = load_registry("config")
-CASE = "000.00.02.H99-260316-0001"
-
-
-def ev(n: int, kind: str, at: str, **data) -> CaseEvent:
-    return CaseEvent(f"e{n}", kind, CASE, datetime.fromisoformat(at + "+07:00"), "000.00.02.H99", data, seq=n)
-
-
-RECEIVED = ev(
-    1,
-    "case.received",
-    "2026-03-16T09:15:00",
-    procedure_code="1.012790",
-    field_code="G09-DD",
-    level="province",
-    channel="direct",
-)
 APOLOGY = {
     "issuer_agency": "000.00.02.H99",
     "reason": "r",

@@ -7,28 +7,11 @@ from datetime import UTC, datetime
 from pymongo import InsertOne, UpdateOne
 
 from services.deadline.timers import next_check_at, timer_inputs, timer_writes
-from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
 from shared.domain.fold import CaseEvent, fold_case
+from tests.support.folds import CASE, RECEIVED, REGISTRY, ev
 
-REGISTRY = load_registry("config")
-CASE = "000.00.02.H99-260316-0001"
 DAY = 8 * 3600  # the default due-soon threshold: one working day
-
-
-def ev(n: int, kind: str, at: str, **data) -> CaseEvent:
-    return CaseEvent(f"e{n}", kind, CASE, datetime.fromisoformat(at + "+07:00"), "000.00.02.H99", data, seq=n)
-
-
-RECEIVED = ev(
-    1,
-    "case.received",
-    "2026-03-16T09:15:00",
-    procedure_code="1.012790",
-    field_code="G09-DD",
-    level="province",
-    channel="direct",
-)
 
 
 def document(*events: CaseEvent) -> dict:
