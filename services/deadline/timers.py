@@ -229,7 +229,11 @@ class Sweeper:
                 # is older than any write takes (a batch that failed after arming it and was applied
                 # again differently, e.g. with more events): then the case re-arms it
                 armed_at = timer.get("armed_at")
-                if document is None or armed_at is None or armed_at > wall - STALE_ARMING:
+                if armed_at is None or armed_at > wall - STALE_ARMING:
+                    continue
+                if document is None:  # a case never written (its batch was not applied again): disarmed
+                    handled += 1
+                    writes.append(UpdateOne({"_id": timer["_id"], "inputs": inputs}, {"$set": {"next_check_at": None}}))
                     continue
                 now_inputs = timer_inputs(document)
             handled += 1

@@ -165,6 +165,8 @@ async def test_a_timer_left_by_a_failed_attempt_is_made_right(settings: Settings
 
     left = {"inputs": "left", "next_check_at": stale["next_check_at"]}
     await context.timers.update_one({"_id": settled}, {"$set": {**left, "armed_at": datetime.now(VN_TZ)}})
+    orphan = case_code()  # a timer whose case was never written
+    await context.timers.insert_one({"_id": orphan, **left, "armed_at": datetime.now(VN_TZ) - timedelta(hours=1)})
     await context.publisher.start()
     try:
         when = datetime(2026, 4, 30, tzinfo=VN_TZ)
@@ -185,6 +187,10 @@ async def test_a_timer_left_by_a_failed_attempt_is_made_right(settings: Settings
     settled_case = {**case, "_id": settled}
     assert timer["inputs"] == timers.timer_inputs(settled_case) and len(timer["emitted"]) == 3
     assert sorted(e["type"] for e in await derived(kafka, settings, settled)) == sorted(TIMERS)
+    orphaned = await mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases_timers.find_one(
+        {"_id": orphan}
+    )
+    assert orphaned["next_check_at"] is None and not await derived(kafka, settings, orphan)
 
 
 async def test_no_case_index_and_timers_kept_on_cases_moved_out(settings: Settings) -> None:
