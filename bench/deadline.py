@@ -22,6 +22,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,7 +44,8 @@ from deploy.local import infra
 from services.deadline.context import DeadlineContext
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
-from shared.domain.fold import CaseEvent, fold_case
+from shared.domain.fold import CaseEvent, CaseState, fold_case
+from shared.domain.registry import Registry
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PAGES = int(os.environ.get("BENCH_DEADLINE_PAGES", "100"))
@@ -109,19 +111,26 @@ def documents_of(
     """The case documents the projection writes for these case.received events (with `later`: once
     each case's later event is applied too)."""
     out = []
-    for i, item in enumerate(items):
-        events = [item] if later is None else [item, later[i]]
-        state = fold_case([CaseEvent.from_dict({**e, "seq": n}) for n, e in enumerate(events)], context.registry)
+    for state, events in folded(items, context.registry, later):
         document = context.to_document(state, events, None)
-        document["_id"] = item["case_code"]
+        document["_id"] = state.case_code
         document["events"] = events
         out.append(document)
     return out
 
 
+def folded(
+    items: list[dict[str, Any]], registry: Registry, later: list[dict[str, Any]] | None = None
+) -> Iterator[tuple[CaseState, list[dict[str, Any]]]]:
+    """Each case.received event's case folded, with its later event when `later` is given."""
+    for i, item in enumerate(items):
+        events = [item] if later is None else [item, later[i]]
+        yield fold_case([CaseEvent.from_dict({**e, "seq": n}) for n, e in enumerate(events)], registry), events
+
+
 def timers_of(context: DeadlineContext, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The timer documents the projection arms for these new cases."""
-    [(_, writes)] = context.projection.prelude([(d["_id"], None, d) for d in documents])
+    [(_, writes)] = context.arm_timers([(d["_id"], None, d) for d in documents])
     return [w._doc for w in writes]  # inserts: the cases are new
 
 

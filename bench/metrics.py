@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from motor.motor_asyncio import AsyncIOMotorClient
 
-from bench.deadline import events, follow_ups, rss_mib
+from bench.deadline import events, folded, follow_ups, rss_mib
 from bench.harness import (
     ADMIN_TOKEN,
     applied_rate,
@@ -43,7 +43,6 @@ from services.metrics.context import AGGREGATES_VERSION
 from services.metrics.facts import case_facts
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
-from shared.domain.fold import CaseEvent, fold_case
 from shared.domain.indicators import parse_period
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -54,14 +53,11 @@ RAW_QUERIES = 10
 def facts_for(items: list[dict[str, Any]], later: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The fact documents the projection writes for these case.received events (with `later`: once
     each case's later event is applied too)."""
-    registry = load_registry(infra.REPO / "config")
     out = []
-    for i, item in enumerate(items):
-        events = [item] if later is None else [item, later[i]]
-        state = fold_case([CaseEvent.from_dict({**e, "seq": n}) for n, e in enumerate(events)], registry)
-        document = case_facts(state, events, None)
-        document["_id"] = item["case_code"]
-        document["events"] = events
+    for state, history in folded(items, load_registry(infra.REPO / "config"), later):
+        document = case_facts(state, history, None)
+        document["_id"] = state.case_code
+        document["events"] = history
         out.append(document)
     return out
 

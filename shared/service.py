@@ -13,7 +13,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 from shared.domain.registry import Registry
 from shared.kafka import BatchConsumer, Publisher
 from shared.logs import configure_logging
-from shared.projection import CaseProjection, Companion, Derive, ToDocument
+from shared.projection import CaseProjection, Companion, Derive, Prelude, ToDocument
 from shared.registry_sync import RegistryFollower, RegistryState
 from shared.settings import Settings
 from shared.store import mongo_client, ping, service_database
@@ -179,6 +179,7 @@ class ProjectionContext(ServiceContext):
         to_document: ToDocument,
         derive: Derive | None = None,
         companion: Companion | None = None,
+        prelude: Prelude | None = None,
     ) -> None:
         super().__init__(settings)
         self.collection: AsyncIOMotorCollection = self.db[collection]
@@ -191,6 +192,7 @@ class ProjectionContext(ServiceContext):
             settings.dlq_topic,
             derive,
             companion,
+            prelude,
         )
         self.consumer = BatchConsumer(
             bootstrap=settings.kafka_bootstrap,

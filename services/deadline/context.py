@@ -17,6 +17,7 @@ from services.deadline.projection import case_document, derived_events
 from services.deadline.timers import TIMER_INDEX, Sweeper, timer_inputs, timer_writes
 from services.deadline.webhooks import WebhookDispatcher
 from shared.domain.fold import CaseState
+from shared.projection import OtherWrites, Staged
 from shared.service import ProjectionContext
 from shared.settings import Settings
 
@@ -27,12 +28,9 @@ class DeadlineContext(ProjectionContext):
 
     def __init__(self, settings: Settings, collection: str = "cases") -> None:
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
-        super().__init__(settings, collection, self.to_document, derive=derived_events)
+        super().__init__(settings, collection, self.to_document, derive=derived_events, prelude=self.arm_timers)
         self.cases = self.collection
         self.timers = self.db[f"{collection}_timers"]
-        self.projection.prelude = lambda staged: [
-            (self.timers, timer_writes(staged, self.registry.calendar_for, self.due_soon_seconds, datetime.now(UTC)))
-        ]
         self.open_cases = OpenCaseIndex(self.cases)
         self.consumer.ownership = self.open_cases  # usable while this process is the only writer
         self.sweeper = Sweeper(self, settings.timer_interval_s)
@@ -43,6 +41,11 @@ class DeadlineContext(ProjectionContext):
         self, state: CaseState, events: list[dict[str, Any]], previous: dict[str, Any] | None
     ) -> dict[str, Any]:
         return case_document(state, events, previous)
+
+    def arm_timers(self, staged: Staged) -> OtherWrites:
+        """The timers of a chunk's cases whose timing changed, written before the cases (ADR 0011)."""
+        writes = timer_writes(staged, self.registry.calendar_for, self.due_soon_seconds, datetime.now(UTC))
+        return [(self.timers, writes)]
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         result = await self.projection.apply(records)

@@ -117,7 +117,7 @@ async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
         staged.append((code, None, document))
         if code != pending:
             documents.append({**document, "_id": code, "events": [item]})
-    [(timers_collection, arm)] = context.projection.prelude(staged)
+    [(timers_collection, arm)] = context.arm_timers(staged)
     await timers_collection.bulk_write(arm)
     await context.timers.update_many({"_id": {"$in": idle}}, {"$set": {"next_check_at": None}})
     await context.cases.insert_many(documents)
