@@ -6,7 +6,10 @@
   then one later event for each of those cases (what most of a real stream is), against the same
   limit and against replacement upserts of the cases' new documents over their old ones (the limit
   of a stream of known cases): new cases are inserted, known ones replaced whole, and the timers
-  are their own documents, armed when a case's timing changes (ADR 0010, 0011);
+  are their own documents, armed when a case's timing changes (ADR 0010, 0011); the known cases are
+  read from the documents the process holds of what it wrote (ADR 0012), with how many it held and
+  its RSS; then, restarted (nothing held), a third event for each case: known cases read from the
+  store;
 - the rest of the 100,000 open cases are then written straight into the store, and the service
   restarted: the time to load its in-memory open-case index (ADR 0008) and its RSS;
 - p99 of an overdue-list page (50 rows, keyset pagination) over HTTP at 100,000 open cases, from
@@ -38,6 +41,7 @@ from bench.harness import (
     percentile,
     raw_bulk_upsert_rate,
     raw_produce_rate,
+    scrape,
     wait_gauge,
 )
 from deploy.local import infra
@@ -47,6 +51,13 @@ from shared.domain.calendar import VN_TZ
 from shared.domain.fold import CaseEvent, CaseState, fold_case
 from shared.domain.registry import Registry
 
+APPLIED_SERIES = 'tthc_projection_events_applied_total{projection="deadline"}'
+HELD_SERIES = (
+    'tthc_projection_cache_reads_total{projection="deadline",source="memory"}',
+    'tthc_projection_cache_reads_total{projection="deadline",source="store"}',
+    'tthc_projection_cache_bytes{projection="deadline"}',
+    'tthc_projection_cache_documents{projection="deadline"}',
+)
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PAGES = int(os.environ.get("BENCH_DEADLINE_PAGES", "100"))
 RAW_PAGES = 5
@@ -95,6 +106,17 @@ def follow_ups(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         at = datetime.fromisoformat(item["occurred_at"]) + timedelta(hours=20)
         out.append({**item, "event_id": f"bd-f{i}", "type": kind, "occurred_at": at.isoformat(), "data": data})
+    return out
+
+
+def ratings(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A third event for each case (a rating, two days after receipt: no change of timing, as the
+    follow-ups), for the known cases applied after a restart."""
+    out = []
+    for i, item in enumerate(received):
+        at = datetime.fromisoformat(item["occurred_at"]) + timedelta(days=2)
+        data = {"satisfied": True, "complaint": False}
+        out.append({**item, "event_id": f"bd-g{i}", "type": "case.rated", "occurred_at": at.isoformat(), "data": data})
     return out
 
 
@@ -167,6 +189,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         try:
             await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
             applied = await applied_rate(base, "deadline", applied_n, timeout=1800)
+            before_known = await scrape(base, *HELD_SERIES)
             await raw_produce_rate(
                 env.kafka.bootstrap,
                 settings.case_events_topic,
@@ -174,6 +197,25 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
                 [e["case_code"].encode() for e in later],
             )
             applied_known = await applied_rate(base, "deadline", len(later), timeout=1800, after=applied_n)
+            held = await scrape(base, *HELD_SERIES)
+            rss_held = rss_mib(process.popen.pid)
+        finally:
+            process.stop()
+        # the same known cases after a restart: nothing held, each read from the store (ADR 0012)
+        process = infra.service_process("deadline", port, env.run_dir, env_of(settings))
+        process.start()
+        try:
+            await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
+            third = ratings(items[:applied_n])
+            already = (await scrape(base, APPLIED_SERIES)).get(APPLIED_SERIES, 0.0)
+            await raw_produce_rate(
+                env.kafka.bootstrap,
+                settings.case_events_topic,
+                [dumps(e) for e in third],
+                [e["case_code"].encode() for e in third],
+            )
+            applied_cold = await applied_rate(base, "deadline", len(third), timeout=1800, after=already)
+            cold = await scrape(base, *HELD_SERIES)
         finally:
             process.stop()
         # the other open cases, straight into the store
@@ -251,6 +293,14 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         "applied_known_cases_ratio_of_raw_upsert": round(applied_known / raw_upsert, 2),
         "raw_store_bulk_upsert_over_existing_docs_per_s": round(raw_existing),
         "applied_known_cases_ratio_of_raw_upsert_over_existing": round(applied_known / raw_existing, 2),
+        "applied_known_cases_read_from_memory": held.get(HELD_SERIES[0], 0.0) - before_known.get(HELD_SERIES[0], 0.0),
+        "applied_known_cases_read_from_store": held.get(HELD_SERIES[1], 0.0) - before_known.get(HELD_SERIES[1], 0.0),
+        "held_documents": held.get(HELD_SERIES[3], 0.0),
+        "held_mib": round(held.get(HELD_SERIES[2], 0.0) / 2**20, 1),
+        "rss_mib_holding_them": round(rss_held, 1),
+        "applied_known_cases_after_restart_events_per_s": round(applied_cold),
+        "applied_known_cases_after_restart_ratio_of_raw_upsert_over_existing": round(applied_cold / raw_existing, 2),
+        "applied_known_cases_after_restart_read_from_store": cold.get(HELD_SERIES[1], 0.0),
         "store_insert_docs_per_s_up_to_n": round(insert_rate) if insert_rate else None,
         "open_cases": n,
         "overdue_page_p50_ms": round(percentile(latencies, 50) * 1000, 1),

@@ -186,6 +186,18 @@ async def applied_rate(base_url: str, projection: str, expected: int, timeout: f
             await asyncio.sleep(0.2)
 
 
+async def scrape(base_url: str, *series: str) -> dict[str, float]:
+    """The values of these series (name with labels, as /metrics writes them) on a service now."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        text = (await client.get("/metrics")).text
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in series:
+            values[name] = float(value)
+    return values
+
+
 async def wait_gauge(base_url: str, name: str, value: float, timeout: float) -> float:
     """Seconds until the service's /metrics shows `name` at `value` (e.g. an in-memory copy loaded)."""
     started = time.perf_counter()

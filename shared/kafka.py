@@ -154,22 +154,23 @@ class Ownership(Protocol):
 
 
 class _Listener(ConsumerRebalanceListener):
-    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], ownership: Ownership | None) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], owners: list[Ownership]) -> None:
         self.consumer = consumer
         self.topics = topics
-        self.ownership = ownership
+        self.owners = owners
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # called before the group rebalances: no other member writes for these partitions yet
-        if self.ownership is not None:
-            self.ownership.revoked()
+        for owner in self.owners:
+            owner.revoked()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        if self.ownership is None:
+        if not self.owners:
             return
         held = {(tp.topic, tp.partition) for tp in assigned}
         every = {(t, p) for t in self.topics for p in (self.consumer.partitions_for_topic(t) or ())}
-        await self.ownership.assigned(bool(every) and every <= held)
+        for owner in self.owners:
+            await owner.assigned(bool(every) and every <= held)
 
 
 class BatchConsumer:
@@ -184,10 +185,10 @@ class BatchConsumer:
         handler: Handler,
         max_records: int = 1000,
         poll_timeout_ms: int = 200,
-        ownership: Ownership | None = None,
+        owners: Sequence[Ownership] = (),
     ) -> None:
         self.bootstrap = bootstrap
-        self.ownership = ownership
+        self.owners = list(owners)  # told of every revocation and assignment
         self.topics = list(topics)
         self.group_id = group_id
         self.handler = handler
@@ -223,7 +224,7 @@ class BatchConsumer:
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=1_000,
             )
-            consumer.subscribe(self.topics, listener=_Listener(consumer, self.topics, self.ownership))
+            consumer.subscribe(self.topics, listener=_Listener(consumer, self.topics, self.owners))
             try:
                 await consumer.start()
                 self.connected = True
@@ -250,8 +251,8 @@ class BatchConsumer:
                 backoff = min(backoff * 2, 10)
             finally:
                 self.connected = False
-                if self.ownership is not None:
-                    self.ownership.revoked()
+                for owner in self.owners:
+                    owner.revoked()
                 try:
                     await asyncio.wait_for(consumer.stop(), 10)
                 except Exception:

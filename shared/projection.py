@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from shared.document_cache import DocumentCache
 from shared.domain.fold import CaseEvent, CaseState, fold_case
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER
@@ -100,8 +101,11 @@ class CaseProjection:
         derive: Derive | None = None,
         companion: Companion | None = None,
         prelude: Prelude | None = None,
+        cache: DocumentCache | None = None,
     ) -> None:
         self.name = name
+        # the documents this process wrote, while it holds their partitions (ADR 0012)
+        self.cache = cache
         self.companion = companion
         # Writes to other collections that must land before each chunk's case documents (the
         # deadline's timers): a batch that fails between the two finds its cases unchanged when it
@@ -156,13 +160,30 @@ class CaseProjection:
         return result
 
     async def _apply_cases(self, incoming: dict[str, list[dict[str, Any]]], result: BatchResult) -> None:
-        previous = await find_by_ids(self.collection, incoming)
+        generation = self.cache.generation if self.cache is not None else 0
+        previous = await self._read(incoming)
         registry = self.registry()
         cases = list(incoming.items())
         size = self.write_chunk
-        async with self._writer() as writer:
-            for start in range(0, len(cases), size):
-                await writer.send(*self._fold(cases[start : start + size], previous, registry, result))
+        try:
+            async with self._writer() as writer:
+                for start in range(0, len(cases), size):
+                    await writer.send(*self._fold(cases[start : start + size], previous, registry, result))
+        except BaseException:
+            if self.cache is not None:  # the store holds some of the batch's writes, or none
+                self.cache.discard(incoming)
+            raise
+        if self.cache is not None:
+            self.cache.store(generation, ({"_id": code, **document} for code, document in result.written))
+
+    async def _read(self, case_codes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The batch's cases as stored: those this process holds from memory, the others from the store."""
+        if self.cache is None:
+            return await find_by_ids(self.collection, case_codes)
+        found, missing = self.cache.lookup(case_codes)
+        if missing:
+            found.update(await find_by_ids(self.collection, missing))
+        return found
 
     def _fold(
         self,

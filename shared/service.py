@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -10,6 +10,7 @@ from aiokafka import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
 from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 
+from shared.document_cache import DocumentCache
 from shared.domain.registry import Registry
 from shared.kafka import BatchConsumer, Publisher
 from shared.logs import configure_logging
@@ -180,9 +181,13 @@ class ProjectionContext(ServiceContext):
         derive: Derive | None = None,
         companion: Companion | None = None,
         prelude: Prelude | None = None,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         super().__init__(settings)
         self.collection: AsyncIOMotorCollection = self.db[collection]
+        self.documents = DocumentCache(
+            self.service, settings.projection_cache_mib * 2**20, self.collection.codec_options, keep
+        )
         self.projection = CaseProjection(
             self.service,
             self.collection,
@@ -193,6 +198,7 @@ class ProjectionContext(ServiceContext):
             derive,
             companion,
             prelude,
+            self.documents,
         )
         self.consumer = BatchConsumer(
             bootstrap=settings.kafka_bootstrap,
@@ -201,6 +207,7 @@ class ProjectionContext(ServiceContext):
             handler=self.apply,
             max_records=settings.poll_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
+            owners=[self.documents],
         )
 
     async def apply(self, records: list[ConsumerRecord]) -> None:

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     poll_max_records: int = Field(
         4000, description="most records a consumer applies in one batch (a backlog is applied in fewer, larger writes)"
     )
+    projection_cache_mib: int = Field(
+        256,
+        description="memory for the case documents a projection keeps of its own partitions, not read again (0: none)",
+    )
     poll_timeout_ms: int = Field(200, description="how long a consumer poll waits for records")
     case_events_partitions: int = Field(6, description="partitions of tthc.case-events when created")
     deadline_url: str = Field("http://127.0.0.1:8082", description="where the web pages reach the deadline service")

@@ -28,11 +28,13 @@ class DeadlineContext(ProjectionContext):
 
     def __init__(self, settings: Settings, collection: str = "cases") -> None:
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
-        super().__init__(settings, collection, self.to_document, derive=derived_events, prelude=self.arm_timers)
+        super().__init__(
+            settings, collection, self.to_document, derive=derived_events, prelude=self.arm_timers, keep=is_open
+        )
         self.cases = self.collection
         self.timers = self.db[f"{collection}_timers"]
         self.open_cases = OpenCaseIndex(self.cases)
-        self.consumer.ownership = self.open_cases  # usable while this process is the only writer
+        self.consumer.owners.append(self.open_cases)  # usable while this process is the only writer
         self.sweeper = Sweeper(self, settings.timer_interval_s)
         self.webhooks = WebhookDispatcher(self)
         self.gauges = CaseGauges(self)
@@ -71,6 +73,11 @@ class DeadlineContext(ProjectionContext):
         await self.webhooks.stop()
         await self.sweeper.stop()
         await super().stop()
+
+
+def is_open(document: dict[str, Any]) -> bool:
+    """The cases whose documents the projection keeps in memory: an ended case rarely hears more."""
+    return bool(document.get("open"))
 
 
 # No secondary index on the cases: every index costs each case write on this store (its catalogue

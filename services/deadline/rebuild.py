@@ -26,6 +26,7 @@ async def rebuild(settings: Settings, into: str, batch: int = 2000) -> dict[str,
     context = DeadlineContext(settings, collection=into)
     context.projection.derive = None
     context.projection.dead_letters = None
+    context.documents.hold()  # the only writer of the fresh collection
     await context.cases.drop()
     await context.timers.drop()
     await ensure_case_indexes(context.cases, context.timers)

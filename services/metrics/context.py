@@ -28,7 +28,7 @@ class MetricsContext(ProjectionContext):
         super().__init__(settings, "facts", case_facts, companion=self.aggregate)
         self.aggregates = {name: self.db[f"agg_{name}"] for name in COLLECTIONS}
         self.mirror = BucketMirror(self.aggregates)
-        self.consumer.ownership = self.mirror  # usable while this process is the only writer
+        self.consumer.owners.append(self.mirror)  # usable while this process is the only writer
         self.gauges = IndicatorGauges(self)
         self._changes: dict | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import MongoClient
 
 from services.deadline.app import create_app as deadline_app
@@ -12,11 +13,12 @@ from services.deadline.context import DeadlineContext
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.metrics.context import MetricsContext
+from shared.domain.calendar import VN_TZ
 from shared.domain.fold import CaseEvent, fold_case
 from shared.projection import CasesChanged, ChunkWriter
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
-from tests.support.events import case_code, event, received, record, wire
+from tests.support.events import AGENCY, COMMUNE, case_code, event, received, record, wire
 from tests.support.kafka_tools import eventually, produce_raw, read_topic
 
 pytestmark = pytest.mark.integration
@@ -246,3 +248,65 @@ async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(setti
     received_total = sum([b["c"].get("r", 0) async for b in context.aggregates["c_m"].find()])
     assert received_total == 7
     context.mongo.close()
+
+
+def cache_reads(since: tuple[float, float] = (0, 0)) -> tuple[float, float]:
+    """The deadline projection's cases looked up (from memory, from the store), since an earlier reading."""
+    sample = REGISTRY.get_sample_value
+    now = [
+        sample("tthc_projection_cache_reads_total", {"projection": "deadline", "source": s}) or 0
+        for s in ("memory", "store")
+    ]
+    return now[0] - since[0], now[1] - since[1]
+
+
+async def test_known_cases_read_from_memory_fold_to_the_same_documents_as_read_from_the_store(
+    settings: Settings,
+) -> None:
+    """ADR 0012: the cases a projection wrote while it holds their partitions are not read again.
+    The same batches through a projection reading the store give the same documents; what it
+    keeps is what the store holds; a failed batch drops its cases, an ended case is not kept."""
+    cached, plain = DeadlineContext(settings), DeadlineContext(settings, collection="cases_plain")
+    cached.documents.hold()
+    codes = [case_code() for _ in range(6)]
+    first = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    later = [
+        record(10, event("case.supplement_requested", codes[0], "2026-03-17T09:00:00+07:00"), "s0"),
+        record(11, event("case.paused", codes[1], "2026-03-17T10:00:00+07:00", reason_code="verification"), "p1"),
+        record(12, event("case.processed", codes[2], "2026-03-18T10:00:00+07:00", outcome="approved"), "e2"),
+        record(
+            13,
+            event("case.transferred", codes[3], "2026-03-18T11:00:00+07:00", from_agency=AGENCY, to_agency=COMMUNE),
+            "t3",
+        ),
+    ]
+    for context in (cached, plain):
+        await context.projection.apply(first)
+    db = MongoClient(settings.mongo_uri, tz_aware=True, tzinfo=VN_TZ)[f"{settings.mongo_db}_deadline"]
+    kept, _ = cached.documents.lookup(codes)
+    assert kept == {d["_id"]: d for d in db.cases.find({"_id": {"$in": codes}})}  # as the store returns them
+
+    fold = cached.projection.to_document
+    cached.projection.to_document = failing_on(codes[3], fold)
+    reads = cache_reads()
+    with pytest.raises(RuntimeError, match="a fold failed"):
+        await cached.projection.apply(later)
+    assert cache_reads(reads) == (4, 0)  # the batch's known cases, from memory
+    assert cached.documents.lookup(codes)[1] == codes[:4]  # failed: its cases are read afresh
+    cached.projection.to_document = fold
+    reads = cache_reads()
+    await cached.projection.apply(later)
+    await cached.projection.apply(later[:2])  # redelivered: nothing new
+    assert cache_reads(reads) == (2, 4)
+    await plain.projection.apply(later)
+    await plain.projection.apply(later[:2])
+
+    documents = {d["_id"]: d for d in db.cases.find({"_id": {"$in": codes}})}
+    assert documents == {d["_id"]: d for d in db.cases_plain.find({"_id": {"$in": codes}})}
+    assert documents[codes[0]]["supplement_requests"] == 1 and not documents[codes[2]]["open"]
+    kept, missing = cached.documents.lookup(codes)
+    assert missing == [codes[2]]  # ended: not kept
+    assert kept == {code: d for code, d in documents.items() if code != codes[2]}
+    db.client.close()
+    for context in (cached, plain):
+        context.mongo.close()
