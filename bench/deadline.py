@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -218,6 +219,13 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
             cold = await scrape(base, *HELD_SERIES)
         finally:
             process.stop()
+        applied_phases = {
+            "new": applied,
+            "known": applied_known,
+            "known_after_restart": applied_cold,
+            "raw": raw_upsert,
+        }
+        print(json.dumps({"raw_existing": raw_existing, **applied_phases, **held}), file=sys.stderr, flush=True)
         # the other open cases, straight into the store
         t0 = time.perf_counter()
         for first_item in range(applied_n, n, 5000):

@@ -16,7 +16,7 @@ ended cases) is not kept. Pure: no I/O, the projection reads the store.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import bson
@@ -30,6 +30,29 @@ CACHE_READS = Counter(
 )
 
 ENTRY_OVERHEAD = 200  # bytes per kept document besides its BSON: the key, the bytes object, the ordered dict's node
+
+
+Entry = tuple[Any, bytes | None]  # (_id, the document as BSON, or None: not kept)
+
+
+class Held(Mapping[Any, dict[str, Any]]):
+    """Kept documents by `_id`, decoded one by one as the fold reaches them (a fresh copy each time)."""
+
+    def __init__(self, documents: dict[Any, bytes], codec_options: CodecOptions) -> None:
+        self._documents = documents
+        self._codec_options = codec_options
+
+    def __getitem__(self, key: Any) -> dict[str, Any]:
+        return bson.decode(self._documents[key], self._codec_options)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._documents  # not decoded for that
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._documents)
+
+    def __len__(self) -> int:
+        return len(self._documents)
 
 
 class DocumentCache:
@@ -70,9 +93,10 @@ class DocumentCache:
         self.revoked()
         self.usable = self.max_bytes > 0
 
-    def lookup(self, ids: Iterable[Any]) -> tuple[dict[Any, dict[str, Any]], list[Any]]:
-        """The kept documents among `ids` (fresh copies, by `_id`) and the ids to read from the store."""
-        found: dict[Any, dict[str, Any]] = {}
+    def lookup(self, ids: Iterable[Any]) -> tuple[Held, list[Any]]:
+        """The kept documents among `ids` (by `_id`, each decoded when asked for: a fresh copy) and
+        the ids to read from the store."""
+        found: dict[Any, bytes] = {}
         missing: list[Any] = []
         for key in ids:
             data = self._documents.get(key) if self.usable else None
@@ -80,24 +104,28 @@ class DocumentCache:
                 missing.append(key)
                 continue
             self._documents.move_to_end(key)
-            found[key] = bson.decode(data, self.codec_options)
+            found[key] = data
         CACHE_READS.labels(self.name, "memory").inc(len(found))
         CACHE_READS.labels(self.name, "store").inc(len(missing))
-        return found, missing
+        return Held(found, self.codec_options), missing
 
-    def store(self, generation: int, documents: Iterable[dict[str, Any]]) -> None:
-        """Keep these documents (each with its `_id`), as the store now holds them, unless the
-        partitions changed hands since `generation` was read."""
+    def encode(self, document: dict[str, Any]) -> Entry:
+        """What `store` keeps of a document just written (with its `_id`): encoded now, by the fold,
+        while the store writes the chunk before (None: not to be kept)."""
+        if not self.usable or (self.keep is not None and not self.keep(document)):
+            return document["_id"], None
+        return document["_id"], bson.encode(document, codec_options=self.codec_options)
+
+    def store(self, generation: int, entries: Iterable[Entry]) -> None:
+        """Keep these documents (`encode`d), as the store now holds them, unless the partitions
+        changed hands since `generation` was read."""
         if not self.usable or generation != self.generation:
             return
-        for document in documents:
-            key = document["_id"]
+        for key, data in entries:
             self._discard(key)
-            if self.keep is not None and not self.keep(document):
-                continue
-            data = bson.encode(document, codec_options=self.codec_options)
-            self._documents[key] = data
-            self.bytes += len(data) + ENTRY_OVERHEAD
+            if data is not None:
+                self._documents[key] = data
+                self.bytes += len(data) + ENTRY_OVERHEAD
         while self.bytes > self.max_bytes and self._documents:
             _, data = self._documents.popitem(last=False)
             self.bytes -= len(data) + ENTRY_OVERHEAD

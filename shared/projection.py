@@ -15,7 +15,8 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import ChainMap
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from shared.document_cache import DocumentCache
+from shared.document_cache import DocumentCache, Entry
 from shared.domain.fold import CaseEvent, CaseState, fold_case
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER
@@ -165,32 +166,34 @@ class CaseProjection:
         registry = self.registry()
         cases = list(incoming.items())
         size = self.write_chunk
+        kept: list[Entry] = []  # what the cache keeps of the batch's writes, once they all landed
         try:
             async with self._writer() as writer:
                 for start in range(0, len(cases), size):
-                    await writer.send(*self._fold(cases[start : start + size], previous, registry, result))
+                    await writer.send(*self._fold(cases[start : start + size], previous, registry, result, kept))
         except BaseException:
             if self.cache is not None:  # the store holds some of the batch's writes, or none
                 self.cache.discard(incoming)
             raise
         if self.cache is not None:
-            self.cache.store(generation, ({"_id": code, **document} for code, document in result.written))
+            self.cache.store(generation, kept)
 
-    async def _read(self, case_codes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    async def _read(self, case_codes: dict[str, Any]) -> Mapping[str, dict[str, Any]]:
         """The batch's cases as stored: those this process holds from memory, the others from the store."""
         if self.cache is None:
             return await find_by_ids(self.collection, case_codes)
-        found, missing = self.cache.lookup(case_codes)
-        if missing:
-            found.update(await find_by_ids(self.collection, missing))
-        return found
+        held, missing = self.cache.lookup(case_codes)
+        if not missing:
+            return held
+        return ChainMap(await find_by_ids(self.collection, missing), held)
 
     def _fold(
         self,
         cases: list[tuple[str, list[dict[str, Any]]]],
-        previous: dict[str, dict[str, Any]],
+        previous: Mapping[str, dict[str, Any]],
         registry: Registry,
         result: BatchResult,
+        kept: list[Entry],
     ) -> tuple[list[CaseWrite], Pairs, OtherWrites]:
         writes: list[CaseWrite] = []
         pairs: Pairs = []
@@ -220,6 +223,8 @@ class CaseProjection:
             staged.append((case_code, before, document))
             document["events"] = events
             writes.append(case_write(case_code, document, before))
+            if self.cache is not None:
+                kept.append(self.cache.encode({"_id": case_code, **document}))
         first = self.prelude(staged) if self.prelude is not None and staged else []
         return writes, pairs, first
 

@@ -23,6 +23,11 @@ def case(code: str, **fields) -> dict:
     }
 
 
+def write(cache: DocumentCache, generation: int, *documents: dict) -> None:
+    """What the projection does: encode each document as it folds it, keep them once all landed."""
+    cache.store(generation, [cache.encode(d) for d in documents])
+
+
 def held(max_bytes: int = 1 << 20, keep=None) -> DocumentCache:
     cache = DocumentCache("test", max_bytes, CODEC, keep)
     cache.hold()
@@ -31,7 +36,7 @@ def held(max_bytes: int = 1 << 20, keep=None) -> DocumentCache:
 
 def test_nothing_is_kept_before_the_partitions_are_held() -> None:
     cache = DocumentCache("test", 1 << 20, CODEC)
-    cache.store(cache.generation, [case("A")])
+    write(cache, cache.generation, case("A"))
     assert cache.lookup(["A"]) == ({}, ["A"])
     assert len(cache) == 0
 
@@ -39,7 +44,7 @@ def test_nothing_is_kept_before_the_partitions_are_held() -> None:
 def test_a_kept_document_reads_back_as_the_store_returns_it() -> None:
     cache = held()
     written = case("A")
-    cache.store(cache.generation, [written])
+    write(cache, cache.generation, written)
     found, missing = cache.lookup(["A", "B"])
     assert missing == ["B"]
     # what the store gives back: milliseconds, in Vietnam time, the same keys in the same order
@@ -53,8 +58,8 @@ def test_a_kept_document_reads_back_as_the_store_returns_it() -> None:
 
 def test_a_later_write_replaces_the_kept_document() -> None:
     cache = held()
-    cache.store(cache.generation, [case("A", status="pending")])
-    cache.store(cache.generation, [case("A", status="processed")])
+    write(cache, cache.generation, case("A", status="pending"))
+    write(cache, cache.generation, case("A", status="processed"))
     assert cache.lookup(["A"])[0]["A"]["status"] == "processed"
     assert len(cache) == 1
     assert cache.bytes == len(bson.encode(case("A", status="processed"))) + ENTRY_OVERHEAD
@@ -62,28 +67,28 @@ def test_a_later_write_replaces_the_kept_document() -> None:
 
 def test_documents_keep_rejects_are_dropped_even_if_kept_before() -> None:
     cache = held(keep=lambda d: d["open"])
-    cache.store(cache.generation, [case("A"), case("B")])
-    cache.store(cache.generation, [case("A", open=False)])  # the case ended
+    write(cache, cache.generation, case("A"), case("B"))
+    write(cache, cache.generation, case("A", open=False))  # the case ended
     assert cache.lookup(["A", "B"])[1] == ["A"]
     assert len(cache) == 1
 
 
 def test_revocation_empties_it_and_a_batch_begun_before_does_not_fill_it() -> None:
     cache = held()
-    cache.store(cache.generation, [case("A")])
+    write(cache, cache.generation, case("A"))
     begun = cache.generation
     cache.revoked()
     assert cache.lookup(["A"]) == ({}, ["A"])
     cache.hold()  # assigned again: still nothing from the batch that read before the revocation
-    cache.store(begun, [case("B")])
+    write(cache, begun, case("B"))
     assert cache.lookup(["A", "B"])[1] == ["A", "B"]
-    cache.store(cache.generation, [case("B")])
+    write(cache, cache.generation, case("B"))
     assert "B" in cache.lookup(["B"])[0]
 
 
 def test_a_failed_batch_drops_its_cases() -> None:
     cache = held()
-    cache.store(cache.generation, [case("A"), case("B"), case("C")])
+    write(cache, cache.generation, case("A"), case("B"), case("C"))
     cache.discard(["A", "C", "Z"])
     assert cache.lookup(["A", "B", "C"])[1] == ["A", "C"]
     assert cache.bytes == len(bson.encode(case("B"))) + ENTRY_OVERHEAD
@@ -92,14 +97,14 @@ def test_a_failed_batch_drops_its_cases() -> None:
 def test_the_least_recently_used_go_first_when_full() -> None:
     size = len(bson.encode(case("A"))) + ENTRY_OVERHEAD
     cache = held(max_bytes=3 * size)
-    cache.store(cache.generation, [case("A"), case("B"), case("C")])
+    write(cache, cache.generation, case("A"), case("B"), case("C"))
     cache.lookup(["A"])  # read: the most recently used now
-    cache.store(cache.generation, [case("D")])
+    write(cache, cache.generation, case("D"))
     assert cache.lookup(["A", "B", "C", "D"])[1] == ["B"]
     assert cache.bytes <= 3 * size
 
 
 def test_a_size_of_zero_keeps_nothing() -> None:
     cache = held(max_bytes=0)
-    cache.store(cache.generation, [case("A")])
+    write(cache, cache.generation, case("A"))
     assert cache.lookup(["A"])[1] == ["A"]
