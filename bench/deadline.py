@@ -207,6 +207,8 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         process.start()
         try:
             await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
+            # its open-case index loads first (a scan of the store that would slow these reads)
+            await wait_gauge(base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=1800)
             third = ratings(items[:applied_n])
             already = (await scrape(base, APPLIED_SERIES)).get(APPLIED_SERIES, 0.0)
             await raw_produce_rate(
