@@ -19,8 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-import bson
 from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from prometheus_client import Counter, Gauge
 
 CACHE_BYTES = Gauge("tthc_projection_cache_bytes", "Bytes of case documents a projection keeps", ["projection"])
@@ -35,18 +35,21 @@ ENTRY_OVERHEAD = 200  # bytes per kept document besides its BSON: the key, the b
 Entry = tuple[Any, bytes | None]  # (_id, the document as BSON, or None: not kept)
 
 
-class Held(Mapping[Any, dict[str, Any]]):
-    """Kept documents by `_id`, decoded one by one as the fold reaches them (a fresh copy each time)."""
+class Held(Mapping[Any, RawBSONDocument]):
+    """Kept documents by `_id`, each handed out as a `RawBSONDocument`: its fields decoded (as the
+    store's would be) when first read, embedded documents only when they are read in turn. The fold
+    reads a few fields and the events' ids, and writes the events back as they are (copied as bytes):
+    decoding a whole case document took longer than folding it."""
 
     def __init__(self, documents: dict[Any, bytes], codec_options: CodecOptions) -> None:
         self._documents = documents
         self._codec_options = codec_options
 
-    def __getitem__(self, key: Any) -> dict[str, Any]:
-        return bson.decode(self._documents[key], self._codec_options)
+    def __getitem__(self, key: Any) -> RawBSONDocument:
+        return RawBSONDocument(self._documents[key], self._codec_options)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._documents  # not decoded for that
+        return key in self._documents
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._documents)
@@ -65,7 +68,7 @@ class DocumentCache:
     ) -> None:
         self.name = name
         self.max_bytes = max_bytes
-        self.codec_options = codec_options
+        self.codec_options = codec_options.with_options(document_class=RawBSONDocument)
         self.keep = keep
         self.usable = False
         self.generation = 0
@@ -94,8 +97,7 @@ class DocumentCache:
         self.usable = self.max_bytes > 0
 
     def lookup(self, ids: Iterable[Any]) -> tuple[Held, list[Any]]:
-        """The kept documents among `ids` (by `_id`, each decoded when asked for: a fresh copy) and
-        the ids to read from the store."""
+        """The kept documents among `ids` (by `_id`) and the ids to read from the store."""
         found: dict[Any, bytes] = {}
         missing: list[Any] = []
         for key in ids:
@@ -109,15 +111,15 @@ class DocumentCache:
         CACHE_READS.labels(self.name, "store").inc(len(missing))
         return Held(found, self.codec_options), missing
 
-    def encode(self, document: dict[str, Any]) -> Entry:
-        """What `store` keeps of a document just written (with its `_id`): encoded now, by the fold,
-        while the store writes the chunk before (None: not to be kept)."""
+    def entry(self, document: Mapping[str, Any], stored: RawBSONDocument) -> Entry:
+        """What `store` will keep of a document being written (`stored`: its BSON, `_id` included),
+        once the batch's writes landed (None: not kept)."""
         if not self.usable or (self.keep is not None and not self.keep(document)):
-            return document["_id"], None
-        return document["_id"], bson.encode(document, codec_options=self.codec_options)
+            return stored["_id"], None
+        return stored["_id"], stored.raw
 
     def store(self, generation: int, entries: Iterable[Entry]) -> None:
-        """Keep these documents (`encode`d), as the store now holds them, unless the partitions
+        """Keep these documents (their `entry`), as the store now holds them, unless the partitions
         changed hands since `generation` was read."""
         if not self.usable or generation != self.generation:
             return

@@ -29,19 +29,17 @@ def document(**changes):
 
 def test_a_case_the_batch_found_absent_is_inserted_whole() -> None:
     new = document()
-    write = case_write("H99-1", new, None)
+    write = case_write({"_id": "H99-1", **new}, None)
     assert isinstance(write, InsertOne)
     assert write._doc == {"_id": "H99-1", **new}
-    assert "_id" not in new  # the folded document (the batch's result) is left as it was
 
 
 def test_a_known_case_is_replaced_whole_on_its_id_alone_and_never_recreated() -> None:
     stored = {"_id": "H99-1", **document(), "left_by_an_earlier_version": 1}
     events = [*stored["events"], {"event_id": "e2", "type": "case.supplement_requested"}]
     new = document(status="supplement_requested", supplement_requests=1, events=events)
-    write = case_write("H99-1", new, stored)
+    write = case_write({"_id": "H99-1", **new}, stored)
     assert isinstance(write, ReplaceOne)
     assert write._filter == {"_id": "H99-1"}  # one field: the store's fast path
     assert not write._upsert  # a case gone since the read does not come back
     assert write._doc == {"_id": "H99-1", **new}  # what the fold made, nothing kept from the read
-    assert "_id" not in new
