@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import bson
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from prometheus_client import Counter, Gauge
@@ -35,21 +36,20 @@ ENTRY_OVERHEAD = 200  # bytes per kept document besides its BSON: the key, the b
 Entry = tuple[Any, bytes | None]  # (_id, the document as BSON, or None: not kept)
 
 
-class Held(Mapping[Any, RawBSONDocument]):
-    """Kept documents by `_id`, each handed out as a `RawBSONDocument`: its fields decoded (as the
-    store's would be) when first read, embedded documents only when they are read in turn. The fold
-    reads a few fields and the events' ids, and writes the events back as they are (copied as bytes):
-    decoding a whole case document took longer than folding it."""
+class Held(Mapping[Any, dict[str, Any]]):
+    """Kept documents by `_id`, each decoded when the fold reaches it (a fresh copy each time), as
+    the store's would be. (Handed out as `RawBSONDocument`s instead, decoded field by field as read,
+    they cost the fold twice as much: pymongo inflates each embedded document in Python.)"""
 
     def __init__(self, documents: dict[Any, bytes], codec_options: CodecOptions) -> None:
         self._documents = documents
         self._codec_options = codec_options
 
-    def __getitem__(self, key: Any) -> RawBSONDocument:
-        return RawBSONDocument(self._documents[key], self._codec_options)
+    def __getitem__(self, key: Any) -> dict[str, Any]:
+        return bson.decode(self._documents[key], self._codec_options)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._documents
+        return key in self._documents  # not decoded for that
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._documents)
@@ -68,7 +68,7 @@ class DocumentCache:
     ) -> None:
         self.name = name
         self.max_bytes = max_bytes
-        self.codec_options = codec_options.with_options(document_class=RawBSONDocument)
+        self.codec_options = codec_options
         self.keep = keep
         self.usable = False
         self.generation = 0

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 
-import bson
 import pytest
-from bson.codec_options import CodecOptions
 from prometheus_client import REGISTRY
 from pymongo import MongoClient
 
@@ -253,11 +250,6 @@ async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(setti
     context.mongo.close()
 
 
-def decoded(held: Mapping) -> dict:
-    """Held documents (`RawBSONDocument`s) decoded whole, as a read from the store would be."""
-    return {key: bson.decode(raw.raw, CodecOptions(tz_aware=True, tzinfo=VN_TZ)) for key, raw in held.items()}
-
-
 def cache_reads(since: tuple[float, float] = (0, 0)) -> tuple[float, float]:
     """The deadline projection's cases looked up (from memory, from the store), since an earlier reading."""
     sample = REGISTRY.get_sample_value
@@ -292,7 +284,7 @@ async def test_known_cases_read_from_memory_fold_to_the_same_documents_as_read_f
         await context.projection.apply(first)
     db = MongoClient(settings.mongo_uri, tz_aware=True, tzinfo=VN_TZ)[f"{settings.mongo_db}_deadline"]
     kept, _ = cached.documents.lookup(codes)
-    assert decoded(kept) == {d["_id"]: d for d in db.cases.find({"_id": {"$in": codes}})}  # as the store holds them
+    assert dict(kept) == {d["_id"]: d for d in db.cases.find({"_id": {"$in": codes}})}  # as the store holds them
 
     fold = cached.projection.to_document
     cached.projection.to_document = failing_on(codes[3], fold)
@@ -314,7 +306,7 @@ async def test_known_cases_read_from_memory_fold_to_the_same_documents_as_read_f
     assert documents[codes[0]]["supplement_requests"] == 1 and not documents[codes[2]]["open"]
     kept, missing = cached.documents.lookup(codes)
     assert missing == [codes[2]]  # ended: not kept
-    assert decoded(kept) == {code: d for code, d in documents.items() if code != codes[2]}
+    assert dict(kept) == {code: d for code, d in documents.items() if code != codes[2]}
     db.client.close()
     for context in (cached, plain):
         context.mongo.close()

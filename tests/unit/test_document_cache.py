@@ -49,12 +49,14 @@ def test_a_kept_document_reads_back_as_the_store_returns_it() -> None:
     found, missing = cache.lookup(["A", "B"])
     assert missing == ["B"] and list(found) == ["A"]
     # what the store gives back: milliseconds, in Vietnam time, the same keys in the same order
-    assert bson.decode(found["A"].raw, CODEC) == bson.decode(bson.encode(written), CODEC)
+    assert found["A"] == bson.decode(bson.encode(written), CODEC)
     assert list(found["A"]) == list(written)
     assert found["A"]["due_at"].microsecond == 123000
     assert found["A"]["due_at"].utcoffset().total_seconds() == 7 * 3600
     assert found["A"]["due_at"] == written["due_at"].replace(microsecond=123000)
     assert found["A"]["events"][0]["data"]["note"] == "Hồ sơ đất đai"
+    found["A"]["events"].append({"event_id": "x"})  # the caller's copy: the kept one is unchanged
+    assert len(cache.lookup(["A"])[0]["A"]["events"]) == 1
 
 
 def test_a_later_write_replaces_the_kept_document() -> None:
