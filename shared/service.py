@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -215,6 +216,10 @@ class ProjectionContext(ServiceContext):
 
     async def start(self) -> None:
         await super().start()
+        # A batch holds thousands of cases' documents, writes and folds at once: with CPython's
+        # default (a collection every 700 allocations) those survivors were traversed again and again,
+        # a third of the projection's CPU. Raised, the youngest generation is collected ~70× less often.
+        gc.set_threshold(self.settings.gc_threshold, *gc.get_threshold()[1:])
         self.consumer.start()
 
     async def stop(self) -> None:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         256,
         description="memory for the case documents a projection keeps of its own partitions, not read again (0: none)",
     )
+    gc_threshold: int = Field(
+        50_000, description="allocations between collections of Python's youngest generation (CPython's default: 700)"
+    )
     poll_timeout_ms: int = Field(200, description="how long a consumer poll waits for records")
     case_events_partitions: int = Field(6, description="partitions of tthc.case-events when created")
     deadline_url: str = Field("http://127.0.0.1:8082", description="where the web pages reach the deadline service")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -39,6 +40,7 @@ async def test_posted_event_reaches_deadline_and_metrics(settings: Settings) -> 
             return r.json() if r.status_code == 200 else None
 
         document = await eventually(case)
+        assert gc.get_threshold()[0] == settings.gc_threshold  # the projections' batches: see ProjectionContext.start
         assert document["due_at"] == "2026-03-30T09:15:00+07:00"  # 10 working days
         assert document["status"] == "pending"
         assert document["timeline"][0]["type"] == "case.received"
