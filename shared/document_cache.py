@@ -111,12 +111,13 @@ class DocumentCache:
         CACHE_READS.labels(self.name, "store").inc(len(missing))
         return Held(found, self.codec_options), missing
 
-    def entry(self, document: Mapping[str, Any], stored: RawBSONDocument) -> Entry:
+    def entry(self, key: Any, document: Mapping[str, Any], stored: RawBSONDocument) -> Entry:
         """What `store` will keep of a document being written (`stored`: its BSON, `_id` included),
-        once the batch's writes landed (None: not kept)."""
+        once the batch's writes landed (None: not kept). The key is given: reading it from `stored`
+        would decode the whole document."""
         if not self.usable or (self.keep is not None and not self.keep(document)):
-            return stored["_id"], None
-        return stored["_id"], stored.raw
+            return key, None
+        return key, stored.raw
 
     def store(self, generation: int, entries: Iterable[Entry]) -> None:
         """Keep these documents (their `entry`), as the store now holds them, unless the partitions

@@ -229,7 +229,7 @@ class CaseProjection:
             stored = RawBSONDocument(bson.encode({"_id": case_code, **document}, codec_options=self.codec_options))
             writes.append(case_write(stored, before))
             if self.cache is not None:
-                kept.append(self.cache.entry(document, stored))
+                kept.append(self.cache.entry(case_code, document, stored))
         first = self.prelude(staged) if self.prelude is not None and staged else []
         return writes, pairs, first
 
@@ -370,7 +370,7 @@ def case_write(stored: Mapping[str, Any], before: Mapping[str, Any] | None) -> C
     if before is None:
         return InsertOne(stored)
     # not an upsert: a case read a moment ago that is gone now must not come back
-    return ReplaceOne({"_id": stored["_id"]}, stored)
+    return ReplaceOne({"_id": before["_id"]}, stored)
 
 
 def _check_all_written(result: Any, writes: list[CaseWrite]) -> None:

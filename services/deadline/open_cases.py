@@ -215,6 +215,9 @@ class OpenCaseIndex(SoleWriterCopy):
 
     def _put(self, code: str, case: OpenCase | None) -> None:
         old = self.cases.pop(code, None)
+        if old is not None and case is not None and (old.due_at, old.received_at) == (case.due_at, case.received_at):
+            self.cases[code] = case  # its place in both orders is unchanged (most later events)
+            return
         if old is not None:
             self.by_due.remove((old.due_at, code))
             self.by_received.remove((old.received_at, code))

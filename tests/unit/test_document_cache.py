@@ -26,7 +26,8 @@ def case(code: str, **fields) -> dict:
 
 def write(cache: DocumentCache, generation: int, *documents: dict) -> None:
     """What the projection does: encode each document as it folds it, keep them once all landed."""
-    cache.store(generation, [cache.entry(d, RawBSONDocument(bson.encode(d, codec_options=CODEC))) for d in documents])
+    encoded = [RawBSONDocument(bson.encode(d, codec_options=CODEC)) for d in documents]
+    cache.store(generation, [cache.entry(d["_id"], d, raw) for d, raw in zip(documents, encoded, strict=True)])
 
 
 def held(max_bytes: int = 1 << 20, keep=None) -> DocumentCache:
