@@ -30,11 +30,12 @@ from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from shared.document_cache import DocumentCache, Entry
+from shared.domain.codes import EventType
 from shared.domain.fold import CaseEvent, CaseState, fold_case
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER
 from shared.kafka import Publisher
-from shared.store import find_by_ids
+from shared.store import ABSENT_IDS_PER_QUERY, find_by_ids
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+RECEIVED = EventType.RECEIVED.value  # a case's first event, as a rule: the batch most likely creates the case
 WRITE_CHUNK = 500  # cases per bulk write within a consumer batch (the next chunk is folded meanwhile)
 
 # (state, events, previous document or None) → the case document (without `_id` and events)
@@ -181,14 +183,19 @@ class CaseProjection:
         if self.cache is not None:
             self.cache.store(generation, kept)
 
-    async def _read(self, case_codes: dict[str, Any]) -> Mapping[str, dict[str, Any]]:
-        """The batch's cases as stored: those this process holds from memory, the others from the store."""
-        if self.cache is None:
-            return await find_by_ids(self.collection, case_codes)
-        held, missing = self.cache.lookup(case_codes)
-        if not missing:
-            return held
-        return ChainMap(await find_by_ids(self.collection, missing), held)
+    async def _read(self, incoming: dict[str, list[dict[str, Any]]]) -> Mapping[str, dict[str, Any]]:
+        """The batch's cases as stored: those this process holds from memory, the others from the
+        store: those the batch receives (mostly new: absent) in large queries, the rest in small ones."""
+        held: Mapping[str, dict[str, Any]] = {}
+        missing: list[str] = list(incoming)
+        if self.cache is not None:
+            held, missing = self.cache.lookup(incoming)
+        new, other = [], []
+        for code in missing:
+            (new if any(e["type"] == RECEIVED for e in incoming[code]) else other).append(code)
+        found = await find_by_ids(self.collection, new, per_query=ABSENT_IDS_PER_QUERY)
+        found.update(await find_by_ids(self.collection, other))
+        return ChainMap(found, held) if held else found
 
     def _fold(
         self,
