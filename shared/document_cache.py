@@ -2,7 +2,7 @@
 
 Every event of a case travels on one partition (keyed by the case code) and only the member that
 holds the partition applies it. So while this process holds a partition, the stored document of each
-of its cases is the one this process last wrote or read: the projection keeps those (encoded as BSON,
+of its cases is the one this process last wrote: the projection keeps those (encoded as BSON,
 decoded as the store returns them) and reads from the store only the cases it does not hold. On this
 store a batch's read of its known cases was a quarter of the time to apply it (ADR 0011).
 
