@@ -55,6 +55,7 @@ BATCH_SECONDS = Histogram(
 
 RECEIVED = EventType.RECEIVED.value  # a case's first event, as a rule: the batch most likely creates the case
 WRITE_CHUNK = 500  # cases per bulk write within a consumer batch (the next chunk is folded meanwhile)
+FIRST_CHUNK = 100  # the batch's first write: the store waits for its fold
 
 # (state, events, previous document or None) → the case document (without `_id` and events)
 ToDocument = Callable[[CaseState, list[dict[str, Any]], dict[str, Any] | None], dict[str, Any]]
@@ -67,6 +68,8 @@ Companion = Callable[[Pairs], OtherWrites]
 # (case code, previous document or None, new document) of one write chunk → writes that land first
 Staged = list[tuple[str, dict[str, Any] | None, dict[str, Any]]]
 Prelude = Callable[[Staged], OtherWrites]
+# (case code, document) written and derived events of one chunk, once its write reached the store
+Landed = Callable[[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -127,6 +130,10 @@ class CaseProjection:
         # process's CPU, the write the store's). The companion's writes and the transaction, if
         # any, still span the whole batch.
         self.write_chunk = WRITE_CHUNK
+        # Told of each chunk as its write lands, while the next is written (without a companion:
+        # with one, nothing is stored before the batch's transaction commits). The deadline updates
+        # its index and publishes the derived events there instead of after the whole batch.
+        self.landed: Landed | None = None
 
     async def apply(self, records: list[ConsumerRecord]) -> BatchResult:
         started = time.perf_counter()
@@ -171,11 +178,12 @@ class CaseProjection:
         registry = self.registry()
         cases = list(incoming.items())
         size = self.write_chunk
+        bounds = [0, *range(min(size, FIRST_CHUNK), len(cases), size), len(cases)]
         kept: list[Entry] = []  # what the cache keeps of the batch's writes, once they all landed
         try:
             async with self._writer() as writer:
-                for start in range(0, len(cases), size):
-                    await writer.send(*self._fold(cases[start : start + size], previous, registry, result, kept))
+                for start, end in itertools.pairwise(bounds):
+                    await writer.send(*self._fold(cases[start:end], previous, registry, result, kept))
         except BaseException:
             if self.cache is not None:  # the store holds some of the batch's writes, or none
                 self.cache.discard(incoming)
@@ -204,10 +212,12 @@ class CaseProjection:
         registry: Registry,
         result: BatchResult,
         kept: list[Entry],
-    ) -> tuple[list[CaseWrite], Pairs, OtherWrites]:
+    ) -> tuple[list[CaseWrite], Pairs, OtherWrites, tuple[list, list]]:
         writes: list[CaseWrite] = []
         pairs: Pairs = []
         staged: Staged = []
+        written: list[tuple[str, dict[str, Any]]] = []
+        derived: list[dict[str, Any]] = []
         for case_code, new_events in cases:
             before = previous.get(case_code)
             events = list(before.get("events", [])) if before else []
@@ -226,10 +236,10 @@ class CaseProjection:
             state = fold_case((CaseEvent.from_dict(e) for e in events), registry)
             result.cases.append(state)
             if self.derive is not None:
-                result.derived.extend(self.derive(state, before))
+                derived.extend(self.derive(state, before))
             document = self.to_document(state, events, before)
             pairs.append((before, document))
-            result.written.append((case_code, document))
+            written.append((case_code, document))
             staged.append((case_code, before, document))
             document["events"] = events
             # encoded here, once: for the write (pymongo sends a RawBSONDocument as it is) and for the cache
@@ -238,7 +248,9 @@ class CaseProjection:
             if self.cache is not None:
                 kept.append(self.cache.entry(case_code, document, stored))
         first = self.prelude(staged) if self.prelude is not None and staged else []
-        return writes, pairs, first
+        result.written.extend(written)
+        result.derived.extend(derived)
+        return writes, pairs, first, (written, derived)
 
     @contextlib.asynccontextmanager
     async def _writer(self) -> AsyncIterator[ChunkWriter]:
@@ -251,7 +263,7 @@ class CaseProjection:
                 # error is retried by `apply` (folded again from a fresh read); any other fails it.
                 session = await stack.enter_async_context(await self.collection.database.client.start_session())
                 await stack.enter_async_context(session.start_transaction())
-            writer = ChunkWriter(self.collection, self.companion, session)
+            writer = ChunkWriter(self.collection, self.companion, session, self.landed if session is None else None)
             try:
                 yield writer
                 await writer.finish()
@@ -292,18 +304,31 @@ class ChunkWriter:
     folds the next chunk (the fold is this process's CPU, the write the store's); then the
     companion's writes for the whole batch (merged over it), in the same session."""
 
-    def __init__(self, collection: AsyncIOMotorCollection, companion: Companion | None, session: Any) -> None:
+    def __init__(
+        self,
+        collection: AsyncIOMotorCollection,
+        companion: Companion | None,
+        session: Any,
+        landed: Landed | None = None,
+    ) -> None:
         self.collection = collection
         self.companion = companion
         self.session = session
+        self.landed = landed
         self.pairs: Pairs = []
         self.in_flight: asyncio.Future[None] | None = None
 
-    async def send(self, writes: list[CaseWrite], pairs: Pairs, first: OtherWrites | None = None) -> None:
+    async def send(
+        self,
+        writes: list[CaseWrite],
+        pairs: Pairs,
+        first: OtherWrites | None = None,
+        after: tuple[list, list] | None = None,
+    ) -> None:
         await self._drain()
         self.pairs.extend(pairs)
         if writes:
-            self.in_flight = asyncio.ensure_future(self._bulk(writes, first or []))
+            self.in_flight = asyncio.ensure_future(self._bulk(writes, first or [], after))
             await asyncio.sleep(0)  # the write leaves for the store before the next fold
 
     async def finish(self) -> None:
@@ -326,7 +351,7 @@ class ChunkWriter:
             in_flight, self.in_flight = self.in_flight, None
             await in_flight
 
-    async def _bulk(self, writes: list[CaseWrite], first: OtherWrites) -> None:
+    async def _bulk(self, writes: list[CaseWrite], first: OtherWrites, after: tuple[list, list] | None = None) -> None:
         for collection, ops in first:
             if ops:
                 await self._first(collection, ops)
@@ -341,6 +366,8 @@ class ChunkWriter:
                 ) from exc
             raise
         _check_all_written(result, writes)
+        if self.landed is not None and after is not None:
+            self.landed(*after)
 
     async def _first(self, collection: AsyncIOMotorCollection, ops: list) -> None:
         """The prelude's writes. An insert that finds its document there is a leftover of an earlier

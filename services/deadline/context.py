@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -50,11 +51,26 @@ class DeadlineContext(ProjectionContext):
         return [(self.timers, writes)]
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
-        result = await self.projection.apply(records)
-        self.open_cases.written(result.written)
+        """A consumer batch: each chunk's cases go into the open-case index and its derived events
+        are published as soon as its write lands, while the next chunk is written (they were the
+        batch's tail, with the store idle); all published before the consumer commits."""
+        publishing: list[asyncio.Future[None]] = []
+
+        def landed(written: list[tuple[str, dict[str, Any]]], derived: list[dict[str, Any]]) -> None:
+            self.open_cases.written(written)
+            if derived:
+                publishing.append(asyncio.ensure_future(self.publish_derived(derived)))
+
+        self.projection.landed = landed
+        try:
+            await self.projection.apply(records)
+        finally:
+            self.projection.landed = None
+            outcomes = await asyncio.gather(*publishing, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # not committed: the batch comes again
         self.open_cases.ensure_loading()  # after a load that failed
-        if result.derived:
-            await self.publish_derived(result.derived)  # before the consumer commits
 
     async def publish_derived(self, events: list[dict[str, Any]]) -> None:
         messages = [(e["case_code"].encode(), json.dumps(e, ensure_ascii=False, default=str).encode()) for e in events]

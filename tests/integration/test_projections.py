@@ -207,11 +207,11 @@ async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(setti
         db.cases_timers.update_one({"_id": code}, {"$addToSet": {"emitted": "mark"}})
         return fold(state, events, before)
 
-    async def watched(self, writes, first):  # what the store holds when the case write starts
+    async def watched(self, writes, first, after=None):  # what the store holds when the case write starts
         for collection, ops in first:
             await collection.bulk_write(ops)
         seen_first.append(db.cases_timers.find_one({"_id": code})["next_check_at"])
-        return await case_bulk(self, writes, [])
+        return await case_bulk(self, writes, [], after)
 
     context.projection.to_document = meanwhile
     case_bulk = ChunkWriter._bulk
@@ -312,3 +312,35 @@ async def test_known_cases_read_from_memory_fold_to_the_same_documents_as_read_f
     db.client.close()
     for context in (cached, plain):
         context.mongo.close()
+
+
+async def test_a_chunk_that_landed_is_indexed_and_its_derived_events_published_even_if_the_batch_fails(
+    settings: Settings, kafka
+) -> None:
+    """The deadline publishes each chunk's derived events as its write lands (not after the whole
+    batch): a batch that fails after some chunks landed has published theirs, and applied again
+    (those cases unchanged now: nothing derived twice) publishes the rest: each once."""
+    context = DeadlineContext(settings)
+    context.projection.write_chunk = 2
+    codes = [case_code() for _ in range(7)]
+    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    fold = context.projection.to_document
+    context.projection.to_document = failing_on(codes[5], fold)
+    with pytest.raises(RuntimeError, match="a fold failed"):
+        await context.apply(records)  # as the consumer calls it: first chunk of 2 (FIRST_CHUNK ≥ 2), then 2s
+    assert sorted(context.open_cases.cases) == sorted(codes[:4])  # the chunks that landed
+    computed = [
+        e for e in await read_topic(kafka.bootstrap, settings.deadline_events_topic) if e["value"]["case_code"] in codes
+    ]
+    assert sorted(e["value"]["case_code"] for e in computed) == sorted(codes[:4])
+
+    context.projection.to_document = fold
+    await context.apply(records)
+    assert sorted(context.open_cases.cases) == sorted(codes)
+    computed = [
+        e for e in await read_topic(kafka.bootstrap, settings.deadline_events_topic) if e["value"]["case_code"] in codes
+    ]
+    assert sorted(e["value"]["case_code"] for e in computed) == sorted(codes)  # each once
+    assert {e["value"]["type"] for e in computed} == {"deadline.computed"}
+    await context.publisher.stop()
+    context.mongo.close()
