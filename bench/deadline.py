@@ -121,6 +121,11 @@ def ratings(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+async def produce(bootstrap: str, topic: str, items: list[dict[str, Any]]) -> float:
+    """Events onto the topic, keyed by case code, as intake publishes them (its rate, unused here)."""
+    return await raw_produce_rate(bootstrap, topic, [dumps(e) for e in items], [e["case_code"].encode() for e in items])
+
+
 def rss_mib(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
@@ -191,12 +196,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
             await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
             applied = await applied_rate(base, "deadline", applied_n, timeout=1800)
             before_known = await scrape(base, *HELD_SERIES)
-            await raw_produce_rate(
-                env.kafka.bootstrap,
-                settings.case_events_topic,
-                [dumps(e) for e in later],
-                [e["case_code"].encode() for e in later],
-            )
+            await produce(env.kafka.bootstrap, settings.case_events_topic, later)
             applied_known = await applied_rate(base, "deadline", len(later), timeout=1800, after=applied_n)
             held = await scrape(base, *HELD_SERIES)
             rss_held = rss_mib(process.popen.pid)
@@ -211,12 +211,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
             await wait_gauge(base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=1800)
             third = ratings(items[:applied_n])
             already = (await scrape(base, APPLIED_SERIES)).get(APPLIED_SERIES, 0.0)
-            await raw_produce_rate(
-                env.kafka.bootstrap,
-                settings.case_events_topic,
-                [dumps(e) for e in third],
-                [e["case_code"].encode() for e in third],
-            )
+            await produce(env.kafka.bootstrap, settings.case_events_topic, third)
             applied_cold = await applied_rate(base, "deadline", len(third), timeout=1800, after=already)
             cold = await scrape(base, *HELD_SERIES)
         finally:

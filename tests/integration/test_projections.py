@@ -130,16 +130,22 @@ def failing_on(code: str, fold):
     return failing
 
 
+def failing_batch(context) -> tuple[list[str], list, object]:
+    """Seven new cases written two by two, the sixth's fold failing: (codes, records, the real fold)."""
+    context.projection.write_chunk = 2  # the fold of the next two cases overlaps the write of these
+    codes = [case_code() for _ in range(7)]
+    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    fold = context.projection.to_document
+    context.projection.to_document = failing_on(codes[5], fold)
+    return codes, records, fold
+
+
 async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_failed_fold(
     settings: Settings,
 ) -> None:
     context = DeadlineContext(settings)
-    context.projection.write_chunk = 2  # the fold of the next two cases overlaps the write of these
-    codes = [case_code() for _ in range(7)]
-    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    codes, records, fold = failing_batch(context)
     records.append(record(7, event("case.supplement_requested", codes[0], "2026-03-17T09:00:00+07:00"), "s0"))
-    fold = context.projection.to_document
-    context.projection.to_document = failing_on(codes[5], fold)
     with pytest.raises(RuntimeError, match="a fold failed"):
         await context.projection.apply(records)
     # the chunks before the failure landed (and the write in flight finished); nothing after it
@@ -232,11 +238,7 @@ async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(setti
 
 async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(settings: Settings) -> None:
     context = MetricsContext(settings)
-    context.projection.write_chunk = 2
-    codes = [case_code() for _ in range(7)]
-    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
-    fold = context.projection.to_document
-    context.projection.to_document = failing_on(codes[5], fold)
+    codes, records, fold = failing_batch(context)
     with pytest.raises(RuntimeError, match="a fold failed"):
         await context.apply(records)
     # the chunks written before the failure were in the batch's transaction: nothing is left of them
@@ -321,11 +323,7 @@ async def test_a_chunk_that_landed_is_indexed_and_its_derived_events_published_e
     batch): a batch that fails after some chunks landed has published theirs, and applied again
     (those cases unchanged now: nothing derived twice) publishes the rest: each once."""
     context = DeadlineContext(settings)
-    context.projection.write_chunk = 2
-    codes = [case_code() for _ in range(7)]
-    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
-    fold = context.projection.to_document
-    context.projection.to_document = failing_on(codes[5], fold)
+    codes, records, fold = failing_batch(context)
     with pytest.raises(RuntimeError, match="a fold failed"):
         await context.apply(records)  # as the consumer calls it: first chunk of 2 (FIRST_CHUNK ≥ 2), then 2s
     assert sorted(context.open_cases.cases) == sorted(codes[:4])  # the chunks that landed
