@@ -17,7 +17,7 @@ import logging
 import time
 from collections import ChainMap
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import bson
@@ -77,9 +77,8 @@ class BatchResult:
     applied: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
-    cases: list[CaseState] = field(default_factory=list)
-    derived: list[dict[str, Any]] = field(default_factory=list)
-    written: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (case code, fields set)
+    # What was written and derived goes to `CaseProjection.landed`, chunk by chunk, as it lands: the
+    # batch does not hold on to its documents.
 
 
 def decode(record: ConsumerRecord) -> dict[str, Any]:
@@ -165,7 +164,6 @@ class CaseProjection:
                         raise
                     log.info("transient transaction error; the batch is folded again", extra={"attempt": attempt})
                     result.applied, result.duplicates = 0, 0
-                    result.cases, result.derived, result.written = [], [], []
                     await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
         EVENTS_APPLIED.labels(self.name).inc(result.applied)
         EVENTS_DUPLICATE.labels(self.name).inc(result.duplicates)
@@ -234,7 +232,6 @@ class CaseProjection:
             events.extend(fresh)
             result.applied += len(fresh)
             state = fold_case((CaseEvent.from_dict(e) for e in events), registry)
-            result.cases.append(state)
             if self.derive is not None:
                 derived.extend(self.derive(state, before))
             document = self.to_document(state, events, before)
@@ -248,8 +245,6 @@ class CaseProjection:
             if self.cache is not None:
                 kept.append(self.cache.entry(case_code, document, stored))
         first = self.prelude(staged) if self.prelude is not None and staged else []
-        result.written.extend(written)
-        result.derived.extend(derived)
         return writes, pairs, first, (written, derived)
 
     @contextlib.asynccontextmanager
