@@ -23,6 +23,12 @@ CONSUMER_LAG = Gauge(
     "tthc_consumer_lag_messages", "Messages not yet consumed, by consumer group and topic", ["group", "topic"]
 )
 CONSUMER_RESTARTS = Counter("tthc_consumer_restarts_total", "Consumer loops restarted after an error", ["group"])
+CONSUMER_STUCK = Gauge(
+    "tthc_consumer_stuck",
+    "1 while a consumer is stuck: restarted from the same offsets 3 times, or records waiting and none applied",
+    ["group"],
+)
+STUCK_AFTER_RESTARTS = 3  # restarts from the same offsets in a row (contract v1.1)
 
 
 # Kafka's default partitioner (murmur2 of the key, seed 0x9747b28c, positive, modulo the partition
@@ -186,6 +192,7 @@ class BatchConsumer:
         max_records: int = 1000,
         poll_timeout_ms: int = 200,
         owners: Sequence[Ownership] = (),
+        stall_s: float = 60.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.owners = list(owners)  # told of every revocation and assignment
@@ -196,6 +203,11 @@ class BatchConsumer:
         self.poll_timeout_ms = poll_timeout_ms
         self.connected = False
         self.applied_batches = 0
+        self.stall_s = stall_s
+        self.restarts_in_a_row = 0  # loop restarts since the last committed batch
+        self.waiting = 0  # records on the assigned partitions not yet consumed, at the last look
+        self.progress_at = time.monotonic()  # the last commit, or the last look that found nothing waiting
+        CONSUMER_STUCK.labels(group_id).set_function(lambda: 1 if self.stuck_reason() else 0)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -237,12 +249,15 @@ class BatchConsumer:
                         await self.handler(records)
                         await consumer.commit()
                         self.applied_batches += 1
+                        self.restarts_in_a_row = 0
+                        self.progress_at = time.monotonic()
                     await self._record_lag(consumer)
                     orphaned_since = await self._check_assignment(consumer, orphaned_since)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 CONSUMER_RESTARTS.labels(self.group_id).inc()
+                self.restarts_in_a_row += 1
                 log.warning(
                     "consumer error; restarting from committed offsets",
                     extra={"group": self.group_id, "error": repr(exc)},
@@ -286,9 +301,28 @@ class BatchConsumer:
             per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(highwater - position, 0)
         for topic, lag in per_topic.items():
             CONSUMER_LAG.labels(self.group_id, topic).set(lag)
+        self.waiting = sum(per_topic.values())
+        if not self.waiting:
+            self.progress_at = time.monotonic()
+
+    def stuck_reason(self) -> str | None:
+        """Why this consumer is stuck, or None (contract v1.1: /readyz answers 503 naming it)."""
+        if self.restarts_in_a_row >= STUCK_AFTER_RESTARTS:
+            return f"consumer {self.group_id} restarted {self.restarts_in_a_row} times from the same offsets"
+        idle = time.monotonic() - self.progress_at
+        if self.waiting and idle > self.stall_s:
+            return f"consumer {self.group_id}: {self.waiting} records waiting and none applied for {idle:.0f} s"
+        return None
+
+    async def readiness(self) -> bool | str:
+        """True when connected and moving; otherwise why not."""
+        reason = self.stuck_reason()
+        if reason:
+            return reason
+        return True if self.connected else f"consumer {self.group_id} is not connected to the broker"
 
     async def ready(self) -> bool:
-        return self.connected
+        return self.connected and self.stuck_reason() is None
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:

@@ -1,10 +1,10 @@
 """A case projection: a batch of records → the affected cases refolded → one bulk write.
 
 Both the deadline and the metrics services keep one document per case holding the case's events
-(so a late event refolds it) and what their own reads need. Applying is idempotent on event_id;
+(so a late event refolds it) and what their own reads need. Applying is idempotent on (source, event_id);
 the consumer commits its offsets only after the bulk write (at-least-once delivery, exactly-once
-effect). A record that cannot be decoded or validated goes to the dead-letter topic with the
-reason, and is counted.
+effect). A record that cannot be decoded, folded or written stops nothing but its own case: it goes
+to the dead-letter topic with the reason and its case is marked (shared/quarantine.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections import ChainMap
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import bson
 from aiokafka import ConsumerRecord
@@ -27,14 +27,23 @@ from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from pymongo import InsertOne, ReplaceOne, UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WriteConcernError,
+    WTimeoutError,
+)
 
 from shared.document_cache import DocumentCache, Entry
 from shared.domain.codes import EventType
-from shared.domain.fold import CaseEvent, CaseState, fold_case
+from shared.domain.fold import CaseEvent, CaseState, event_identity, fold_case
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER
-from shared.kafka import Publisher
+from shared.kafka import Publisher, PublishFailed
+from shared.quarantine import Poison, Quarantine, poison_of
 from shared.store import ABSENT_IDS_PER_QUERY, find_by_ids
 
 log = logging.getLogger(__name__)
@@ -72,17 +81,25 @@ Prelude = Callable[[Staged], OtherWrites]
 Landed = Callable[[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]], None]
 
 
+class Attempts(Protocol):
+    """Told of each attempt at writing a set of cases: it began, then (unless it failed) it committed."""
+
+    def begin(self) -> None: ...
+
+    def committed(self) -> None: ...
+
+
 @dataclass
 class BatchResult:
     applied: int = 0
     duplicates: int = 0
-    dead_lettered: int = 0
+    dead_lettered: int = 0  # records quarantined (dead-lettered, their cases marked)
     # What was written and derived goes to `CaseProjection.landed`, chunk by chunk, as it lands: the
     # batch does not hold on to its documents.
 
 
 def decode(record: ConsumerRecord) -> dict[str, Any]:
-    """The stored form of one record: the validated event plus its arrival position."""
+    """The stored form of one record: the validated event plus its arrival position and source."""
     raw = json.loads(record.value)
     event = EVENT_ADAPTER.validate_python(raw)
     if not event.event_id:
@@ -94,6 +111,10 @@ def decode(record: ConsumerRecord) -> dict[str, Any]:
     if source:
         stored["source"] = source.decode("utf-8", "replace")
     return stored
+
+
+class CaseTooLarge(ValueError):
+    """A case whose document would outgrow the projection's limit (the store refuses 16 MiB)."""
 
 
 class CaseProjection:
@@ -109,6 +130,7 @@ class CaseProjection:
         companion: Companion | None = None,
         prelude: Prelude | None = None,
         cache: DocumentCache | None = None,
+        max_document_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.name = name
         # the documents this process wrote, while it holds their partitions (ADR 0012)
@@ -122,9 +144,12 @@ class CaseProjection:
         self.codec_options = collection.codec_options
         self.registry = registry
         self.to_document = to_document
-        self.dead_letters = dead_letters
-        self.dlq_topic = dlq_topic
         self.derive = derive
+        self.max_document_bytes = max_document_bytes
+        # records that cannot be folded or written: dead-lettered, their cases marked (contract v1.1)
+        self.quarantine = Quarantine(
+            name, collection.database[f"{collection.name}_quarantine"], dead_letters, dlq_topic
+        )
         # Cases per bulk write; while one is written, the next is folded (the fold is this
         # process's CPU, the write the store's). The companion's writes and the transaction, if
         # any, still span the whole batch.
@@ -133,44 +158,111 @@ class CaseProjection:
         # with one, nothing is stored before the batch's transaction commits). The deadline updates
         # its index and publishes the derived events there instead of after the whole batch.
         self.landed: Landed | None = None
+        # Told when an attempt at a set of cases begins and when it committed (with a companion: its
+        # transaction): the metrics service moves its in-memory buckets by the companion's deltas then.
+        self.attempts: Attempts | None = None
+        # A batch and a quarantine retry of this process never fold the same case at once.
+        self.lock = asyncio.Lock()
 
     async def apply(self, records: list[ConsumerRecord]) -> BatchResult:
+        async with self.lock:
+            return await self._apply(records)
+
+    async def _apply(self, records: list[ConsumerRecord]) -> BatchResult:
         started = time.perf_counter()
         result = BatchResult()
         incoming: dict[str, list[dict[str, Any]]] = {}
-        poison: list[tuple[ConsumerRecord, str]] = []
+        origins: dict[str, list[tuple[ConsumerRecord, dict[str, Any]]]] = {}
+        poison: list[Poison] = []
         for record in records:
             try:
                 event = decode(record)
-            except (ValueError, ValidationError, UnicodeDecodeError) as exc:
-                poison.append((record, _reason(exc)))
+            except Exception as exc:  # whatever the record holds (RecursionError for a deep one)
+                poison.append(poison_of(record, exc, _reason(exc), case_code=_case_of_key(record)))
                 continue
             incoming.setdefault(event["case_code"], []).append(event)
-        if poison:
-            await self._dead_letter(poison)
-            result.dead_lettered = len(poison)
+            origins.setdefault(event["case_code"], []).append((record, event))
 
+        refused: list[tuple[str, BaseException]] = []  # cases whose fold or write failed on what they hold
         if incoming:
-            retry_until = time.monotonic() + TRANSACTION_RETRY_S
-            for attempt in itertools.count():
-                try:
-                    await self._apply_cases(incoming, result)
-                    break
-                except PyMongoError as exc:
-                    # a write conflict in the transaction (a killed predecessor's transaction still
-                    # holds the documents until the store expires it): fold again from a fresh read,
-                    # here, rather than fail the batch (and dead-letter its poison records again)
-                    if not exc.has_error_label("TransientTransactionError") or time.monotonic() > retry_until:
-                        raise
-                    log.info("transient transaction error; the batch is folded again", extra={"attempt": attempt})
-                    result.applied, result.duplicates = 0, 0
-                    await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+            await self._apply_isolating(incoming, result, refused)
+        for case_code, exc in refused:
+            for record, event in origins[case_code]:
+                poison.append(poison_of(record, exc, case_code=case_code, event=event))
+        if poison:
+            # Raises PublishFailed if the broker does not take the dead letters: the batch is then
+            # not committed, never committed with its poison dropped.
+            await self.quarantine.hold(poison)
+            result.dead_lettered = len(poison)
+            EVENTS_DEAD_LETTERED.labels(self.name).inc(len(poison))
         EVENTS_APPLIED.labels(self.name).inc(result.applied)
         EVENTS_DUPLICATE.labels(self.name).inc(result.duplicates)
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return result
 
-    async def _apply_cases(self, incoming: dict[str, list[dict[str, Any]]], result: BatchResult) -> None:
+    async def _apply_isolating(
+        self,
+        incoming: dict[str, list[dict[str, Any]]],
+        result: BatchResult,
+        refused: list[tuple[str, BaseException]],
+    ) -> None:
+        """Apply the cases; when the write of a set fails on what one of its cases holds (not on the
+        store or the broker being away), apply its halves apart, down to the case at fault, which is
+        refused. Cases already written are found unchanged the second time (their events are known)."""
+        counts, refusals = (result.applied, result.duplicates), len(refused)
+        try:
+            await self._apply_retrying(incoming, result, refused)
+            return
+        except Exception as exc:
+            if is_infrastructure(exc):
+                raise
+            result.applied, result.duplicates = counts
+            del refused[refusals:]
+            if len(incoming) == 1:
+                refused.append((next(iter(incoming)), exc))
+                return
+            log.warning(
+                "a write failed on a case it holds; the cases are applied apart",
+                extra={"projection": self.name, "cases": len(incoming), "error": repr(exc)[:300]},
+            )
+        cases = list(incoming.items())
+        half = len(cases) // 2
+        for part in (cases[:half], cases[half:]):
+            await self._apply_isolating(dict(part), result, refused)
+
+    async def _apply_retrying(
+        self,
+        incoming: dict[str, list[dict[str, Any]]],
+        result: BatchResult,
+        refused: list[tuple[str, BaseException]],
+    ) -> None:
+        counts, refusals = (result.applied, result.duplicates), len(refused)
+        retry_until = time.monotonic() + TRANSACTION_RETRY_S
+        for attempt in itertools.count():
+            if self.attempts is not None:
+                self.attempts.begin()
+            try:
+                await self._apply_cases(incoming, result, refused)
+                break
+            except PyMongoError as exc:
+                # a write conflict in the transaction (a killed predecessor's transaction still
+                # holds the documents until the store expires it): fold again from a fresh read,
+                # here, rather than fail the batch
+                if not exc.has_error_label("TransientTransactionError") or time.monotonic() > retry_until:
+                    raise
+                log.info("transient transaction error; the batch is folded again", extra={"attempt": attempt})
+                result.applied, result.duplicates = counts
+                del refused[refusals:]
+                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        if self.attempts is not None:
+            self.attempts.committed()
+
+    async def _apply_cases(
+        self,
+        incoming: dict[str, list[dict[str, Any]]],
+        result: BatchResult,
+        refused: list[tuple[str, BaseException]],
+    ) -> None:
         generation = self.cache.generation if self.cache is not None else 0
         previous = await self._read(incoming)
         registry = self.registry()
@@ -181,7 +273,7 @@ class CaseProjection:
         try:
             async with self._writer() as writer:
                 for start, end in itertools.pairwise(bounds):
-                    await writer.send(*self._fold(cases[start:end], previous, registry, result, kept))
+                    await writer.send(*self._fold(cases[start:end], previous, registry, result, kept, refused))
         except BaseException:
             if self.cache is not None:  # the store holds some of the batch's writes, or none
                 self.cache.discard(incoming)
@@ -210,6 +302,7 @@ class CaseProjection:
         registry: Registry,
         result: BatchResult,
         kept: list[Entry],
+        refused: list[tuple[str, BaseException]],
     ) -> tuple[list[CaseWrite], Pairs, OtherWrites, tuple[list, list]]:
         writes: list[CaseWrite] = []
         pairs: Pairs = []
@@ -219,28 +312,40 @@ class CaseProjection:
         for case_code, new_events in cases:
             before = previous.get(case_code)
             events = list(before.get("events", [])) if before else []
-            known = {e["event_id"] for e in events}
+            known = {event_identity(e) for e in events}
             fresh = []
             for event in new_events:
-                if event["event_id"] in known:
+                identity = event_identity(event)
+                if identity in known:
                     result.duplicates += 1
                     continue
-                known.add(event["event_id"])
+                known.add(identity)
                 fresh.append(event)
             if not fresh:
                 continue
             events.extend(fresh)
+            try:
+                state = fold_case([CaseEvent.from_dict(e) for e in events], registry)
+                derived_here = self.derive(state, before) if self.derive is not None else []
+                document = self.to_document(state, events, before)
+                document["events"] = events
+                # encoded here, once: for the write (pymongo sends a RawBSONDocument as it is) and for the cache
+                stored = RawBSONDocument(bson.encode({"_id": case_code, **document}, codec_options=self.codec_options))
+                if len(stored.raw) > self.max_document_bytes:
+                    raise CaseTooLarge(
+                        f"the case document would be {len(stored.raw)} bytes, over the limit of "
+                        f"{self.max_document_bytes} ({len(events)} events)"
+                    )
+            except Exception as exc:  # whatever this case holds stops this case only
+                if is_infrastructure(exc):
+                    raise
+                refused.append((case_code, exc))
+                continue
             result.applied += len(fresh)
-            state = fold_case((CaseEvent.from_dict(e) for e in events), registry)
-            if self.derive is not None:
-                derived.extend(self.derive(state, before))
-            document = self.to_document(state, events, before)
+            derived.extend(derived_here)
             pairs.append((before, document))
             written.append((case_code, document))
             staged.append((case_code, before, document))
-            document["events"] = events
-            # encoded here, once: for the write (pymongo sends a RawBSONDocument as it is) and for the cache
-            stored = RawBSONDocument(bson.encode({"_id": case_code, **document}, codec_options=self.codec_options))
             writes.append(case_write(stored, before))
             if self.cache is not None:
                 kept.append(self.cache.entry(case_code, document, stored))
@@ -264,30 +369,6 @@ class CaseProjection:
                 await writer.finish()
             finally:
                 await writer.settle()
-
-    async def _dead_letter(self, poison: list[tuple[ConsumerRecord, str]]) -> None:
-        if self.dead_letters is None:
-            # A replay (rebuild): the live consumer dead-lettered these records already.
-            log.info("poison records skipped in a replay", extra={"count": len(poison), "projection": self.name})
-            return
-        messages = []
-        for record, reason in poison:
-            envelope = {
-                "projection": self.name,
-                "reason": reason,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "key": record.key.decode("utf-8", "replace") if record.key else None,
-                "value": record.value.decode("utf-8", "replace") if record.value else None,
-            }
-            key = f"{record.topic}:{record.partition}:{record.offset}".encode()
-            messages.append((key, json.dumps(envelope, ensure_ascii=False).encode()))
-        # Raises PublishFailed if the broker does not take them: the batch is then retried, never
-        # committed with its poison dropped.
-        await self.dead_letters.publish(self.dlq_topic, messages, timeout=30)
-        EVENTS_DEAD_LETTERED.labels(self.name).inc(len(messages))
-        log.warning("records sent to the dead-letter topic", extra={"count": len(messages), "projection": self.name})
 
 
 CaseWrite = InsertOne | ReplaceOne
@@ -418,6 +499,37 @@ class CasesChanged(RuntimeError):
 
 
 DUPLICATE_KEY = 11000
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """Errors of the store or the broker being away or busy, or of another writer: the batch is
+    not committed and comes again. Anything else is blamed on what the records hold."""
+    if isinstance(exc, ConnectionFailure | PublishFailed | CasesChanged | TimeoutError | OSError | WTimeoutError):
+        return True
+    if isinstance(exc, ExecutionTimeout | WriteConcernError):
+        return True
+    if isinstance(exc, PyMongoError) and (
+        exc.has_error_label("TransientTransactionError") or exc.has_error_label("RetryableWriteError")
+    ):
+        return True
+    return isinstance(exc, OperationFailure) and exc.code in _BUSY_CODES
+
+
+# NotWritablePrimary, NotPrimaryNoSecondaryOk, InterruptedAtShutdown, InterruptedDueToReplStateChange,
+# PrimarySteppedDown, ShutdownInProgress, HostUnreachable, HostNotFound, NetworkTimeout, ExceededTimeLimit,
+# LockTimeout, WriteConflict, NoSuchTransaction
+_BUSY_CODES = frozenset({10107, 13435, 11600, 11602, 189, 91, 6, 7, 89, 262, 24, 112, 251})
+
+
+def _case_of_key(record: ConsumerRecord) -> str | None:
+    """The case an undecodable record names by its key, if the key reads as a case code."""
+    if not record.key:
+        return None
+    try:
+        key = record.key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return key if 0 < len(key) <= 64 and key.isprintable() else None
 
 
 def _reason(exc: Exception) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -200,7 +201,9 @@ class ProjectionContext(ServiceContext):
             companion,
             prelude,
             self.documents,
+            max_document_bytes=settings.max_case_document_bytes,
         )
+        self.quarantine = self.projection.quarantine
         self.consumer = BatchConsumer(
             bootstrap=settings.kafka_bootstrap,
             topics=[settings.case_events_topic],
@@ -209,6 +212,7 @@ class ProjectionContext(ServiceContext):
             max_records=settings.poll_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
             owners=[self.documents],
+            stall_s=settings.consumer_stall_s,
         )
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
@@ -220,6 +224,10 @@ class ProjectionContext(ServiceContext):
         # default (a collection every 700 allocations) those survivors were traversed again and again,
         # a third of the projection's CPU. Raised, the youngest generation is collected ~70× less often.
         gc.set_threshold(self.settings.gc_threshold, *gc.get_threshold()[1:])
+        try:
+            await self.quarantine.refresh()
+        except Exception as exc:  # the store may be away at start: the gauge follows the next mark
+            logging.getLogger(__name__).warning("quarantine not counted at start", extra={"error": repr(exc)})
         self.consumer.start()
 
     async def stop(self) -> None:
@@ -227,4 +235,4 @@ class ProjectionContext(ServiceContext):
         await super().stop()
 
     def readiness(self) -> dict:
-        return {**super().readiness(), "consumer": self.consumer.ready}
+        return {**super().readiness(), "consumer": self.consumer.readiness}

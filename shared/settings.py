@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     gc_threshold: int = Field(
         50_000, description="allocations between collections of Python's youngest generation (CPython's default: 700)"
     )
+    max_case_document_bytes: int = Field(
+        4 * 1024 * 1024,
+        description="largest case document a projection writes; a case that would outgrow it is quarantined",
+    )
+    consumer_stall_s: float = Field(
+        60.0, description="records waiting and nothing applied this long: the consumer is stuck (/readyz 503)"
+    )
     poll_timeout_ms: int = Field(200, description="how long a consumer poll waits for records")
     case_events_partitions: int = Field(6, description="partitions of tthc.case-events when created")
     deadline_url: str = Field("http://127.0.0.1:8082", description="where the web pages reach the deadline service")

@@ -188,7 +188,7 @@ def authenticate(request: Request, admin_token: str, resolve: TokenResolver | No
 
 # ---- health ----------------------------------------------------------------------------------
 
-ReadinessCheck = Callable[[], Awaitable[bool]]
+ReadinessCheck = Callable[[], Awaitable[bool | str]]
 
 
 def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
@@ -200,21 +200,25 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
 
     @router.get(
         "/readyz",
-        responses={503: {"description": "a dependency (broker, store, registry, consumer) is unreachable"}},
+        responses={503: {"description": "a dependency (broker, store, registry, consumer) is unreachable or stuck"}},
     )
     async def readyz() -> JSONResponse:
-        results = {}
+        results: dict[str, bool] = {}
+        reasons: dict[str, str] = {}
         for name, check in checks.items():
             try:
-                results[name] = bool(await check())
+                outcome = await check()
             except Exception:  # a readiness probe answers, it does not fail
-                results[name] = False
+                outcome = False
+            # a check answers True, False, or why it is not ready
+            results[name] = bool(outcome) and not isinstance(outcome, str)
+            if isinstance(outcome, str):
+                reasons[name] = outcome
         ready = all(results.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": results},
-            status_code=200 if ready else 503,
-            headers={} if ready else {"Retry-After": "5"},
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": results}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "5"})
 
     @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
     async def metrics() -> Response:

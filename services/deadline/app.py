@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.deadline import apologies, cases, compute, lists, webhooks
 from services.deadline.context import DeadlineContext
+from shared import quarantine
 from shared.service import service_app
 from shared.settings import Settings, get_settings
 
@@ -16,5 +17,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "TTHC deadline",
         "Statutory due dates on the Vietnamese working calendar, case state, overdue lists, apologies.",
         # lists before cases: /v1/cases/overdue is not a case code
-        [compute.router, lists.router, apologies.router, cases.router, webhooks.router],
+        [compute.router, lists.router, apologies.router, cases.router, webhooks.router, quarantine.router],
     )

@@ -40,12 +40,16 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     context = get_context(request)
     principal = context.principal(request)
     document = await context.cases.find_one({"_id": case_code})
-    if document is None:
-        raise ApiError(404, f"no case {case_code!r}")
+    mark = await context.quarantine.get(case_code)
+    held_by = (document or mark or {}).get("agency_code")
     scope = context.visible_agencies(principal)
-    if scope is not None and document.get("agency_code") not in scope:
-        raise ApiError(403, f"case {case_code!r} belongs to an agency outside this token's scope")
+    if (document is None and mark is None) or (scope is not None and held_by not in scope):
+        raise ApiError(404, f"no case {case_code!r}")  # outside the caller's subtree: as if absent (v1.1)
+    quarantine = {"reason": mark["reason"], "since": mark["since"]} if mark else None
+    if document is None:  # only records that could not be applied: the case is its quarantine
+        return {"case_code": case_code, "agency_code": held_by, "status": None, "quarantine": quarantine}
     answer = {k: v for k, v in document.items() if k not in _HIDDEN}
+    answer["quarantine"] = quarantine
     timer = await context.timers.find_one({"_id": case_code}) or {}
     answer["next_check_at"] = timer.get("next_check_at")
     answer["emitted"] = timer.get("emitted", [])  # the timer transitions published

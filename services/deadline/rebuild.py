@@ -25,7 +25,7 @@ from shared.settings import Settings, get_settings
 async def rebuild(settings: Settings, into: str, batch: int = 2000) -> dict[str, float]:
     context = DeadlineContext(settings, collection=into)
     context.projection.derive = None
-    context.projection.dead_letters = None
+    context.projection.quarantine.dead_letters = None
     context.documents.hold()  # the only writer of the fresh collection
     await context.cases.drop()
     await context.timers.drop()

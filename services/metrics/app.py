@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from services.metrics import indicators
 from services.metrics.context import MetricsContext, get_context
+from shared import quarantine
 from shared.service import service_app
 from shared.settings import Settings, get_settings
 
@@ -31,5 +32,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         MetricsContext(settings or get_settings()),
         "TTHC metrics",
         "Indicators of TTHC case handling for Biểu 06, the 766 index and the PAR Index.",
-        [indicators.router, stats_router],
+        [indicators.router, stats_router, quarantine.router],
     )

@@ -31,17 +31,26 @@ class MetricsContext(ProjectionContext):
         self.consumer.owners.append(self.mirror)  # usable while this process is the only writer
         self.gauges = IndicatorGauges(self)
         self._changes: dict | None = None
+        self.projection.attempts = self
 
     def aggregate(self, pairs: list) -> list:
         self._changes = changes(pairs)
         return [(self.aggregates[name], ops) for name, ops in writes_of(self._changes).items()]
 
+    def begin(self) -> None:
+        self._changes = None
+
+    def committed(self) -> None:
+        """A transaction committed (a batch, or part of one applied apart from a case at fault):
+        move the copy by the same deltas."""
+        if self._changes:
+            self.mirror.applied(self._changes)
+        self._changes = None
+
     async def apply(self, records: list[ConsumerRecord]) -> None:
         await self.mirror.settle()
         self._changes = None
         await self.projection.apply(records)
-        if self._changes:  # the transaction committed: move the copy by the same deltas
-            self.mirror.applied(self._changes)
         self._changes = None
 
     async def find_buckets(

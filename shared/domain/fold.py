@@ -1,8 +1,9 @@
 """A case's state as a pure fold over its events (architecture principle 3).
 
 Events are sorted by occurred_at, then by a lifecycle rank (so a receipt and a decision stamped in
-the same second fold in the order they must have happened), then by arrival; a repeated event_id is
-ignored. A late event simply means folding again: the result depends on the set of events, not on
+the same second fold in the order they must have happened), then by arrival; an event repeated by
+its source (the same `event_id` from the same source, contract v1.1) is ignored. A late event
+simply means folding again: the result depends on the set of events, not on
 the order they arrived in.
 """
 
@@ -74,6 +75,11 @@ class CaseEvent:
     agency_code: str
     data: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0  # arrival order: the offset on the topic
+    source: str = ""  # who sent it (the record's `source` header): event ids are unique per source
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return (self.source, self.event_id)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], seq: int | None = None) -> CaseEvent:
@@ -85,6 +91,7 @@ class CaseEvent:
             agency_code=str(raw["agency_code"]),
             data=dict(raw.get("data") or {}),
             seq=int(raw.get("seq", 0) if seq is None else seq),
+            source=str(raw.get("source") or ""),
         )
 
     def sort_key(self) -> tuple[datetime, int, int, str]:
@@ -217,13 +224,39 @@ def plain(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+class FoldError(ValueError):
+    """A case whose events cannot be folded (an instant out of any calendar's range, a value of an
+    unexpected type): the projection quarantines the case instead of stopping on it."""
+
+    def __init__(self, case_code: str, cause: BaseException) -> None:
+        super().__init__(f"case {case_code!r} cannot be folded: {type(cause).__name__}: {cause}")
+        self.case_code = case_code
+        self.cause = cause
+
+
+def event_identity(stored: Mapping[str, Any]) -> tuple[str, str]:
+    """What makes a stored event the same event again: its source and its id (contract v1.1)."""
+    return (str(stored.get("source") or ""), str(stored["event_id"]))
+
+
 def fold_case(events: Iterable[CaseEvent], registry: Registry) -> CaseState:
-    """The state of one case from all its events, in any arrival order, duplicates included."""
-    unique: dict[str, CaseEvent] = {}
+    """The state of one case from all its events, in any arrival order, duplicates included.
+
+    Raises FoldError, and nothing else, for events it cannot fold."""
+    materialised = list(events)
+    try:
+        return _fold(materialised, registry)
+    except (ArithmeticError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        code = materialised[0].case_code if materialised else ""
+        raise FoldError(code, exc) from exc
+
+
+def _fold(events: list[CaseEvent], registry: Registry) -> CaseState:
+    unique: dict[tuple[str, str], CaseEvent] = {}
     for event in events:
-        kept = unique.get(event.event_id)
+        kept = unique.get(event.identity)
         if kept is None or event.seq < kept.seq:
-            unique[event.event_id] = event
+            unique[event.identity] = event
     ordered = sorted(unique.values(), key=CaseEvent.sort_key)
     if not ordered:
         raise ValueError("a case needs at least one event")

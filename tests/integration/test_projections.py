@@ -8,6 +8,7 @@ import json
 import pytest
 from prometheus_client import REGISTRY
 from pymongo import MongoClient
+from pymongo.errors import AutoReconnect
 
 from services.deadline.app import create_app as deadline_app
 from services.deadline.context import DeadlineContext
@@ -120,11 +121,12 @@ async def test_poison_record_goes_to_the_dead_letter_topic_with_its_reason(setti
 
 
 def failing_on(code: str, fold):
-    """The projection's fold, failing on one case (a bug, a bad registry entry)."""
+    """The projection's fold, failing the batch at one case (the store went away meanwhile: not the
+    case's fault, so the batch fails and comes again; a case's own fault quarantines it instead)."""
 
     def failing(state, events, before):
         if state.case_code == code:
-            raise RuntimeError("a fold failed")
+            raise AutoReconnect("a fold failed")
         return fold(state, events, before)
 
     return failing
@@ -146,7 +148,7 @@ async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_fa
     context = DeadlineContext(settings)
     codes, records, fold = failing_batch(context)
     records.append(record(7, event("case.supplement_requested", codes[0], "2026-03-17T09:00:00+07:00"), "s0"))
-    with pytest.raises(RuntimeError, match="a fold failed"):
+    with pytest.raises(AutoReconnect, match="a fold failed"):
         await context.projection.apply(records)
     # the chunks before the failure landed (and the write in flight finished); nothing after it
     assert sorted([d["_id"] async for d in context.cases.find({}, {"_id": 1})]) == sorted(codes[:4])
@@ -239,7 +241,7 @@ async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(setti
 async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(settings: Settings) -> None:
     context = MetricsContext(settings)
     codes, records, fold = failing_batch(context)
-    with pytest.raises(RuntimeError, match="a fold failed"):
+    with pytest.raises(AutoReconnect, match="a fold failed"):
         await context.apply(records)
     # the chunks written before the failure were in the batch's transaction: nothing is left of them
     assert await context.collection.count_documents({}) == 0
@@ -293,7 +295,7 @@ async def test_known_cases_read_from_memory_fold_to_the_same_documents_as_read_f
     fold = cached.projection.to_document
     cached.projection.to_document = failing_on(codes[3], fold)
     reads = cache_reads()
-    with pytest.raises(RuntimeError, match="a fold failed"):
+    with pytest.raises(AutoReconnect, match="a fold failed"):
         await cached.projection.apply(later)
     assert cache_reads(reads) == (4, 0)  # the batch's known cases, from memory
     assert cached.documents.lookup(codes)[1] == codes[:4]  # failed: its cases are read afresh
@@ -324,7 +326,7 @@ async def test_a_chunk_that_landed_is_indexed_and_its_derived_events_published_e
     (those cases unchanged now: nothing derived twice) publishes the rest: each once."""
     context = DeadlineContext(settings)
     codes, records, fold = failing_batch(context)
-    with pytest.raises(RuntimeError, match="a fold failed"):
+    with pytest.raises(AutoReconnect, match="a fold failed"):
         await context.apply(records)  # as the consumer calls it: first chunk of 2 (FIRST_CHUNK ≥ 2), then 2s
     assert sorted(context.open_cases.cases) == sorted(codes[:4])  # the chunks that landed
     computed = [
