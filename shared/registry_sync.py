@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter
 
 from shared.config import load_procedure_specs, load_registry
 from shared.domain.catalogue import Catalogue
@@ -28,6 +29,9 @@ from shared.settings import Settings
 from shared.web import Principal, hash_token
 
 log = logging.getLogger(__name__)
+REGISTRY_RECORDS_REFUSED = Counter(
+    "tthc_registry_records_refused_total", "Registry records that could not be read or applied (passed over)"
+)
 
 
 @dataclass
@@ -90,8 +94,8 @@ class RegistryState:
             self._place_orphans()
         elif kind == "procedure":
             versions = value.get("versions", [])
+            catalogue = Catalogue.from_specs((ident, v) for v in versions)  # raises before anything changes
             self.procedure_specs[ident] = {str(v.get("effective_from") or ""): v for v in versions}
-            catalogue = Catalogue.from_specs((ident, v) for v in versions)
             self.registry.catalogue.procedures[ident] = catalogue.get(ident)
         elif kind == "credential":
             credential = Credential(**value)
@@ -192,6 +196,19 @@ class RegistryFollower:
         except TimeoutError:
             return False
 
+    def _apply(self, record: Any) -> None:
+        """One registry record; one that cannot be read or applied is logged, counted and passed
+        over (the admin routes validate what they publish: such a record was written past them)."""
+        try:
+            value = json.loads(record.value) if record.value else None
+            self.state.apply((record.key or b"").decode(), value)
+        except Exception as exc:
+            REGISTRY_RECORDS_REFUSED.inc()
+            log.error(
+                "registry record refused",
+                extra={"offset": record.offset, "key": repr(record.key)[:100], "error": repr(exc)[:300]},
+            )
+
     async def _run(self) -> None:
         topic = self.settings.registry_topic
         offsets: dict[TopicPartition, int] = {}
@@ -213,8 +230,7 @@ class RegistryFollower:
                     batch = await consumer.getmany(timeout_ms=500)
                     for tp, records in batch.items():
                         for record in records:
-                            value = json.loads(record.value) if record.value else None
-                            self.state.apply(record.key.decode(), value)
+                            self._apply(record)
                             offsets[tp] = record.offset + 1
                     if not self.caught_up.is_set():
                         positions = [await consumer.position(tp) for tp in partitions]

@@ -152,7 +152,8 @@ async def test_quarantined_cases_are_listed_shown_and_retried_from_the_log(setti
         assert (await eventually(marked_again))["exception"] == "FoldError"
         # mended: the case folds from its records, read back from the log
         deadline_context.projection.max_document_bytes = 4 * 1024 * 1024
-        assert (await deadline.post(f"/v1/admin/quarantine/{big}/retry", headers=AUTH)).json()["requeued"] == 9  # its receipt came in the same batch
+        retried = await deadline.post(f"/v1/admin/quarantine/{big}/retry", headers=AUTH)
+        assert retried.json()["requeued"] == 9  # its receipt came in the same batch
 
         async def folded():
             r = await deadline.get(f"/v1/cases/{big}", headers=AUTH)
