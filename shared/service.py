@@ -218,6 +218,13 @@ class ProjectionContext(ServiceContext):
     async def apply(self, records: list[ConsumerRecord]) -> None:
         await self.projection.apply(records)
 
+    def principal(self, request: Request) -> Principal:
+        """Readers only: a source-system key may only submit (contract v1.1)."""
+        principal = super().principal(request)
+        if principal.kind == "source":
+            raise ApiError(403, "a source-system key may only submit events; reading needs an agency token")
+        return principal
+
     async def start(self) -> None:
         await super().start()
         # A batch holds thousands of cases' documents, writes and folds at once: with CPython's
