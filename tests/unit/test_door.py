@@ -165,3 +165,28 @@ def test_earliest_event_setting_reads_vietnam_local_time(monkeypatch: pytest.Mon
     assert Settings().earliest_event == datetime(2018, 1, 1, tzinfo=VN_TZ)
     monkeypatch.setenv("TTHC_EARLIEST_EVENT", "2018-01-01T00:00:00Z")
     assert Settings().earliest_event.utcoffset() == timedelta(0)
+
+
+def test_declared_data_fields_alone_stay_under_the_data_limit() -> None:
+    """door.event_problems measures `data` only when it has extras: this is why that is enough."""
+    from annotated_types import MaxLen
+
+    from services.intake.door import MAX_DATA_BYTES
+    from shared.events import DATA_MODELS
+
+    filled = 0
+    for event_type, model in DATA_MODELS.items():
+        event = example_event(event_type)
+        for name, info in model.model_fields.items():
+            limits = [m.max_length for m in info.metadata if isinstance(m, MaxLen)]
+            args = getattr(info.annotation, "__args__", ())
+            inner = [m for a in args for m in getattr(a, "__metadata__", ())]  # Optional[Annotated[str, …]]
+            inner += [m for f in inner if hasattr(f, "metadata") for m in f.metadata]
+            limits += [m.max_length for m in inner if isinstance(m, MaxLen)]
+            if limits:
+                event["data"][name] = "\x00" * max(limits)  # the longest JSON escape of every character
+        data = EVENT_ADAPTER.validate_python(event).data
+        filled += sum(isinstance(v, str) and v.startswith("\x00") for v in vars(data).values())
+        assert not data.__pydantic_extra__
+        assert len(data.__pydantic_serializer__.to_json(data)) < MAX_DATA_BYTES, event_type
+    assert filled >= 10  # every reason, note and code was filled
