@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 
@@ -10,9 +11,11 @@ import pytest
 from services.intake.app import create_app
 from shared.domain.calendar import VN_TZ
 from shared.settings import Settings
+from shared.store import mongo_client
 from tests.conftest import AUTH, serve
+from tests.integration.test_pull_mode import fake_one_stop, running
 from tests.support.events import case_code, event, received
-from tests.support.kafka_tools import read_topic
+from tests.support.kafka_tools import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +119,28 @@ async def test_calendar_override_the_calendar_cannot_use_is_422_at_put(settings:
     assert ok.status_code == 200, ok.text
     assert ok.json()["calendar"] == usable
     assert sum(a["agency_code"] == "999.30.01.H99" for a in listed.json()) == 1
+
+
+async def test_pull_mode_sets_aside_out_of_bounds_items(settings: Settings, kafka, tmp_path) -> None:
+    good = {**received(case_code()), "event_id": "pull-good"}
+    far = {**received(case_code(), at="9999-12-31T23:59:59-12:00"), "event_id": "pull-far"}
+    slash = {**received(case_code()), "case_code": "000.00.02.H99/1", "event_id": "pull-slash"}
+    source = fake_one_stop([far, good, slash], faults=[])
+    async with running(source) as url:
+        config = tmp_path / "pull.json"
+        spec = {"name": "door", "url": f"{url}/changes", "agency_codes": ["000.00.00.H99"], "interval_s": 0.2}
+        config.write_text(json.dumps([spec]))
+        mongo = mongo_client(settings.mongo_uri)
+        rejects = mongo[f"{settings.mongo_db}_intake"].pull_rejects
+
+        async def set_aside() -> bool:
+            return await rejects.count_documents({}) >= 2
+
+        async with serve(create_app(settings.model_copy(update={"pull_config": str(config)}))):
+            await eventually(set_aside, timeout=30)
+        found = {doc["item"]["event_id"]: doc["details"] async for doc in rejects.find()}
+        mongo.close()
+    assert sorted(found) == ["pull-far", "pull-slash"]  # each set aside with the page's 422 details
+    assert [d["loc"] for d in found["pull-far"]] == [[0, "occurred_at"], [2, "case_code"]]
+    records = await read_topic(kafka.bootstrap, settings.case_events_topic)
+    assert [r["value"]["event_id"] for r in records] == ["pull-good"]
