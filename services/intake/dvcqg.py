@@ -114,7 +114,9 @@ Flag = Annotated[
     BeforeValidator(_flag),
     WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "integer"}, {"type": "string"}, {"type": "null"}]}),
 ]
-OptionalInt = Annotated[int | None, BeforeValidator(_blank_is_none)]
+# One-stop systems send these codes as numbers or as strings of digits ("2"); "" is absent.
+_NUMBER_OR_DIGITS = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^ *[0-9]* *$"}, {"type": "null"}]}
+OptionalInt = Annotated[int | None, BeforeValidator(_blank_is_none), WithJsonSchema(_NUMBER_OR_DIGITS)]
 CodeText = Annotated[str, BeforeValidator(_code_text)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
 Text2000 = Annotated[Annotated[str, Field(max_length=2000)] | None, BeforeValidator(_blank_is_none)]
@@ -156,10 +158,12 @@ class HoSoDongBoDVC(_National):
     MaHoSo: Annotated[str, BeforeValidator(_code_text)] = Field(pattern=CASE_CODE_PATTERN)
     MaTTHC: CodeText = Field(min_length=1, max_length=64, pattern=r"^[^\s]+$")
     MaLinhVuc: NationalCode = None
-    KenhThucHien: Annotated[Annotated[int, Field(ge=1, le=3)] | None, BeforeValidator(_blank_is_none)] = Field(
-        None, description="1 trực tiếp (also when absent), 2 trực tuyến, 3 bưu chính"
+    KenhThucHien: Annotated[
+        Annotated[int, Field(ge=1, le=3)] | None, BeforeValidator(_blank_is_none), WithJsonSchema(_NUMBER_OR_DIGITS)
+    ] = Field(None, description="1 trực tiếp (also when absent), 2 trực tuyến, 3 bưu chính")
+    TrangThaiHoSo: Annotated[int, WithJsonSchema({"anyOf": _NUMBER_OR_DIGITS["anyOf"][:2]})] = Field(
+        ge=1, le=10, description="1–10 (tthc-rules §3.3)"
     )
-    TrangThaiHoSo: int = Field(ge=1, le=10)
     DonViXuLy: Annotated[Annotated[str, Field(max_length=300)] | None, BeforeValidator(_code_text)] = Field(
         None,
         description="the handling agency's code or registered name; default: MaHoSo's prefix",
