@@ -134,6 +134,7 @@ class RegistryState:
             if ancestor == code:
                 raise RegistryError("parent_code would make a cycle", "parent_code")
             ancestor = self.registry.agencies[ancestor].parent_code
+        self.registry.check_calendar(agency)  # an override the calendar cannot use: refused here (422)
         record = agency.as_dict()
         record.pop("agency_code")
         return f"agency:{code}", record

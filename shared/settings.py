@@ -7,9 +7,10 @@ test checks that docker-compose.yml sets only variables that are read here.
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="log level of the JSON logs")
     max_body_bytes: int = Field(5 * 1024 * 1024, description="largest accepted request body (413 above)")
     max_batch: int = Field(1000, description="most events in one POST /v1/events")
+    earliest_event: datetime = Field(
+        datetime(2015, 1, 1, tzinfo=timezone(timedelta(hours=7))),
+        description="earliest instant an event or DVCQG date may carry (422 before; Vietnam local without an offset)",
+    )
     publish_timeout_s: float = Field(10.0, description="how long the intake waits for broker acks (503 after)")
     rate_limit_per_s: float = Field(200.0, description="requests per second allowed per credential (429 above)")
     rate_limit_burst: int = Field(400, description="burst of requests allowed per credential")
@@ -60,6 +65,12 @@ class Settings(BaseSettings):
     metrics_url: str = Field("http://127.0.0.1:8083", description="where the web pages reach the metrics service")
     web_session_hours: float = Field(10.0, description="how long a web page login lasts")
     web_cookie_secure: bool = Field(False, description="send the web login cookie over HTTPS only (set behind TLS)")
+
+    @field_validator("earliest_event")
+    @classmethod
+    def _vietnam_local(cls, value: datetime) -> datetime:
+        """A value without an offset (`2015-01-01`) is Vietnam local time."""
+        return value if value.tzinfo else value.replace(tzinfo=timezone(timedelta(hours=7)))
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

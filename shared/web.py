@@ -122,12 +122,47 @@ def install_error_handlers(app: FastAPI) -> None:
         return ApiError(500, "internal error", code="internal").response()
 
 
-def parse_json(raw: bytes) -> Any:
-    """The parsed body; 400 for malformed JSON (never a 500)."""
+MAX_JSON_DEPTH = 32
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def json_depth(value: Any) -> int:
+    """How deep arrays and objects nest in a parsed JSON value (a scalar is 0, `[]` is 1)."""
+    if not isinstance(value, dict | list):
+        return 0
+    depth, level = 0, [value]
+    while level:  # breadth first, one level at a time: no recursion, whatever the depth
+        depth += 1
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+    return depth
+
+
+def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The parsed body; 400 for malformed JSON, NaN/Infinity, or nesting deeper than `max_depth` (never a 500)."""
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = json.loads(raw, parse_constant=_not_json)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        body = None
+        depth_exceeded = True
+    else:
+        depth_exceeded = json_depth(body) > max_depth
+    if depth_exceeded:
+        raise ApiError(
+            400,
+            f"the body nests arrays and objects deeper than {max_depth} levels",
+            details=[{"loc": [], "msg": f"nested deeper than {max_depth} levels"}],
+        )
+    return body
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

@@ -97,7 +97,8 @@ async def put_agency(agency_code: str, body: AgencyIn, request: Request) -> dict
     try:
         key, record = context.registry_state.agency_record(agency_code, body.model_dump(mode="json"))
     except RegistryError as exc:
-        raise ApiError(422, str(exc), details=[{"loc": ["body", exc.field or "level"], "msg": str(exc)}]) from None
+        loc = [int(part) if part.isdigit() else part for part in (exc.field or "level").split(".")]
+        raise ApiError(422, str(exc), details=[{"loc": ["body", *loc], "msg": str(exc)}]) from None
     await _publish(context, key, record)
     return context.registry.agency(agency_code).as_dict()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from services.intake.dedupe import RecentEventIds
+from services.intake.door import DoorBounds
 from services.intake.limits import RateLimiter
 from shared.service import ServiceContext
 from shared.settings import Settings
@@ -17,6 +18,7 @@ class IntakeContext(ServiceContext):
         super().__init__(settings)
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.recent_ids = RecentEventIds(settings.dedupe_memory)
+        self.door = DoorBounds(settings.earliest_event)  # bounds at the door (contract v1.1)
         self.pollers: list = []
 
     async def start(self) -> None:

@@ -9,18 +9,29 @@ dates `yyyyMMddHHmmss` in Vietnam local time, KenhThucHien 1/2/3, TrangThaiHoSo 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from services.intake.context import IntakeContext
-from services.intake.events import authorized_submission, check_registry, check_scope, publish_events
+from services.intake.door import CASE_CODE_PATTERN, DoorBounds, event_problems
+from services.intake.events import authorized_submission, check_scope, publish_events
 from services.intake.openapi import snapshots_request_body
 from shared.domain.calendar import VN_TZ
 from shared.domain.registry import Registry
@@ -31,22 +42,89 @@ from shared.web import ApiError, Principal, error_responses, parse_json, pydanti
 router = APIRouter(tags=["dvcqg"])
 
 CHANNELS = {1: "direct", 2: "online", 3: "postal"}
+# DuocThanhToanTrucTuyen: 1 paid on DVCQG, 2 paid through the ministry's or province's gateway,
+# 3 not paid online (the national list); 0 is also read as "not paid online" (what older senders,
+# our simulator among them, send).
+PAYMENT_CODES = (0, 1, 2, 3)
 
 
-def _national_time(value: Any) -> datetime | None:
+class SnapshotInvalid(ValueError):
+    """A snapshot the intake cannot accept; `details` name national fields, relative to the snapshot."""
+
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{d['loc']}: {d['msg']}" for d in details))
+        self.details = details
+
+
+def _national_time(value: Any, info: ValidationInfo, deadline: bool = False) -> datetime | None:
     if value in (None, ""):
         return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("a date is a yyyyMMddHHmmss string")
     text = str(value)
     try:
         if len(text) != 14 or not text.isdigit():
             raise ValueError
-        return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=VN_TZ)
+        moment = datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=VN_TZ)
     except ValueError:
-        raise ValueError(f"{text!r} is not yyyyMMddHHmmss") from None
+        raise ValueError(f"{text[:40]!r} is not yyyyMMddHHmmss") from None
+    context = info.context or {}
+    bounds: DoorBounds | None = context.get("bounds")
+    if bounds is not None:
+        problem = bounds.time_problem(moment, context["now"], deadline)
+        if problem:
+            raise ValueError(problem)
+    return moment
 
 
-NationalTime = Annotated[datetime | None, BeforeValidator(_national_time)]
-Flag = Annotated[bool, BeforeValidator(lambda v: str(v) in ("1", "True", "true"))]
+def _blank_is_none(value: Any) -> Any:
+    """One-stop systems serialise an absent value as "" (or whitespace)."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _code_text(value: Any) -> Any:
+    """A code sent as a number ("ints and codes" senders) is read as its digits; "" is absent."""
+    value = _blank_is_none(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value.strip() if isinstance(value, str) else value
+
+
+def _list_or_empty(value: Any) -> Any:
+    return [] if value is None or value == "" else value
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, str | int) and str(value).strip().lower() in ("1", "true")
+
+
+NationalTime = Annotated[
+    datetime | None,
+    BeforeValidator(_national_time),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": "^([0-9]{14})?$"}, {"type": "integer"}, {"type": "null"}]}),
+]
+# NgayHenTra and the supplement rounds' due dates lie ahead by nature (door.DEADLINE_HORIZON).
+NationalDeadline = Annotated[
+    datetime | None,
+    BeforeValidator(lambda value, info: _national_time(value, info, deadline=True)),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": "^([0-9]{14})?$"}, {"type": "integer"}, {"type": "null"}]}),
+]
+Flag = Annotated[
+    bool,
+    BeforeValidator(_flag),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "integer"}, {"type": "string"}, {"type": "null"}]}),
+]
+# One-stop systems send these codes as numbers or as strings of digits ("2"); "" is absent.
+_NUMBER_OR_DIGITS = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^ *[0-9]* *$"}, {"type": "null"}]}
+OptionalInt = Annotated[int | None, BeforeValidator(_blank_is_none), WithJsonSchema(_NUMBER_OR_DIGITS)]
+CodeText = Annotated[str, BeforeValidator(_code_text)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+Text2000 = Annotated[Annotated[str, Field(max_length=2000)] | None, BeforeValidator(_blank_is_none)]
+NationalCode = Annotated[Annotated[str, Field(max_length=64, pattern=r"^[^\s]+$")] | None, BeforeValidator(_code_text)]
+
+
+def NationalList(item: type) -> Any:  # noqa: N802 (a type factory)
+    return Annotated[list[item], BeforeValidator(_list_or_empty)]  # type: ignore[valid-type]
 
 
 class _National(BaseModel):
@@ -60,48 +138,69 @@ class SubmittedDocument(_National):
 
 
 class Fee(_National):
-    Gia: float | None = None
+    Gia: Annotated[Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(_blank_is_none)] = None
 
 
 class SupplementRound(_National):
-    HoSoBoSungId: str | int | None = None
+    HoSoBoSungId: Annotated[Annotated[str, Field(max_length=36)] | None, BeforeValidator(_code_text)] = None
     NgayBoSung: NationalTime = None
     NgayTiepNhanBoSung: NationalTime = None
-    NgayHenTraTruoc: NationalTime = None
-    NgayHenTraMoi: NationalTime = None
-    NoiDungBoSung: str | None = None
+    NgayHenTraTruoc: NationalDeadline = None
+    NgayHenTraMoi: NationalDeadline = None
+    NoiDungBoSung: Text2000 = None
 
 
 class ResultDocument(_National):
-    DuongDanTepTinKetQua: str | None = None
+    DuongDanTepTinKetQua: OptionalText = None
 
 
 class HoSoDongBoDVC(_National):
-    MaHoSo: str = Field(min_length=1, max_length=64)
-    MaTTHC: str = Field(min_length=1, max_length=64)
-    MaLinhVuc: str | None = None
-    KenhThucHien: int = Field(ge=1, le=3)
-    TrangThaiHoSo: int = Field(ge=1, le=10)
-    DonViXuLy: str | None = Field(None, description="the handling agency's code; default: MaHoSo's prefix")
+    MaHoSo: Annotated[str, BeforeValidator(_code_text)] = Field(pattern=CASE_CODE_PATTERN)
+    MaTTHC: CodeText = Field(min_length=1, max_length=64, pattern=r"^[^\s]+$")
+    MaLinhVuc: NationalCode = None
+    KenhThucHien: Annotated[
+        Annotated[int, Field(ge=1, le=3)] | None, BeforeValidator(_blank_is_none), WithJsonSchema(_NUMBER_OR_DIGITS)
+    ] = Field(None, description="1 trực tiếp (also when absent), 2 trực tuyến, 3 bưu chính")
+    TrangThaiHoSo: Annotated[int, WithJsonSchema({"anyOf": _NUMBER_OR_DIGITS["anyOf"][:2]})] = Field(
+        ge=1, le=10, description="1–10 (tthc-rules §3.3)"
+    )
+    DonViXuLy: Annotated[Annotated[str, Field(max_length=300)] | None, BeforeValidator(_code_text)] = Field(
+        None,
+        description="the handling agency's code or registered name; default: MaHoSo's prefix",
+    )
     NgayNopHoSo: NationalTime = None
     NgayTiepNhan: NationalTime = None
-    NgayHenTra: NationalTime = None
+    NgayHenTra: NationalDeadline = None
     NgayKetThucXuLy: NationalTime = None
     NgayTra: NationalTime = None
     NgayTuChoi: NationalTime = None
-    GhiChu: str | None = None
-    LoaiDoiTuong: int | None = None
-    DuocThanhToanTrucTuyen: int | None = Field(None, ge=0, le=2)
+    GhiChu: Text2000 = None
+    LoaiDoiTuong: OptionalInt = None
+    DuocThanhToanTrucTuyen: OptionalInt = Field(
+        None, description="1 DVCQG, 2 the ministry's or province's gateway, 3 (or 0) not paid online"
+    )
     HoSoCoThanhPhanSoHoa: Flag = False
     LaToanTrinh: Flag | None = Field(None, description="extension: toàn trình (else partial for online)")
-    TaiLieuNop: list[SubmittedDocument] = []
-    DanhSachLePhi: list[Fee] = []
-    DanhSachHoSoBoSung: list[SupplementRound] = []
-    DanhSachGiayToKetQua: list[ResultDocument] = []
+    TaiLieuNop: NationalList(SubmittedDocument) = []
+    DanhSachLePhi: NationalList(Fee) = []
+    DanhSachHoSoBoSung: NationalList(SupplementRound) = []
+    DanhSachGiayToKetQua: NationalList(ResultDocument) = []
+
+    @field_validator("DuocThanhToanTrucTuyen")
+    @classmethod
+    def _payment_code(cls, value: int | None) -> int | None:
+        if value is not None and value not in PAYMENT_CODES:
+            raise ValueError(f"{value} is not a DuocThanhToanTrucTuyen code (1, 2, 3; 0 read as 3)")
+        return value
 
     @property
     def agency_code(self) -> str:
+        """DonViXuLy when given, else MaHoSo's prefix (resolve_agency also reads names)."""
         return self.DonViXuLy or self.MaHoSo.split("-")[0]
+
+    @property
+    def channel(self) -> str:
+        return CHANNELS[self.KenhThucHien or 1]
 
 
 @dataclass
@@ -121,45 +220,120 @@ class Memory:
         }
 
 
-# Where each event field came from, so a registry error names the national field.
-FIELD_OF = {"agency_code": "DonViXuLy", "procedure_code": "MaTTHC"}
+Loc = tuple[str | int, ...]
+# Where each field of an event built from a snapshot came from, so an error names the national field.
+DATA_ORIGIN: dict[str, Loc] = {
+    "procedure_code": ("MaTTHC",),
+    "field_code": ("MaLinhVuc",),
+    "level": ("DonViXuLy",),  # the handling agency's level
+    "channel": ("KenhThucHien",),
+    "online_mode": ("KenhThucHien",),
+    "submitted_at": ("NgayNopHoSo",),
+    "due_at_reported": ("NgayHenTra",),
+    "applicant_type": ("LoaiDoiTuong",),
+    "reason": ("GhiChu",),
+    "amount": ("DanhSachLePhi",),
+    "gateway": ("DuocThanhToanTrucTuyen",),
+    "e_result": ("DanhSachGiayToKetQua",),
+    "result_channel": ("KenhThucHien",),
+    "components_digitized": ("HoSoCoThanhPhanSoHoa",),
+    "result_digitized": ("DanhSachGiayToKetQua",),
+    "reused": ("TaiLieuNop",),
+}
+ENVELOPE_ORIGIN: dict[str, Loc] = {"case_code": ("MaHoSo",), "agency_code": ("DonViXuLy",), "event_id": ("MaHoSo",)}
 
 
-def snapshot_events(snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry, now: datetime) -> list[dict[str, Any]]:
+def normalised_name(name: str) -> str:
+    """Unicode NFC, case-folded, whitespace collapsed: how a DonViXuLy name is matched."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
+def agency_names(registry: Registry) -> dict[str, str]:
+    """Registered agency names (normalised) → agency code; a name two agencies share is left out."""
+    names: dict[str, str | None] = {}
+    for agency in registry.agencies.values():
+        key = normalised_name(agency.name)
+        names[key] = agency.code if key not in names else None
+    return {name: code for name, code in names.items() if code}
+
+
+def resolve_agency(snapshot: HoSoDongBoDVC, registry: Registry, names: dict[str, str]) -> str | None:
+    """The handling agency: DonViXuLy as a code, else as a registered name, else MaHoSo's prefix."""
+    unit = snapshot.DonViXuLy
+    if unit:
+        if unit in registry.agencies:
+            return unit
+        code = names.get(normalised_name(unit))
+        if code:
+            return code
+    prefix = snapshot.MaHoSo.split("-")[0]
+    return prefix if prefix in registry.agencies else None
+
+
+def snapshot_events(
+    snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry, now: datetime, agency: str | None = None
+) -> list[dict[str, Any]]:
     """The contract events this snapshot implies that were not emitted before (memory is updated)."""
-    code, agency = snapshot.MaHoSo, snapshot.agency_code
-    channel = CHANNELS[snapshot.KenhThucHien]
-    status = snapshot.TrangThaiHoSo
-    implied: list[tuple[str, str, datetime, dict[str, Any]]] = []
+    return [event for event, _ in _implied_events(snapshot, memory, registry, now, agency or snapshot.agency_code)]
 
-    def add(tag: str, kind: str, at: datetime | None, data: dict[str, Any] | None = None) -> None:
-        implied.append((tag, kind, at or now, data or {}))
+
+def _implied_events(
+    snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry, now: datetime, agency: str
+) -> list[tuple[dict[str, Any], dict[str, Loc]]]:
+    """Each new event with its origin: event field (`occurred_at`, `data.reason`, …) → national loc."""
+    code = snapshot.MaHoSo
+    channel = snapshot.channel
+    status = snapshot.TrangThaiHoSo
+    implied: list[tuple[str, str, datetime, dict[str, Any], dict[str, Loc]]] = []
+
+    def add(
+        tag: str,
+        kind: str,
+        at: datetime | None,
+        at_field: Loc,
+        data: dict[str, Any] | None = None,
+        origin: dict[str, Loc] | None = None,
+    ) -> None:
+        where = {"occurred_at": at_field if at else ("TrangThaiHoSo",), **(origin or {})}
+        implied.append((tag, kind, at or now, data or {}, where))
 
     if snapshot.NgayNopHoSo and channel == "online":
         add(
-            "submitted", "case.submitted", snapshot.NgayNopHoSo, {"procedure_code": snapshot.MaTTHC, "channel": channel}
+            "submitted",
+            "case.submitted",
+            snapshot.NgayNopHoSo,
+            ("NgayNopHoSo",),
+            {"procedure_code": snapshot.MaTTHC, "channel": channel},
         )
     if status == 3:
         add(
             "refused",
             "case.receipt_refused",
             snapshot.NgayTuChoi,
+            ("NgayTuChoi",),
             {"reason": snapshot.GhiChu or "Không được tiếp nhận"},
         )
     elif status >= 2 and snapshot.NgayTiepNhan:
         rounds = snapshot.DanhSachHoSoBoSung
-        original_due = (rounds[0].NgayHenTraTruoc if rounds else None) or snapshot.NgayHenTra
+        original_due = snapshot.NgayHenTra
+        due_origin: Loc = ("NgayHenTra",)
+        if rounds and rounds[0].NgayHenTraTruoc:
+            original_due, due_origin = rounds[0].NgayHenTraTruoc, ("DanhSachHoSoBoSung", 0, "NgayHenTraTruoc")
         level = registry.agencies[agency].level.value if agency in registry.agencies else "province"
         online_mode = None
         if channel == "online":
             online_mode = "full" if snapshot.LaToanTrinh else "partial"
+        field_code = snapshot.MaLinhVuc
+        if not field_code and snapshot.MaTTHC in registry.catalogue:
+            field_code = registry.catalogue.get(snapshot.MaTTHC).field_code  # the catalogue's field
         add(
             "received",
             "case.received",
             snapshot.NgayTiepNhan,
+            ("NgayTiepNhan",),
             {
                 "procedure_code": snapshot.MaTTHC,
-                "field_code": snapshot.MaLinhVuc or "",
+                "field_code": field_code or "",
                 "level": level,
                 "channel": channel,
                 "online_mode": online_mode,
@@ -169,20 +343,35 @@ def snapshot_events(snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry,
                     snapshot.LoaiDoiTuong or 0
                 ),
             },
+            {"data.due_at_reported": due_origin, "data.level": ("DonViXuLy",)},
         )
         for index, round_ in enumerate(snapshot.DanhSachHoSoBoSung):
             ident = round_.HoSoBoSungId if round_.HoSoBoSungId is not None else index
+            where: Loc = ("DanhSachHoSoBoSung", index)
             if round_.NgayBoSung:
                 add(
                     f"supplement-requested:{ident}",
                     "case.supplement_requested",
                     round_.NgayBoSung,
+                    (*where, "NgayBoSung"),
                     {"reason": round_.NoiDungBoSung},
+                    {"data.reason": (*where, "NoiDungBoSung"), "event_id": (*where, "HoSoBoSungId")},
                 )
             if round_.NgayTiepNhanBoSung:
-                add(f"supplement-received:{ident}", "case.supplement_received", round_.NgayTiepNhanBoSung)
+                add(
+                    f"supplement-received:{ident}",
+                    "case.supplement_received",
+                    round_.NgayTiepNhanBoSung,
+                    (*where, "NgayTiepNhanBoSung"),
+                    origin={"event_id": (*where, "HoSoBoSungId")},
+                )
         if status == 5 and not any(r.NgayBoSung and not r.NgayTiepNhanBoSung for r in snapshot.DanhSachHoSoBoSung):
-            add(f"supplement-requested:status5:{len(snapshot.DanhSachHoSoBoSung)}", "case.supplement_requested", now)
+            add(
+                f"supplement-requested:status5:{len(snapshot.DanhSachHoSoBoSung)}",
+                "case.supplement_requested",
+                now,
+                ("TrangThaiHoSo",),
+            )
         # Status 6 (nghĩa vụ tài chính) carries no time of its own: the change is seen at `now`.
         if status == 6 and memory.status != 6:
             memory.financial_pauses += 1
@@ -190,6 +379,7 @@ def snapshot_events(snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry,
                 f"paused:financial:{memory.financial_pauses}",
                 "case.paused",
                 now,
+                ("TrangThaiHoSo",),
                 {"reason_code": "financial_obligation"},
             )
         if memory.status == 6 and status != 6:
@@ -197,21 +387,40 @@ def snapshot_events(snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry,
                 f"resumed:financial:{memory.financial_pauses}",
                 "case.resumed",
                 now,
+                ("TrangThaiHoSo",),
                 {"reason_code": "financial_obligation"},
             )
         if status in (9, 10) and snapshot.NgayKetThucXuLy:
-            add("processed", "case.processed", snapshot.NgayKetThucXuLy, {"outcome": "approved"})
+            add("processed", "case.processed", snapshot.NgayKetThucXuLy, ("NgayKetThucXuLy",), {"outcome": "approved"})
         if status == 10:
             e_result = any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua)
-            add("returned", "case.returned", snapshot.NgayTra, {"e_result": e_result, "result_channel": channel})
+            add(
+                "returned",
+                "case.returned",
+                snapshot.NgayTra,
+                ("NgayTra",),
+                {"e_result": e_result, "result_channel": channel},
+            )
         if status == 7:
-            add("withdrawn", "case.withdrawn", snapshot.NgayKetThucXuLy, {"reason": snapshot.GhiChu})
+            add(
+                "withdrawn",
+                "case.withdrawn",
+                snapshot.NgayKetThucXuLy,
+                ("NgayKetThucXuLy",),
+                {"reason": snapshot.GhiChu},
+            )
         if status == 8:
-            add("stopped", "case.stopped", snapshot.NgayKetThucXuLy, {"reason": snapshot.GhiChu})
+            add("stopped", "case.stopped", snapshot.NgayKetThucXuLy, ("NgayKetThucXuLy",), {"reason": snapshot.GhiChu})
         if snapshot.DuocThanhToanTrucTuyen in (1, 2):
             amount = sum(fee.Gia or 0 for fee in snapshot.DanhSachLePhi)
             gateway = "dvcqg" if snapshot.DuocThanhToanTrucTuyen == 1 else "local"
-            add("paid", "case.paid_online", snapshot.NgayTiepNhan, {"amount": amount, "gateway": gateway})
+            add(
+                "paid",
+                "case.paid_online",
+                snapshot.NgayTiepNhan,
+                ("NgayTiepNhan",),
+                {"amount": amount, "gateway": gateway},
+            )
         flags = {
             "components_digitized": snapshot.HoSoCoThanhPhanSoHoa or any(t.DuocSoHoa for t in snapshot.TaiLieuNop),
             "result_digitized": any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua),
@@ -219,25 +428,85 @@ def snapshot_events(snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry,
         }
         if any(flags.values()):
             tag = "digitized:" + "".join("1" if v else "0" for v in flags.values())
-            add(tag, "case.digitized", snapshot.NgayTiepNhan, flags)
+            add(tag, "case.digitized", snapshot.NgayTiepNhan, ("NgayTiepNhan",), flags)
     memory.status = status
 
     events = []
-    for tag, kind, at, data in implied:
+    for tag, kind, at, data, origin in implied:
         event_id = f"dvcqg:{code}:{tag}"
         if event_id in memory.emitted:
             continue
         memory.emitted.add(event_id)
-        events.append(
-            {
-                "event_id": event_id,
-                "type": kind,
-                "case_code": code,
-                "occurred_at": at.isoformat(),
-                "agency_code": agency,
-                "data": {k: v for k, v in data.items() if v is not None or k == "online_mode"},
-            }
+        event = {
+            "event_id": event_id,
+            "type": kind,
+            "case_code": code,
+            "occurred_at": at.isoformat(),
+            "agency_code": agency,
+            "data": {k: v for k, v in data.items() if v is not None or k == "online_mode"},
+        }
+        events.append((event, origin))
+    return events
+
+
+def _national_loc(loc: list[Any], origin: dict[str, Loc]) -> list[str | int]:
+    """The national field an event field came from (`data.reason` → GhiChu, …)."""
+    head = loc[0] if loc else None
+    if head == "data" and len(loc) > 1:
+        found = origin.get(f"data.{loc[1]}") or DATA_ORIGIN.get(str(loc[1]))
+    else:
+        found = origin.get(str(head)) or ENVELOPE_ORIGIN.get(str(head))
+    return list(found or origin["occurred_at"])
+
+
+def read_snapshot(raw: Any, bounds: DoorBounds, now: datetime) -> HoSoDongBoDVC:
+    """One snapshot, validated with the door's bounds on every date; SnapshotInvalid naming the field."""
+    try:
+        return HoSoDongBoDVC.model_validate(raw, context={"bounds": bounds, "now": now})
+    except ValidationError as exc:
+        raise SnapshotInvalid(pydantic_details(exc.errors())) from None
+
+
+def snapshot_to_events(
+    snapshot: HoSoDongBoDVC,
+    memory: Memory,
+    registry: Registry,
+    now: datetime,
+    bounds: DoorBounds,
+    names: dict[str, str] | None = None,
+) -> list[Envelope]:
+    """The new events of a snapshot, each validated like any other event at the door.
+
+    SnapshotInvalid (naming national fields) for an unknown agency or procedure, or for an event
+    the door refuses; nothing else escapes.
+    """
+    details: list[dict[str, Any]] = []
+    if snapshot.MaTTHC not in registry.catalogue:
+        details.append({"loc": ["MaTTHC"], "msg": f"unknown procedure_code {snapshot.MaTTHC!r}"})
+    agency = resolve_agency(snapshot, registry, agency_names(registry) if names is None else names)
+    if agency is None:
+        unit = snapshot.DonViXuLy or snapshot.MaHoSo.split("-")[0]
+        details.append(
+            {"loc": ["DonViXuLy"], "msg": f"no registered agency has the code or name {unit!r} (nor MaHoSo's prefix)"}
         )
+    if details:
+        raise SnapshotInvalid(details)
+    events: list[Envelope] = []
+    for item, origin in _implied_events(snapshot, memory, registry, now, agency):  # type: ignore[arg-type]
+        try:
+            event = EVENT_ADAPTER.validate_python(item)
+        except ValidationError as exc:
+            problems = pydantic_details(exc.errors())
+        else:
+            problems = event_problems(event, bounds, now)
+            events.append(event)
+        for problem in problems:
+            details.append({"loc": _national_loc(problem["loc"], origin), "msg": problem["msg"]})
+    if details:
+        unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for detail in details:
+            unique.setdefault((tuple(detail["loc"]), detail["msg"]), detail)
+        raise SnapshotInvalid(list(unique.values()))
     return events
 
 
@@ -265,43 +534,37 @@ async def post_snapshots(request: Request) -> JSONResponse:
     )
 
 
+def _prefixed(details: list[dict[str, Any]], prefix: list[int]) -> list[dict[str, Any]]:
+    return [{"loc": [*prefix, *d["loc"]], "msg": d["msg"]} for d in details]
+
+
 async def ingest_snapshots(
     context: IntakeContext, principal: Principal, items: list[Any], batch: bool = True
 ) -> list[dict[str, Any]]:
     """Validate every snapshot (all or nothing), publish the new events, remember what was sent."""
     if not items or len(items) > context.settings.max_batch:
         raise ApiError(422, f"send 1 to {context.settings.max_batch} snapshots", details=[{"loc": [], "msg": "size"}])
+    now = datetime.now(VN_TZ)
     snapshots, details = [], []
     for index, raw in enumerate(items):
-        prefix = (index,) if batch else ()
         try:
-            snapshots.append(HoSoDongBoDVC.model_validate(raw))
-        except ValidationError as exc:
-            details.extend(pydantic_details(exc.errors(), prefix))
+            snapshots.append(read_snapshot(raw, context.door, now))
+        except SnapshotInvalid as exc:
+            details.extend(_prefixed(exc.details, [index] if batch else []))
     if details:
         raise ApiError(422, "the snapshots are invalid; nothing was published", details=details)
 
     memories = await load_memories(context, [s.MaHoSo for s in snapshots])
-    now = datetime.now(VN_TZ)
+    names = agency_names(context.registry)
     events: list[Envelope] = []
     for index, snapshot in enumerate(snapshots):
-        prefix = [index] if batch else []
-        if snapshot.MaTTHC not in context.registry.catalogue:
-            details.append({"loc": [*prefix, "MaTTHC"], "msg": f"unknown procedure_code {snapshot.MaTTHC!r}"})
-        if snapshot.agency_code not in context.registry.agencies:
-            details.append({"loc": [*prefix, "DonViXuLy"], "msg": f"unknown agency_code {snapshot.agency_code!r}"})
         memory = memories.setdefault(snapshot.MaHoSo, Memory())
-        for item in snapshot_events(snapshot, memory, context.registry, now):
-            event = EVENT_ADAPTER.validate_python(item)
-            for problem in check_registry(context, event):
-                national = FIELD_OF.get(problem["loc"][-1], problem["loc"][-1])
-                details.append({"loc": [*prefix, national], "msg": problem["msg"]})
-            events.append(event)
+        try:
+            events.extend(snapshot_to_events(snapshot, memory, context.registry, now, context.door, names))
+        except SnapshotInvalid as exc:
+            details.extend(_prefixed(exc.details, [index] if batch else []))
     if details:
-        unique: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for detail in details:
-            unique.setdefault((tuple(detail["loc"]), detail["msg"]), detail)
-        raise ApiError(422, "the snapshots name unknown codes; nothing was published", details=list(unique.values()))
+        raise ApiError(422, "the snapshots are invalid; nothing was published", details=details)
     check_scope(context, principal, events)
     accepted = await publish_events(context, principal, events) if events else []
     await save_memories(context, memories)

@@ -11,6 +11,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.intake.context import IntakeContext, get_context
+from services.intake.door import event_problems, named_type_errors, now_utc
 from services.intake.openapi import events_request_body
 from shared.domain.codes import EventType
 from shared.events import EVENT_ADAPTER, CaseEventIn, Envelope, derive_event_id
@@ -104,6 +105,7 @@ def validate_items(context: IntakeContext, items: list[Any], batch: bool) -> lis
     except ValidationError:
         events = []  # the slow path, only for a bad request: collect every item's problems
     details = []
+    now = now_utc()
     for index, raw in enumerate(items):
         prefix = [index] if batch else []
         if events:
@@ -112,9 +114,9 @@ def validate_items(context: IntakeContext, items: list[Any], batch: bool) -> lis
             try:
                 event = EVENT_ADAPTER.validate_python(raw)
             except ValidationError as exc:
-                details.extend(pydantic_details(exc.errors(), tuple(prefix)))
+                details.extend(pydantic_details(named_type_errors(exc.errors()), tuple(prefix)))
                 continue
-        for problem in check_registry(context, event):
+        for problem in [*event_problems(event, context.door, now), *check_registry(context, event)]:
             details.append({"loc": [*prefix, *problem["loc"]], "msg": problem["msg"]})
     if details:
         REQUESTS_REJECTED.labels("invalid").inc()
@@ -147,7 +149,10 @@ async def post_events(request: Request) -> JSONResponse:
         validated = events if len(events) <= context.settings.max_batch else None
     except ValidationError:
         validated = None
-    if validated is not None and not any(check_registry(context, e) for e in validated):
+    now = now_utc()
+    if validated is not None and not any(
+        event_problems(e, context.door, now, nesting=2) or check_registry(context, e) for e in validated
+    ):
         check_scope(context, principal, validated)
         accepted = await publish_events(context, principal, validated)
     else:  # anything else takes the path that reports every problem precisely

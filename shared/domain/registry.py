@@ -5,12 +5,22 @@ Pure data: the services fill it from the `config/` seed and from the compacted r
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 
-from shared.domain.calendar import CalendarRules, WorkingCalendar
+from shared.domain.calendar import CalendarError, CalendarRules, OfficeHours, WorkingCalendar
 from shared.domain.catalogue import Catalogue
 from shared.domain.codes import Level
+
+log = logging.getLogger(__name__)
+
+# The years an agency's calendar override may cover (its first_year/last_year).
+OVERRIDE_YEARS = range(2000, 2101)
+OVERRIDE_MAX_SPAN = 50
+# What a malformed override can raise on its way through CalendarRules and WorkingCalendar.
+_OVERRIDE_ERRORS = (CalendarError, ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
 
 class UnknownAgency(LookupError):
@@ -73,6 +83,8 @@ class Registry:
     _subtrees: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     def put_agency(self, agency: Agency) -> None:
+        """Adds or replaces an agency. A calendar override the calendar cannot use is dropped (and
+        logged), never kept to fail later: this is how the seed and the registry topic load."""
         if agency.parent_code and agency.parent_code not in self.agencies:
             raise RegistryError(f"unknown parent_code {agency.parent_code!r}", "parent_code")
         ancestor = agency.parent_code
@@ -80,8 +92,41 @@ class Registry:
             if ancestor == agency.code:
                 raise RegistryError("parent_code would make a cycle", "parent_code")
             ancestor = self.agencies[ancestor].parent_code
+        if agency.calendar:
+            try:
+                self.check_calendar(agency)
+            except RegistryError as exc:
+                log.warning(
+                    "unusable calendar override dropped",
+                    extra={"agency": agency.code, "field": exc.field, "error": str(exc)},
+                )
+                agency = replace(agency, calendar=None)
         self.agencies[agency.code] = agency
         self._subtrees.clear()
+
+    def check_calendar(self, agency: Agency) -> None:
+        """RegistryError (naming the field, e.g. `calendar.office_hours`) unless the calendar can use
+        the agency's override, on top of its ancestors' rules, for it and the agencies below it."""
+        override = agency.calendar
+        if not override:
+            return
+        check_override_shape(override)
+        parent_rules = self.calendar_rules_for(agency.parent_code) if agency.parent_code else self.calendar_rules
+        try:
+            rules = CalendarRules.from_mapping({"name": parent_rules.name, **override}, base=parent_rules)
+            self._calendar_of(rules)
+            below = self.subtree(agency.code) - {agency.code} if agency.code in self.agencies else frozenset()
+            for code in sorted(below):  # an existing agency's override changes its descendants' calendars
+                chain = self.ancestors(code)
+                child_rules = rules
+                for child in chain[[a.code for a in chain].index(agency.code) + 1 :]:
+                    if child.calendar:
+                        child_rules = CalendarRules.from_mapping(
+                            {"name": child_rules.name, **child.calendar}, base=child_rules
+                        )
+                self._calendar_of(child_rules)
+        except _OVERRIDE_ERRORS as exc:
+            raise RegistryError(f"the calendar cannot use this override: {exc}", "calendar") from None
 
     def agency(self, code: str) -> Agency:
         try:
@@ -120,13 +165,71 @@ class Registry:
         if agency_code and agency_code in self.agencies:
             for agency in self.ancestors(agency_code):
                 if agency.calendar:
-                    rules = CalendarRules.from_mapping({"name": rules.name, **agency.calendar}, base=rules)
+                    try:
+                        rules = CalendarRules.from_mapping({"name": rules.name, **agency.calendar}, base=rules)
+                    except _OVERRIDE_ERRORS as exc:  # put_agency drops these; never fail a case for one
+                        log.warning("calendar override skipped", extra={"agency": agency.code, "error": str(exc)})
         return rules
 
     def calendar_for(self, agency_code: str | None = None) -> WorkingCalendar:
         """The working calendar of an agency: the province's rules with its own overrides."""
         rules = self.calendar_rules_for(agency_code)
+        try:
+            return self._calendar_of(rules)
+        except _OVERRIDE_ERRORS as exc:
+            log.warning(
+                "agency calendar unusable; the province's is used", extra={"agency": agency_code, "error": str(exc)}
+            )
+            return self._calendar_of(self.calendar_rules)
+
+    def _calendar_of(self, rules: CalendarRules) -> WorkingCalendar:
         calendar = self._calendars.get(rules.version)
         if calendar is None:
             calendar = self._calendars[rules.version] = WorkingCalendar(rules)
         return calendar
+
+
+def _field(name: str, message: str) -> RegistryError:
+    return RegistryError(message, f"calendar.{name}")
+
+
+def check_override_shape(override: Mapping[str, object]) -> None:
+    """The keys the calendar reads, each of the type and in the range it needs (RegistryError naming it)."""
+    office = override.get("office_hours")
+    if office is not None:
+        if not isinstance(office, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) for t in pair) for pair in office
+        ):
+            raise _field("office_hours", 'office_hours must be a list of ["HH:MM", "HH:MM"] intervals')
+        try:
+            OfficeHours.parse(office)
+        except CalendarError as exc:
+            raise _field("office_hours", str(exc)) from None
+    for key in ("days_off", "working_days"):
+        days = override.get(key)
+        if days is None:
+            continue
+        if not isinstance(days, list):
+            raise _field(key, f"{key} must be a list of dates or {{date, name}} objects")
+        for index, item in enumerate(days):
+            day = item.get("date") if isinstance(item, dict) else item
+            name = item.get("name", "") if isinstance(item, dict) else ""
+            if not isinstance(day, str) or not isinstance(name, str | None):
+                raise _field(f"{key}.{index}", f'{key}[{index}] must be "YYYY-MM-DD" or {{"date", "name"}}')
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise _field(f"{key}.{index}", f"{day!r} is not a YYYY-MM-DD date") from None
+    years = {}
+    for key in ("first_year", "last_year"):
+        year = override.get(key)
+        if year is None:
+            continue
+        if not isinstance(year, int) or isinstance(year, bool) or year not in OVERRIDE_YEARS:
+            raise _field(key, f"{key} must be a year from {OVERRIDE_YEARS.start} to {OVERRIDE_YEARS.stop - 1}")
+        years[key] = year
+    if len(years) == 2 and not 0 <= years["last_year"] - years["first_year"] < OVERRIDE_MAX_SPAN:
+        raise _field("last_year", f"last_year must be from first_year to {OVERRIDE_MAX_SPAN - 1} years after it")
+    for key in ("name", "revision"):
+        if key in override and not isinstance(override[key], str | int):
+            raise _field(key, f"{key} must be a string")
