@@ -303,7 +303,13 @@ async def ingest_snapshots(
             unique.setdefault((tuple(detail["loc"]), detail["msg"]), detail)
         raise ApiError(422, "the snapshots name unknown codes; nothing was published", details=list(unique.values()))
     check_scope(context, principal, events)
-    accepted = await publish_events(context, principal, events) if events else []
+    # Ownership (403/409) names a snapshot's MaHoSo; a snapshot implying no new event is checked too.
+    where: dict[str, list[Any]] = {}
+    for index, snapshot in enumerate(snapshots):
+        where.setdefault(snapshot.MaHoSo, [index, "MaHoSo"] if batch else ["MaHoSo"])
+    accepted = await publish_events(
+        context, principal, events, locs=[where[e.case_code] for e in events], touches=list(where.items())
+    )
     await save_memories(context, memories)
     return accepted
 
