@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from services.intake.app import create_app
+from services.intake.ownership import OWNERS_COLLECTION, Ledger
+from shared.events import EVENT_ADAPTER
 from shared.settings import Settings
 from shared.store import mongo_client
 from tests.conftest import AUTH, serve
@@ -124,7 +126,8 @@ async def test_after_a_transfer_the_new_handlers_key_may_send_events(settings: S
         "case.processed",
     ]
     db = mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_intake"]
-    owners = {d["_id"]: (d["owner"], d["handler"]) async for d in db.case_owners.find({"_id": {"$in": [other, third]}})}
+    ledger = await Ledger.load(db[OWNERS_COLLECTION], {other, third})
+    owners = {code: (state.owner, state.handler) for code, state in ledger.cases.items()}
     db.client.close()
     assert owners == {other: (A, C), third: (A, C)}
 
@@ -250,3 +253,37 @@ async def test_pull_mode_sets_aside_what_the_source_may_not_send(settings: Setti
         ("shared-1", b"pull:so-tc"),
         ("p-3", b"pull:so-tc"),
     ]
+
+
+async def test_two_requests_writing_one_bucket_both_land_and_the_first_receipt_wins(settings: Settings) -> None:
+    first, second = f"{A}-261116-0000101", f"{A}-261116-0000102"  # neighbours: one bucket document
+    client = mongo_client(settings.mongo_uri)
+    owners = client[f"{settings.mongo_db}_intake"][OWNERS_COLLECTION]
+    try:
+        one = await Ledger.load(owners, {first})
+        two = await Ledger.load(owners, {first, second})  # read before `one` wrote: `first` looks new
+        one.admit([EVENT_ADAPTER.validate_python(received(first))], {A}, [["case_code"]])
+        by_b = as_agency(received(first), B)
+        two.admit([EVENT_ADAPTER.validate_python(e) for e in (received(second), by_b)], None, [[0], [1]])
+        await one.save(owners)
+        await two.save(owners)  # finds the bucket written: applies its events again to what is there
+        after = await Ledger.load(owners, {first, second})
+        # both read the bucket as it is now; the second's conditional replace misses, then lands
+        third = f"{A}-261116-0000103"
+        one, two = await Ledger.load(owners, {first}), await Ledger.load(owners, {third})
+        transfer = event("case.transferred", first, AT, from_agency=A, to_agency=C)
+        one.admit([EVENT_ADAPTER.validate_python(transfer)], {A}, [["case_code"]])
+        two.admit([EVENT_ADAPTER.validate_python(received(third))], {A}, [["case_code"]])
+        await one.save(owners)
+        await two.save(owners)
+        last = await Ledger.load(owners, {first, second, third})
+        documents = await owners.count_documents({})
+    finally:
+        client.close()
+    assert after.cases[first].owner == A and after.cases[second].owner == A
+    assert {code: (s.owner, s.handler) for code, s in last.cases.items()} == {
+        first: (A, C),
+        second: (A, A),
+        third: (A, A),
+    }
+    assert documents == 1

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from services.intake.dedupe import RecentEventIds, source_of
-from services.intake.ownership import CaseOwner, Ledger
+from services.intake.ownership import CaseOwner, Ledger, bucket_of, case_code_of
 from shared.events import EVENT_ADAPTER, Envelope
 from shared.web import ApiError, Principal
 from tests.support.events import event, received
@@ -31,7 +31,8 @@ def admit(ledger: Ledger, bodies: list[dict[str, Any]], scope: set[str] | None) 
 
 
 def owned_by_a() -> Ledger:
-    return Ledger({CODE: CaseOwner(A, A)})
+    bucket, key = bucket_of(CODE)
+    return Ledger({bucket: {"_id": bucket, "v": 1, "cases": {key: CaseOwner(A, A).entry()}}}, {CODE})
 
 
 def test_another_agencys_key_cannot_act_on_a_received_case() -> None:
@@ -56,11 +57,11 @@ def test_received_naming_another_agency_is_a_conflict_even_for_admin() -> None:
 def test_a_resent_receipt_by_the_owner_passes_and_changes_nothing() -> None:
     ledger = owned_by_a()
     admit(ledger, [received(CODE)], {A})
-    assert ledger.changed == set()
+    assert ledger.cases == {CODE: CaseOwner(A, A)}
 
 
 def test_receipt_transfer_then_new_handler_pass_in_one_batch() -> None:
-    ledger = Ledger({})
+    ledger = Ledger({}, set())
     transfer = event("case.transferred", CODE, AT, from_agency=A, to_agency=C)
     by_c = as_agency(event("case.processed", CODE, "2026-03-18T09:00:00+07:00", outcome="approved"), C)
     admit(ledger, [received(CODE), transfer, by_c], None)  # the admin token sends the lot
@@ -81,7 +82,7 @@ def test_a_late_transfer_does_not_move_the_case_back() -> None:
 
 
 def test_first_event_before_the_receipt_gives_a_provisional_owner_the_receipt_replaces() -> None:
-    ledger = Ledger({})
+    ledger = Ledger({}, set())
     admit(ledger, [as_agency(event("case.paused", CODE, AT, reason_code="other"), B)], {B})
     assert ledger.cases[CODE] == CaseOwner(B, B, provisional=True)
     with pytest.raises(ApiError):  # a key scoped to neither B nor the handler: refused meanwhile
@@ -113,3 +114,14 @@ def test_recent_ids_are_per_source() -> None:
     assert memory.known("sk_b", ["x"]) == set()
     memory.add("sk_b", ["x", "w"])
     assert len(memory) == 3 and memory.known("sk_a", ["x"]) == set()  # the oldest forgotten first
+
+
+@pytest.mark.parametrize("code", [CODE, "X", "AB", "A.B", "abc.1.2", "a-1-2.."])
+def test_bucket_and_entry_make_the_case_code_again(code: str) -> None:
+    bucket, key = bucket_of(code)
+    assert "." not in key and key and case_code_of(bucket, key) == code
+
+
+def test_neighbouring_case_codes_share_a_bucket() -> None:
+    codes = [f"{A}-261123-{i:07d}" for i in range(1000)]
+    assert len({bucket_of(code)[0] for code in codes}) == 10
