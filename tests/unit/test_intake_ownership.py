@@ -8,7 +8,9 @@ import pytest
 
 from services.intake.dedupe import RecentEventIds, source_of
 from services.intake.ownership import CaseOwner, Ledger, bucket_of, case_code_of
+from shared.config import load_registry
 from shared.events import EVENT_ADAPTER, Envelope
+from shared.registry_sync import Credential, RegistryState
 from shared.web import ApiError, Principal
 from tests.support.events import event, received
 
@@ -125,3 +127,13 @@ def test_bucket_and_entry_make_the_case_code_again(code: str) -> None:
 def test_neighbouring_case_codes_share_a_bucket() -> None:
     codes = [f"{A}-261123-{i:07d}" for i in range(1000)]
     assert len({bucket_of(code)[0] for code in codes}) == 10
+
+
+def test_a_source_header_finds_its_credential_by_id_or_by_name() -> None:
+    state = RegistryState(load_registry("config"))
+    credential = Credential("sk_0123456789ab", "source", "mot-cua", [A], "hash", webhook_url="http://x")
+    state.apply(f"credential:{credential.id}", credential.as_dict())
+    assert state.credential_named("sk_0123456789ab") is state.credential_named("mot-cua") is not None
+    assert state.resolve("hash") == Principal("source", "mot-cua", frozenset({A}), "sk_0123456789ab")
+    state.apply(f"credential:{credential.id}", {**credential.as_dict(), "revoked": True})
+    assert state.credential_named("sk_0123456789ab") is None
