@@ -250,7 +250,7 @@ class SnapshotsAccepted(BaseModel):
     "/v1/dvcqg/hoso",
     status_code=202,
     response_model=SnapshotsAccepted,
-    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
     openapi_extra={"requestBody": snapshots_request_body()},
     summary="Submit HoSoDongBoDVC snapshots with the national field names",
 )

@@ -138,7 +138,7 @@ class Accepted(BaseModel):
     "/v1/events",
     status_code=202,
     response_model=Accepted,
-    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
     openapi_extra={"requestBody": events_request_body()},
     summary="Submit one event or a batch of up to 1000 (all or nothing)",
 )
