@@ -81,7 +81,7 @@ class RegistryState:
         credential = self._by_hash.get(token_hash)
         if credential is None or credential.revoked:
             return None
-        return Principal(credential.kind, credential.name, frozenset(credential.agencies))
+        return Principal(credential.kind, credential.name, frozenset(credential.agencies), credential.id)
 
     # ---- applying records ---------------------------------------------------------------------
 
@@ -147,6 +147,11 @@ class RegistryState:
         return f"procedure:{code}", {"versions": [versions[k] for k in sorted(versions)]}
 
     def credential_named(self, name: str) -> Credential | None:
+        """The live credential a case's `source` names: its id (the `source` header of case events
+        from a source-system key since v1.1) or its name (records published before)."""
+        by_id = self.credentials.get(name)
+        if by_id is not None and not by_id.revoked:
+            return by_id
         for credential in self.credentials.values():
             if credential.name == name and not credential.revoked:
                 return credential

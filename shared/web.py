@@ -194,6 +194,7 @@ class Principal:
     kind: str  # "admin" | "source" | "agency"
     name: str
     agencies: frozenset[str] = field(default_factory=frozenset)  # scope, before subtree expansion
+    credential_id: str | None = None  # the registry credential (stable across key rotation); None for admin
 
     @property
     def is_admin(self) -> bool:

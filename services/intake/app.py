@@ -7,18 +7,21 @@ from fastapi import FastAPI
 from services.intake import admin, dvcqg, events, openapi
 from services.intake.context import IntakeContext
 from services.intake.limits import request_time_limit
+from services.intake.readers import source_keys_only_submit
 from shared.service import service_app
 from shared.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    context = IntakeContext(settings)
     app = service_app(
-        IntakeContext(settings),
+        context,
         "TTHC intake",
         "Case events from one-stop systems (contract v1), validated and published to Kafka.",
         [events.router, dvcqg.router, admin.router],
     )
     openapi.install(app)
     app.middleware("http")(request_time_limit(settings.request_timeout_s))
+    app.middleware("http")(source_keys_only_submit(context))
     return app

@@ -519,7 +519,7 @@ class SnapshotsAccepted(BaseModel):
     "/v1/dvcqg/hoso",
     status_code=202,
     response_model=SnapshotsAccepted,
-    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
     openapi_extra={"requestBody": snapshots_request_body()},
     summary="Submit HoSoDongBoDVC snapshots with the national field names",
 )
@@ -566,7 +566,13 @@ async def ingest_snapshots(
     if details:
         raise ApiError(422, "the snapshots are invalid; nothing was published", details=details)
     check_scope(context, principal, events)
-    accepted = await publish_events(context, principal, events) if events else []
+    # Ownership (403/409) names a snapshot's MaHoSo; a snapshot implying no new event is checked too.
+    where: dict[str, list[Any]] = {}
+    for index, snapshot in enumerate(snapshots):
+        where.setdefault(snapshot.MaHoSo, [index, "MaHoSo"] if batch else ["MaHoSo"])
+    accepted = await publish_events(
+        context, principal, events, locs=[where[e.case_code] for e in events], touches=list(where.items())
+    )
     await save_memories(context, memories)
     return accepted
 

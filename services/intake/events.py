@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,8 +12,10 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.intake.context import IntakeContext, get_context
+from services.intake.dedupe import source_of
 from services.intake.door import event_problems, named_type_errors, now_utc
 from services.intake.openapi import events_request_body
+from services.intake.ownership import OWNERS_COLLECTION, Ledger
 from shared.domain.codes import EventType
 from shared.events import EVENT_ADAPTER, CaseEventIn, Envelope, derive_event_id
 from shared.kafka import PublishFailed
@@ -137,7 +140,7 @@ class Accepted(BaseModel):
     "/v1/events",
     status_code=202,
     response_model=Accepted,
-    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
     openapi_extra={"requestBody": events_request_body()},
     summary="Submit one event or a batch of up to 1000 (all or nothing)",
 )
@@ -176,21 +179,41 @@ async def ingest_events(
     """Validate (all or nothing), check scope, publish; ApiError for anything refused."""
     events = validate_items(context, items, batch)
     check_scope(context, principal, events)
-    return await publish_events(context, principal, events)
+    return await publish_events(context, principal, events, batch=batch)
 
 
-async def publish_events(context: IntakeContext, principal: Principal, events: list[Envelope]) -> list[dict[str, Any]]:
-    """Publish new events (key = case_code) and answer once the broker acknowledged all of them."""
+async def publish_events(
+    context: IntakeContext,
+    principal: Principal,
+    events: list[Envelope],
+    *,
+    batch: bool = True,
+    locs: Sequence[list[Any]] | None = None,
+    touches: Sequence[tuple[str, list[Any]]] = (),
+) -> list[dict[str, Any]]:
+    """Check the cases' owners (403/409), publish the events new from this source (key = case_code,
+    header `source`), answer once the broker acknowledged all of them, then record the owners.
+
+    `locs`: each event's error location for an ownership refusal (default `[index, "case_code"]`,
+    `["case_code"]` for a single event); `touches`: (case_code, loc) of cases the request concerns
+    without an event, checked only (services/intake/ownership.py).
+    """
+    source = source_of(principal)
     for event in events:
         if not event.event_id:
             event.event_id = derive_event_id(principal.name, event.model_dump(mode="json"))
     ids: list[str] = [e.event_id for e in events]  # type: ignore[misc]
-    known = context.recent_ids.known(ids)
+    if locs is None:
+        locs = [[index, "case_code"] for index in range(len(events))] if batch else [["case_code"]] * len(events)
+    owners = context.db[OWNERS_COLLECTION]
+    ledger = await Ledger.load(owners, {e.case_code for e in events} | {code for code, _ in touches})
+    ledger.admit(events, context.visible_agencies(principal), locs, touches)
+    known = context.recent_ids.known(source, ids)
     fresh: list[Envelope] = []
     fresh_ids: set[str] = set()
     accepted = []
     for event, event_id in zip(events, ids, strict=True):
-        # known to the intake, or earlier in this same request
+        # known to the intake from this source, or earlier in this same request
         duplicate = event_id in known or event_id in fresh_ids
         if not duplicate:
             fresh_ids.add(event_id)
@@ -205,13 +228,14 @@ async def publish_events(context: IntakeContext, principal: Principal, events: l
                     context.settings.case_events_topic,
                     messages,
                     timeout=context.settings.publish_timeout_s,
-                    headers=[("source", principal.name.encode())],
+                    headers=[("source", source.encode())],
                 )
             except PublishFailed as exc:
                 REQUESTS_REJECTED.labels("broker_unavailable").inc()
                 log.warning("publish failed", extra={"error": str(exc), "events": len(messages)})
                 raise unavailable("the event broker") from exc
-        context.recent_ids.add(fresh_ids)
+        context.recent_ids.add(source, fresh_ids)
+    await ledger.save(owners)
     EVENTS_ACCEPTED.labels(principal.kind).inc(len(fresh))
     EVENTS_DUPLICATE.labels(principal.kind).inc(len(events) - len(fresh))
     return accepted

@@ -64,6 +64,7 @@ class Poller:
     def __init__(self, context: IntakeContext, source: PullSource) -> None:
         self.context = context
         self.source = source
+        # its own source (records' `source` header "pull:<name>", its own event_id space)
         self.principal = Principal("source", f"pull:{source.name}", frozenset(source.agency_codes))
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -125,27 +126,30 @@ class Poller:
         return bool(items) and next_cursor != cursor and bool(page.get("has_more", len(items) >= self.source.page_size))
 
     async def _ingest(self, items: list[Any]) -> None:
-        if not items:
-            return
+        """Ingest a page; items refused (403 ownership or scope, 409 moving a case, 422 invalid) are set
+        aside in `pull_rejects` (never dropped) and the rest ingested again, until all are placed."""
         ingest = ingest_snapshots if self.source.format == "dvcqg" else ingest_events
-        try:
-            await ingest(self.context, self.principal, items, True)
-            PULL_ITEMS.labels(self.source.name, "accepted").inc(len(items))
-            return
-        except ApiError as exc:
-            if exc.status not in (403, 422):
-                raise  # the broker or store is down: retry the page later
-            error = exc
-        # Keep what can be accepted; set aside (never drop) what cannot.
-        bad = {d["loc"][0] for d in error.details if d.get("loc") and isinstance(d["loc"][0], int)}
-        if error.status == 403 or not bad:
-            bad = set(range(len(items)))
-        good = [item for index, item in enumerate(items) if index not in bad]
-        await self._reject([items[i] for i in sorted(bad)], error)
-        if good:
-            await ingest(self.context, self.principal, good, True)
-        PULL_ITEMS.labels(self.source.name, "accepted").inc(len(good))
-        PULL_ITEMS.labels(self.source.name, "rejected").inc(len(bad))
+        pending = list(items)
+        while pending:
+            try:
+                await ingest(self.context, self.principal, pending, True)
+                PULL_ITEMS.labels(self.source.name, "accepted").inc(len(pending))
+                return
+            except ApiError as exc:
+                if exc.status not in (403, 409, 422):
+                    raise  # the broker or store is down: retry the page later
+                error = exc
+            # Keep what can be accepted; set aside (never drop) what cannot.
+            bad = {
+                d["loc"][0]
+                for d in error.details
+                if d.get("loc") and isinstance(d["loc"][0], int) and 0 <= d["loc"][0] < len(pending)
+            }
+            if not bad:
+                bad = set(range(len(pending)))  # not located: the whole rest is set aside
+            await self._reject([pending[i] for i in sorted(bad)], error)
+            PULL_ITEMS.labels(self.source.name, "rejected").inc(len(bad))
+            pending = [item for index, item in enumerate(pending) if index not in bad]
 
     async def _reject(self, items: list[Any], error: ApiError) -> None:
         documents = [

@@ -6,6 +6,7 @@ service equal to the simulator's oracle, and every case once in the deadline ser
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -71,10 +72,20 @@ async def test_readyz_follows_outages_and_the_pipeline_resumes(tmp_path: Path) -
             mongo.stop()
             down = await eventually(lambda: _when(ready(client, deadline), lambda r: r["status"] == 503), timeout=30)
             assert down["store"] is False and down["broker"] is True
-            for path, body in thirds[1]:  # the broker still takes them; the consumers wait for the store
-                await post_until_acknowledged(client, f"{intake}{path}", body)
+            # The intake checks case owners in the store (v1.1): it answers 503 meanwhile, and the
+            # one-stop system keeps resending until the store is back.
+            refused = await client.post(f"{intake}{thirds[1][0][0]}", json=thirds[1][0][1], headers=AUTH)
+            assert refused.status_code == 503 and "retry-after" in refused.headers
+
+            async def resend(requests: list) -> None:
+                for path, body in requests:
+                    await post_until_acknowledged(client, f"{intake}{path}", body)
+
+            sending = asyncio.create_task(resend(thirds[1]))
+            await asyncio.sleep(3)
             mongo.start()
             await mongo.wait_ready()
+            await sending
             await eventually(lambda: _when(ready(client, deadline), lambda r: r["status"] == 200), timeout=60)
 
             kafka.stop()
