@@ -83,7 +83,8 @@ def letter_fields(
 
 def render_docx(fields: LetterFields) -> bytes:
     template = DocxTemplate(str(TEMPLATE))
-    template.render(asdict(fields))
+    # every field is escaped: a reason holding `</w:t><w:r>…` or `&<>` shows as text, never as markup
+    template.render(asdict(fields), autoescape=True)
     out = io.BytesIO()
     template.save(out)
     return out.getvalue()
