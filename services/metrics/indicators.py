@@ -177,6 +177,7 @@ async def get_monthly(
     principal = context.principal(request)
     registry = context.registry
     scope = context.visible_agencies(principal)
+    agency = agency or None  # `agency=` (empty) means no agency, as in the other routes
     if agency is None:
         tops = [
             a.code
