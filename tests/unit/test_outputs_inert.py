@@ -129,6 +129,14 @@ def test_docx_letter_escapes_every_field() -> None:
     assert not document.getElementsByTagName("b")
 
 
+def test_docx_letter_drops_characters_xml_cannot_carry() -> None:
+    document = minidom.parseString(_letter_xml("Lý do\x01\x0b có ký tự điều khiển", "Ông B\x00"))
+    shown = "".join(
+        n.data for t in document.getElementsByTagName("w:t") for n in t.childNodes if n.nodeType == n.TEXT_NODE
+    )
+    assert "Lý do có ký tự điều khiển" in shown and "Ông B" in shown
+
+
 # ---- list cursors and as_of ------------------------------------------------------------------
 
 
