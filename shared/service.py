@@ -15,6 +15,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 from shared.document_cache import DocumentCache
 from shared.domain.registry import Registry
 from shared.kafka import BatchConsumer, Publisher
+from shared.limits import BodySizeLimit, RateLimiter
 from shared.logs import configure_logging
 from shared.projection import CaseProjection, Companion, Derive, Prelude, ToDocument
 from shared.registry_sync import RegistryFollower, RegistryState
@@ -25,6 +26,9 @@ from shared.web import ApiError, Principal, authenticate, health_router, install
 
 class ServiceContext:
     service = "service"
+    # principal() spends one token of the caller's bucket (429 + Retry-After past it; admin exempt).
+    # The intake charges its submissions itself.
+    rate_limit_in_principal = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -33,6 +37,7 @@ class ServiceContext:
         self.registry_state = RegistryState.seeded(settings)
         self.follower = RegistryFollower(settings, self.registry_state)
         self.publisher = Publisher(settings.kafka_bootstrap, client_id=f"tthc-{self.service}")
+        self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
 
     @property
     def registry(self) -> Registry:
@@ -59,7 +64,10 @@ class ServiceContext:
         return self.follower.caught_up.is_set()
 
     def principal(self, request: Request) -> Principal:
-        return authenticate(request, self.settings.admin_token, self.registry_state.resolve)
+        principal = authenticate(request, self.settings.admin_token, self.registry_state.resolve)
+        if self.rate_limit_in_principal and not principal.is_admin:
+            self.rate_limiter.check(principal.name, principal.kind)
+        return principal
 
     def require_admin(self, request: Request) -> Principal:
         principal = self.principal(request)
@@ -162,6 +170,7 @@ def service_app(context: ServiceContext, title: str, description: str, routers: 
 
     app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
     app.state.context = context
+    app.add_middleware(BodySizeLimit, max_bytes=context.settings.max_body_bytes)  # before auth and parsing
     install_error_handlers(app)
     app.include_router(health_router(context.readiness()))
     app.include_router(reference_router)

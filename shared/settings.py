@@ -39,7 +39,13 @@ class Settings(BaseSettings):
     registry_catch_up_s: float = Field(10.0, description="how long a service waits at start to read the registry topic")
     due_soon_working_hours: float = Field(8.0, description="working time before due that counts as due soon")
     timer_interval_s: float = Field(5.0, description="how often the deadline service sweeps for due timers")
-    webhook_secret: str = Field("", description="HMAC-SHA256 key that signs webhook bodies")
+    webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key that signs webhook bodies; with none (nor a file), no webhook is sent"
+    )
+    webhook_secret_file: str = Field("", description="file holding the webhook key (used when webhook_secret is empty)")
+    webhook_allowed_networks: str = Field(
+        "", description="CIDRs webhook targets must lie in (comma-separated; empty: any but link-local and metadata)"
+    )
     webhook_timeout_s: float = Field(5.0, description="time limit of one webhook delivery attempt")
     webhook_max_attempts: int = Field(8, description="delivery attempts before a webhook is marked failed")
     poll_max_records: int = Field(

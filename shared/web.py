@@ -6,9 +6,12 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -177,6 +180,20 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise ApiError(413, f"the body is over the limit of {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def content_disposition(filename: str, disposition: str = "attachment") -> str:
+    """A Content-Disposition value for any file name (RFC 6266): an ASCII fallback `filename="…"`
+    (accents dropped, anything else unsafe as `_`) and the exact name as `filename*=UTF-8''…`
+    (RFC 5987 percent-encoding), so a case code in any script never breaks the header."""
+    stem, dot, extension = filename.rpartition(".") if "." in filename else (filename, "", "")
+
+    def ascii_only(text: str) -> str:
+        text = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+        return re.sub(r"[^A-Za-z0-9._-]", "_", text.encode("ascii", "ignore").decode("ascii")).strip("._")
+
+    ascii_name = (ascii_only(stem) or "download") + dot + ascii_only(extension)
+    return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 # ---- credentials -----------------------------------------------------------------------------

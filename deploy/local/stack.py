@@ -36,18 +36,28 @@ PORTS = {
 WEB = "web"  # the pages for officers: started after the three services, reaches them over HTTP
 
 
-def admin_token() -> str:
-    """$TTHC_ADMIN_TOKEN when set; else the one generated at the first `make up`, kept."""
-    given = os.environ.get("TTHC_ADMIN_TOKEN")
-    token_file = STACK / "admin_token"
+def kept_secret(variable: str, file_name: str, size: int = 24) -> str:
+    """$<variable> when set; else the one generated at the first `make up`, kept in .stack/<file_name>."""
+    given = os.environ.get(variable)
+    secret_file = STACK / file_name
     if given:
         return given
-    if token_file.exists():
-        return token_file.read_text().strip()
-    token = secrets.token_urlsafe(24)
-    token_file.write_text(token)
-    token_file.chmod(0o600)
-    return token
+    if secret_file.exists():
+        return secret_file.read_text().strip()
+    value = secrets.token_urlsafe(size)
+    secret_file.write_text(value)
+    secret_file.chmod(0o600)
+    return value
+
+
+def admin_token() -> str:
+    """$TTHC_ADMIN_TOKEN when set; else the one generated at the first `make up`, kept."""
+    return kept_secret("TTHC_ADMIN_TOKEN", "admin_token")
+
+
+def webhook_secret() -> str:
+    """$TTHC_WEBHOOK_SECRET when set; else generated once and kept: webhooks are never sent unsigned."""
+    return kept_secret("TTHC_WEBHOOK_SECRET", "webhook_secret", 32)
 
 
 def components() -> tuple[infra.KafkaBroker, infra.MongoServer, dict[str, infra.ManagedProcess], dict[str, str]]:
@@ -57,6 +67,7 @@ def components() -> tuple[infra.KafkaBroker, infra.MongoServer, dict[str, infra.
         "TTHC_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "TTHC_MONGO_URI": mongo.uri,
         "TTHC_ADMIN_TOKEN": admin_token(),
+        "TTHC_WEBHOOK_SECRET": webhook_secret(),
         "TTHC_CONFIG_DIR": str(infra.REPO / "config"),
     }
     services = {name: infra.service_process(name, PORTS[name], STACK, env) for name in infra.SERVICES}
@@ -94,6 +105,7 @@ def write_env(env: dict[str, str]) -> Path:
         "METRICS_URL": f"http://127.0.0.1:{PORTS['metrics']}",
         "WEB_URL": f"http://127.0.0.1:{PORTS['web']}",
         "TTHC_ADMIN_TOKEN": env["TTHC_ADMIN_TOKEN"],
+        "TTHC_WEBHOOK_SECRET": env["TTHC_WEBHOOK_SECRET"],  # receivers check X-TTHC-Signature with it
         "TTHC_KAFKA_BOOTSTRAP": env["TTHC_KAFKA_BOOTSTRAP"],
         "TTHC_MONGO_URI": env["TTHC_MONGO_URI"],
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -23,7 +24,7 @@ from services.deadline.letters.render import letter_fields, render_docx, render_
 from shared.domain.deadlines import WORKING_DAY_SECONDS
 from shared.domain.fold import parse_instant
 from shared.kafka import PublishFailed
-from shared.web import ApiError, Principal, error_responses, unavailable
+from shared.web import ApiError, Principal, content_disposition, error_responses, unavailable
 
 router = APIRouter(tags=["apologies"], responses=error_responses(401, 403, 404, 409, 422, 503))
 
@@ -51,7 +52,7 @@ def _may_apologise(context: DeadlineContext, principal: Principal, document: dic
         raise ApiError(403, f"only the agency at fault ({at_fault}) or an agency above it may apologise for this case")
 
 
-@router.post("/v1/cases/{case_code}/apology", status_code=201)
+@router.post("/v1/cases/{case_code:path}/apology", status_code=201)
 async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JSONResponse:
     context = get_context(request)
     principal = context.principal(request)
@@ -112,15 +113,15 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
             "due_at": due.isoformat(),
             "on_time": on_time,
             "letter": {
-                "docx": f"/v1/cases/{case_code}/apology-letter?format=docx",
-                "pdf": f"/v1/cases/{case_code}/apology-letter?format=pdf",
+                "docx": f"/v1/cases/{quote(case_code, safe='')}/apology-letter?format=docx",
+                "pdf": f"/v1/cases/{quote(case_code, safe='')}/apology-letter?format=pdf",
             },
         },
         status_code=201,
     )
 
 
-@router.get("/v1/cases/{case_code}/apology-letter")
+@router.get("/v1/cases/{case_code:path}/apology-letter")
 async def apology_letter(case_code: str, request: Request, format: Literal["docx", "pdf"] = Query("pdf")) -> Response:
     """Phiếu xin lỗi và đề nghị gia hạn thời gian giải quyết (Mẫu 04, TT 03/2025/TT-VPCP)."""
     context = get_context(request)
@@ -164,7 +165,7 @@ async def apology_letter(case_code: str, request: Request, format: Literal["docx
     return Response(
         content,
         media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="phieu-xin-loi-{case_code}.{format}"'},
+        headers={"Content-Disposition": content_disposition(f"phieu-xin-loi-{case_code}.{format}")},
     )
 
 

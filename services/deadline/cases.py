@@ -35,7 +35,7 @@ def remaining(context: DeadlineContext, document: dict[str, Any], now: datetime)
     }
 
 
-@router.get("/v1/cases/{case_code}")
+@router.get("/v1/cases/{case_code:path}")
 async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     context = get_context(request)
     principal = context.principal(request)

@@ -12,25 +12,24 @@ ended) from the store, with the same filters, order and cursors.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import csv
-import io
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from openpyxl import Workbook
 from prometheus_client import Counter
 from pydantic import AwareDatetime
 
 from services.deadline.cases import remaining
 from services.deadline.context import DeadlineContext, get_context
 from services.deadline.open_cases import ListQuery
-from shared.domain.calendar import CalendarError
-from shared.web import ApiError, error_responses
+from shared.domain.calendar import VN_TZ, CalendarError
+from shared.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, csv_bytes, xlsx_bytes
+from shared.web import ApiError, content_disposition, error_responses
 
 router = APIRouter(tags=["lists"], responses=error_responses(401, 403, 422))
 
@@ -68,14 +67,43 @@ def _encode_cursor(value: Any, case_code: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
+def _bad_cursor() -> ApiError:
+    return ApiError(
+        422, "cursor is not one this service issued", details=[{"loc": ["query", "cursor"], "msg": "bad cursor"}]
+    )
+
+
 def _decode_cursor(cursor: str) -> tuple[Any, str]:
+    """[sort value, case code] as _encode_cursor wrote it; 422 for anything else (a dict, a naive or
+    malformed instant, a number, …) so nothing odd reaches a comparison with the stored instants."""
     try:
-        value, case_code = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return (datetime.fromisoformat(value) if isinstance(value, str) else value), str(case_code)
-    except (ValueError, TypeError):
-        raise ApiError(
-            422, "cursor is not one this service issued", details=[{"loc": ["query", "cursor"], "msg": "bad cursor"}]
-        ) from None
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError, RecursionError):
+        raise _bad_cursor() from None
+    if not (isinstance(decoded, list) and len(decoded) == 2 and isinstance(decoded[1], str)):
+        raise _bad_cursor()
+    value, case_code = decoded
+    if not isinstance(value, str):  # both sort keys are instants, present on every listed case
+        raise _bad_cursor()
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise _bad_cursor() from None
+    if instant.tzinfo is None:
+        raise _bad_cursor()
+    return instant, case_code
+
+
+EARLIEST_AS_OF = datetime(2015, 1, 1, tzinfo=VN_TZ)
+AS_OF_HORIZON = timedelta(days=3660)  # about ten years ahead
+
+
+def check_as_of(as_of: datetime) -> datetime:
+    """An instant the calendar can answer for: 2015-01-01 (Vietnam) to about ten years from now."""
+    if not EARLIEST_AS_OF <= as_of <= datetime.now(UTC) + AS_OF_HORIZON:
+        message = "as_of must lie between 2015-01-01 and ten years from now"
+        raise ApiError(422, message, details=[{"loc": ["query", "as_of"], "msg": message}])
+    return as_of
 
 
 @dataclass(frozen=True)
@@ -192,7 +220,7 @@ async def case_list(
 ) -> Any:
     context = get_context(request)
     principal = context.principal(request)
-    as_of = as_of or datetime.now(UTC)
+    as_of = check_as_of(as_of) if as_of is not None else datetime.now(UTC)
     filters = ListFilters(
         kind, as_of, context.agency_filter(principal, agency), agency, level, field, procedure, channel, apology
     )
@@ -214,7 +242,9 @@ async def case_list(
         found = context.cases.find(query, {"events": 0, "timeline": 0}).sort([(key, direction), ("_id", direction)])
         documents = [doc async for doc in found.limit(size)]
     if format != "json":
-        return export([row(context, doc, as_of) for doc in documents], kind, format)
+        # up to EXPORT_LIMIT rows: built in a worker thread, so the consumer and the timer sweep of
+        # this process keep running meanwhile
+        return await asyncio.to_thread(lambda: export([row(context, doc, as_of) for doc in documents], kind, format))
     page, more = documents[:limit], len(documents) > limit
     return {
         "as_of": as_of,
@@ -224,40 +254,15 @@ async def case_list(
 
 
 def export(rows: list[dict[str, Any]], kind: str, format: str) -> Response:
+    """The rows as CSV or XLSX, every cell inert (shared/exports.py)."""
     name = "ho-so-qua-han" if kind == "overdue" else "ho-so-sap-den-han"
+    headers = [title for _, title in COLUMNS]
+    values = ([item.get(key) for key, _ in COLUMNS] for item in rows)
     if format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow([title for _, title in COLUMNS])
-        for item in rows:
-            writer.writerow([_cell(item.get(key)) for key, _ in COLUMNS])
-        return Response(
-            ("\ufeff" + buffer.getvalue()).encode("utf-8"),  # BOM: Excel opens UTF-8 Vietnamese correctly
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "Quá hạn" if kind == "overdue" else "Sắp đến hạn"
-    sheet.append([title for _, title in COLUMNS])
-    for item in rows:
-        sheet.append([_cell(item.get(key)) for key, _ in COLUMNS])
-    sheet.freeze_panes = "A2"
-    out = io.BytesIO()
-    workbook.save(out)
-    return Response(
-        out.getvalue(),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
-    )
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.strftime("%d/%m/%Y %H:%M")
-    if isinstance(value, bool):
-        return "Có" if value else "Không"
-    return value
+        content, media = csv_bytes(headers, values), CSV_MEDIA_TYPE
+    else:
+        content, media = xlsx_bytes("Quá hạn" if kind == "overdue" else "Sắp đến hạn", headers, values), XLSX_MEDIA_TYPE
+    return Response(content, media_type=media, headers={"Content-Disposition": content_disposition(f"{name}.{format}")})
 
 
 def _list_route(kind: str, path: str, summary: str) -> None:

@@ -1,19 +1,26 @@
 """Webhooks: the source system and the agency at fault hear of due-soon, apology-required, overdue.
 
 Each delivery has an idempotency key (the derived event id and the target), is stored before it is
-sent (the delivery log ops can query), is signed (HMAC-SHA256 of the body with TTHC_WEBHOOK_SECRET,
-header X-TTHC-Signature: sha256=<hex>), and is retried with exponential backoff until it succeeds
-or runs out of attempts.
+sent (the delivery log ops can query), is signed over a timestamp (shared/webhooks.py: header
+X-TTHC-Timestamp = unix seconds, X-TTHC-Signature = sha256=<hex> of HMAC-SHA256 with
+TTHC_WEBHOOK_SECRET over f"{timestamp}.".encode() + body), and is retried with exponential backoff
+until it succeeds or runs out of attempts.
+
+Never unsigned: with no secret configured (TTHC_WEBHOOK_SECRET or TTHC_WEBHOOK_SECRET_FILE) a
+delivery is logged as `not_sent` with its reason and counted, not attempted. A URL the policy
+refuses (shared/webhooks.UrlPolicy: checked again for the address its host resolves to at each
+attempt) is `not_sent` likewise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +30,8 @@ from pymongo.errors import BulkWriteError
 
 from shared.domain.codes import DerivedEventType
 from shared.periodic import Periodic
+from shared.settings import Settings
+from shared.webhooks import HostUnresolved, UrlPolicy, WebhookUrlRefused, signed_headers
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -31,8 +40,21 @@ NOTIFIED = {DerivedEventType.DUE_SOON.value, DerivedEventType.APOLOGY_REQUIRED.v
 DELIVERIES = Counter("tthc_webhook_deliveries_total", "Webhook delivery attempts", ["outcome"])
 
 
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+NO_SECRET = "no webhook secret is configured (TTHC_WEBHOOK_SECRET): webhooks are never sent unsigned"
+for _outcome in ("delivered", "failed", "retry", "not_sent"):
+    DELIVERIES.labels(_outcome)
+
+
+def webhook_secret(settings: Settings) -> str:
+    """TTHC_WEBHOOK_SECRET, else the content of TTHC_WEBHOOK_SECRET_FILE; "" when neither gives one."""
+    if settings.webhook_secret:
+        return settings.webhook_secret
+    if settings.webhook_secret_file:
+        try:
+            return Path(settings.webhook_secret_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            log.error("cannot read the webhook secret file", extra={"error": repr(exc)})
+    return ""
 
 
 class WebhookDispatcher:
@@ -41,6 +63,10 @@ class WebhookDispatcher:
         self.poll_s = poll_s
         self.client: httpx.AsyncClient | None = None
         self.periodic = Periodic("webhooks", poll_s, self._round)
+        self.secret = webhook_secret(context.settings)
+        self.policy = UrlPolicy.from_setting(context.settings.webhook_allowed_networks)
+        if not self.secret:
+            log.warning(NO_SECRET)
 
     @property
     def log(self) -> Any:
@@ -63,11 +89,14 @@ class WebhookDispatcher:
     async def enqueue(self, events: list[dict[str, Any]]) -> int:
         now = datetime.now(UTC)
         documents = []
+        not_sent = 0
         for event in events:
             if event["type"] not in NOTIFIED:
                 continue
             for target, url in self.targets(event):
                 key = hashlib.sha256(f"{event['event_id']}|{target}|{url}".encode()).hexdigest()[:32]
+                reason = self.refusal(url)
+                not_sent += reason is not None
                 documents.append(
                     {
                         "_id": key,
@@ -77,11 +106,12 @@ class WebhookDispatcher:
                         "target": target,
                         "url": url,
                         "body": json.dumps(event, ensure_ascii=False, default=str),
-                        "status": "pending",
+                        "status": "pending" if reason is None else "not_sent",
                         "attempts": 0,
                         "next_attempt_at": now,
                         "created_at": now,
                         "last_error": None,
+                        "reason": reason,
                     }
                 )
         if not documents:
@@ -90,7 +120,20 @@ class WebhookDispatcher:
             await self.log.insert_many(documents, ordered=False)
         except BulkWriteError:
             pass  # the same delivery was queued before (a replay): the key makes it once
+        if not_sent:
+            DELIVERIES.labels("not_sent").inc(not_sent)
+            log.warning("webhooks not sent", extra={"count": not_sent, "reason": documents[0]["reason"]})
         return len(documents)
+
+    def refusal(self, url: str) -> str | None:
+        """Why a delivery to `url` will not be attempted (no secret, a refused URL), or None."""
+        if not self.secret:
+            return NO_SECRET
+        try:
+            self.policy.check_url(url)
+        except WebhookUrlRefused as exc:
+            return f"webhook URL refused: {exc}"
+        return None
 
     def start(self) -> None:
         self.client = httpx.AsyncClient(timeout=self.context.settings.webhook_timeout_s)
@@ -113,18 +156,35 @@ class WebhookDispatcher:
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
         body = delivery["body"].encode()
+        reason = self.refusal(delivery["url"])
+        resolved_error = None
+        if reason is None:
+            try:
+                await self.policy.check_resolved(delivery["url"])  # what the name points to now
+            except WebhookUrlRefused as exc:
+                reason = f"webhook URL refused: {exc}"
+            except HostUnresolved as exc:
+                resolved_error = repr(exc)
+        if reason is not None:
+            DELIVERIES.labels("not_sent").inc()
+            log.warning("webhook not sent", extra={"idempotency_key": delivery["_id"], "reason": reason})
+            await self.log.update_one({"_id": delivery["_id"]}, {"$set": {"status": "not_sent", "reason": reason}})
+            return
         headers = {
             "content-type": "application/json",
             "Idempotency-Key": delivery["_id"],
             "X-TTHC-Event": delivery["type"],
-            "X-TTHC-Signature": signature(self.context.settings.webhook_secret, body),
+            **signed_headers(self.secret, int(time.time()), body),
         }
         attempts = delivery["attempts"] + 1
-        try:
-            response = await client.post(delivery["url"], content=body, headers=headers)
-            ok, error = 200 <= response.status_code < 300, f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            ok, error = False, repr(exc)
+        if resolved_error is not None:
+            ok, error = False, resolved_error
+        else:
+            try:
+                response = await client.post(delivery["url"], content=body, headers=headers)
+                ok, error = 200 <= response.status_code < 300, f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                ok, error = False, repr(exc)
         now = datetime.now(UTC)
         if ok:
             update = {"status": "delivered", "attempts": attempts, "delivered_at": now, "last_error": None}
@@ -142,7 +202,7 @@ class WebhookDispatcher:
 @router.get("/v1/webhooks/deliveries")
 async def list_deliveries(
     request: Request,
-    status: str | None = Query(None, pattern="^(pending|delivered|failed)$"),
+    status: str | None = Query(None, pattern="^(pending|delivered|failed|not_sent)$"),
     case_code: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:

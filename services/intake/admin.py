@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.intake.context import IntakeContext, get_context
 from shared.domain.codes import Level
@@ -19,8 +19,20 @@ from shared.domain.registry import RegistryError
 from shared.kafka import PublishFailed
 from shared.registry_sync import Credential, publish_record
 from shared.web import ApiError, error_responses, unavailable
+from shared.webhooks import UrlPolicy, WebhookUrlRefused
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=error_responses(400, 401, 403, 404, 422, 503))
+
+
+def webhook_url_allowed(url: str | None) -> str | None:
+    """422 for a webhook URL that is never acceptable (not http/https, link-local, cloud metadata);
+    the deadline service checks it again, with TTHC_WEBHOOK_ALLOWED_NETWORKS, at each delivery."""
+    if url is not None:
+        try:
+            UrlPolicy().check_url(url)
+        except WebhookUrlRefused as exc:
+            raise ValueError(str(exc)) from None
+    return url
 
 
 class AgencyIn(BaseModel):
@@ -32,6 +44,8 @@ class AgencyIn(BaseModel):
         None, description="overrides: office_hours, days_off, working_days (as in config/calendar.json)"
     )
     webhook_url: str | None = Field(None, description="notified on due-soon, apology-required, overdue")
+
+    _webhook_url = field_validator("webhook_url")(webhook_url_allowed)
 
 
 class DurationIn(BaseModel):
@@ -64,6 +78,8 @@ class SourceSystemIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     agency_codes: list[str] = Field(min_length=1)
     webhook_url: str | None = Field(None, description="notified on due-soon, apology-required, overdue")
+
+    _webhook_url = field_validator("webhook_url")(webhook_url_allowed)
 
 
 class AgencyTokenIn(BaseModel):

@@ -6,13 +6,14 @@ from fastapi import Request
 
 from services.intake.dedupe import RecentEventIds
 from services.intake.door import DoorBounds
-from services.intake.limits import RateLimiter
+from shared.limits import RateLimiter
 from shared.service import ServiceContext
 from shared.settings import Settings
 
 
 class IntakeContext(ServiceContext):
     service = "intake"
+    rate_limit_in_principal = False  # submissions are charged in events.authorized_submission
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -59,11 +59,24 @@ def scoring(config_dir: str, name: str) -> dict[str, Any]:
     return json.loads((Path(config_dir) / "scoring" / f"{name}.json").read_text(encoding="utf-8"))
 
 
+EARLIEST_DAY = date(2015, 1, 1)
+HORIZON_DAYS = 3660  # periods may reach about ten years ahead (plans), never further
+
+
+def latest_day() -> date:
+    return date.today() + timedelta(days=HORIZON_DAYS)
+
+
 def _period(text: str) -> Period:
+    """The period, 422 naming `period` when it is malformed or outside 2015-01-01 .. ten years ahead."""
     try:
-        return parse_period(text)
+        span = parse_period(text)
     except PeriodError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["query", "period"], "msg": str(exc)}]) from None
+    if span.first < EARLIEST_DAY or span.last > latest_day():
+        message = f"period {text!r} must lie between {EARLIEST_DAY.isoformat()} and {latest_day().isoformat()}"
+        raise ApiError(422, message, details=[{"loc": ["query", "period"], "msg": message}])
+    return span
 
 
 async def load_facts(
@@ -155,7 +168,7 @@ async def fetch_buckets(
 @router.get("/v1/indicators/monthly", summary="Monthly on-time rate (766 item 2.1) by agency, for charts")
 async def get_monthly(
     request: Request,
-    year: int = Query(..., ge=2020, le=2100),
+    year: int = Query(..., ge=2015, le=2100),
     agency: str | None = Query(None, description="one series per agency directly below it (default: the top)"),
 ) -> dict[str, Any]:
     """For each agency directly below `agency` (its subtree rolled up) and for `agency`'s own cases:
@@ -164,6 +177,7 @@ async def get_monthly(
     principal = context.principal(request)
     registry = context.registry
     scope = context.visible_agencies(principal)
+    agency = agency or None  # `agency=` (empty) means no agency, as in the other routes
     if agency is None:
         tops = [
             a.code
@@ -238,7 +252,7 @@ async def get_index_766(
 @router.get("/v1/index/par")
 async def get_index_par(
     request: Request,
-    year: int = Query(..., ge=2020, le=2100),
+    year: int = Query(..., ge=2015, le=2100),
     agency: str | None = None,
     rules_version: str | None = None,
 ) -> dict[str, Any]:

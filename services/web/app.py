@@ -29,6 +29,7 @@ from services.web import labels
 from services.web.backend import Backend, BackendError
 from services.web.charts import month_bars
 from shared.domain.indicators import PeriodError, parse_period
+from shared.limits import BodySizeLimit, BodyTooLarge
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # before any form is read
 
     def token_of(request: Request) -> str:
         token = request.cookies.get(COOKIE, "")
@@ -112,20 +114,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.delete_cookie(COOKIE)
             return response
         titles = {
+            400: "Yêu cầu chưa hợp lệ",
             403: "Không có quyền xem nội dung này",
             404: "Không tìm thấy",
+            409: "Yêu cầu xung đột với dữ liệu hiện có",
+            413: "Dữ liệu gửi lên quá lớn",
             422: "Yêu cầu chưa hợp lệ",
+            429: "Quá nhiều yêu cầu, vui lòng thử lại sau",
             503: "Hệ thống tạm thời chưa sẵn sàng",
         }
-        status = exc.status if exc.status in titles else 502
+        # a refusal of the officer's input stays a 4xx here; only a service's own failure is a 502
+        status = exc.status if exc.status in titles or 400 <= exc.status < 500 else 502
         return page(
             request,
             "error.html",
             status,
-            title=titles.get(status, "Lỗi từ hệ thống nghiệp vụ"),
+            title=titles.get(status, "Yêu cầu chưa hợp lệ" if status < 500 else "Lỗi từ hệ thống nghiệp vụ"),
             message=exc.message,
             details=exc.details,
         )
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return page(request, "error.html", 413, title="Dữ liệu gửi lên quá lớn", message=str(exc.detail), details=[])
 
     # ---- ops -----------------------------------------------------------------------------------
 
@@ -274,11 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             notice="Đã ghi nhận phiếu xin lỗi." if request.query_params.get("issued") else None,
         )
 
-    @app.get("/cases/{code}", response_class=HTMLResponse)
-    async def case(request: Request, code: str) -> HTMLResponse:
-        return await case_page(request, code)
-
-    @app.post("/cases/{code}/apology", response_class=HTMLResponse)
+    @app.post("/cases/{code:path}/apology", response_class=HTMLResponse)
     async def apology(request: Request, code: str) -> Response:
         token = token_of(request)
         form = await _form(request)
@@ -309,7 +316,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.sleep(0.2)
         return RedirectResponse(f"/cases/{quote(code, safe='')}?issued=1", status_code=303)
 
-    @app.get("/cases/{code}/letter.{fmt}")
+    @app.get("/cases/{code:path}/letter.{fmt}")
     async def letter(request: Request, code: str, fmt: str) -> Response:
         token = token_of(request)
         if fmt not in ("docx", "pdf"):
@@ -318,6 +325,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "deadline", "GET", f"/v1/cases/{quote(code, safe='')}/apology-letter", token, {"format": fmt}
         )
         return _download(answer)
+
+    @app.get("/cases/{code:path}", response_class=HTMLResponse)  # after the routes below a case
+    async def case(request: Request, code: str) -> HTMLResponse:
+        return await case_page(request, code)
 
     # ---- indicators ----------------------------------------------------------------------------
 

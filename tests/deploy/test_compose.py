@@ -71,3 +71,28 @@ def test_readme_settings_table_is_the_one_the_code_generates() -> None:
     from shared.settings import markdown_table
 
     assert markdown_table() in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_deadline_signs_webhooks_with_a_generated_secret() -> None:
+    services = compose_config()["services"]
+    deadline = services["deadline"]
+    assert deadline["depends_on"]["secrets"]["condition"] == "service_completed_successfully"
+    secret_file = deadline["environment"]["TTHC_WEBHOOK_SECRET_FILE"]
+    mounted = [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in deadline["volumes"]]
+    assert any(secret_file.startswith(target + "/") for target in mounted)
+    generator = " ".join(services["secrets"]["command"])
+    assert secret_file in generator and "token_urlsafe" in generator
+
+
+def test_make_up_generates_the_webhook_secret_once_and_lists_it(tmp_path, monkeypatch) -> None:
+    from deploy.local import stack
+
+    monkeypatch.setattr(stack, "STACK", tmp_path)
+    monkeypatch.delenv("TTHC_WEBHOOK_SECRET", raising=False)
+    first = stack.webhook_secret()
+    assert len(first) >= 32 and stack.webhook_secret() == first
+    assert (tmp_path / "webhook_secret").stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("TTHC_WEBHOOK_SECRET", "mine")
+    assert stack.webhook_secret() == "mine"
+    env = {"TTHC_ADMIN_TOKEN": "a", "TTHC_WEBHOOK_SECRET": first, "TTHC_KAFKA_BOOTSTRAP": "k", "TTHC_MONGO_URI": "m"}
+    assert f"TTHC_WEBHOOK_SECRET={first}\n" in stack.write_env(env).read_text()

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import io
 import json
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -457,7 +458,9 @@ async def test_webhooks_are_signed_retried_and_logged(settings: Settings) -> Non
     assert max(d["attempts"] for d in rows) == 2  # the first attempt got a 500 and was retried
     by_key: dict[str, list[dict]] = {}
     for body, headers in seen:
-        expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        stamp = headers["x-tthc-timestamp"]  # unix seconds; the signature covers it and the body
+        assert abs(int(stamp) - time.time()) < 120
+        expected = "sha256=" + hmac.new(b"s3cret", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
         assert headers["x-tthc-signature"] == expected
         by_key.setdefault(headers["idempotency-key"], []).append(json.loads(body))
     assert len(by_key) == 3 and sum(len(v) for v in by_key.values()) == 4

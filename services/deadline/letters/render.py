@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,9 +82,14 @@ def letter_fields(
     )
 
 
+# characters XML 1.0 cannot carry at all (escaping does not help): dropped from the DOCX fields
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def render_docx(fields: LetterFields) -> bytes:
     template = DocxTemplate(str(TEMPLATE))
-    template.render(asdict(fields))
+    # every field is escaped: a reason holding `</w:t><w:r>…` or `&<>` shows as text, never as markup
+    template.render({key: _NOT_XML.sub("", value) for key, value in asdict(fields).items()}, autoescape=True)
     out = io.BytesIO()
     template.save(out)
     return out.getvalue()
