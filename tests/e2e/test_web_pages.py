@@ -158,10 +158,10 @@ async def test_an_officer_works_through_the_pages(site: dict[str, str], tmp_path
                 await page.click("#letter-docx")
             assert (await read(await info.value, tmp_path))[:2] == b"PK"
 
-            # -- a case of another agency: refused, in Vietnamese
+            # -- a case of another agency: as if absent (contract v1.1), in Vietnamese
             response = await page.goto(f"{web}/cases/{data['theirs'][0]}")
-            assert response is not None and response.status == 403
-            assert "Không có quyền" in await page.inner_text("h1")
+            assert response is not None and response.status == 404
+            assert "Không tìm thấy" in await page.inner_text("h1")
 
             # -- indicators for the year: Biểu 06 counts the department's cases only
             await page.goto(f"{web}/indicators?period=2026")

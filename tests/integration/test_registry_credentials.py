@@ -149,7 +149,7 @@ async def test_agency_token_reads_only_its_subtree(settings: Settings) -> None:
 
         await eventually(lambda: _is(status(province_case, token), 200))
         await eventually(lambda: _is(status(commune_case, root), 200))
-        assert await status(commune_case, token) == 403
+        assert await status(commune_case, token) == 404  # outside its subtree: as if absent (contract v1.1)
 
 
 async def _is(awaitable, expected) -> bool:
