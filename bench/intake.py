@@ -101,7 +101,7 @@ async def run_async(total: int = 20_000) -> dict[str, Any]:
                         t0 = time.perf_counter()
                         response = await client.post(url, content=body, headers=POST_HEADERS)
                         latencies.append(time.perf_counter() - t0)
-                        assert response.status_code == 202
+                        assert response.status_code == 202, response.text[:300]
 
                 per_client = [[dumps({"events": make_events(100)}) for _ in range(25)] for _ in range(8)]
                 started = time.perf_counter()
@@ -115,7 +115,7 @@ async def run_async(total: int = 20_000) -> dict[str, Any]:
                     nonlocal singles
                     while time.perf_counter() < deadline:
                         response = await client.post(url, content=next(pool), headers=POST_HEADERS)
-                        assert response.status_code == 202
+                        assert response.status_code == 202, response.text[:300]
                         singles += 1
 
                 started = time.perf_counter()

@@ -46,7 +46,9 @@ in the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,7 +68,12 @@ from shared.web import ApiError
 log = logging.getLogger(__name__)
 
 OWNERS_COLLECTION = "case_owners"
-WRITE_ATTEMPTS = 5
+# Requests of several one-stop systems at once write neighbouring buckets: each lost race is read
+# again and written after a short random wait, so that they spread out instead of colliding again.
+WRITE_ATTEMPTS = 40
+OWNER_WRITE_RACES = Counter(
+    "tthc_intake_owner_write_races_total", "Case-owner writes that lost a race with another request and were retried"
+)
 DUPLICATE_KEY = 11000
 
 OWNERSHIP_REFUSED = Counter("tthc_intake_ownership_refused_total", "Requests refused by case ownership", ["reason"])
@@ -204,10 +211,12 @@ class Ledger:
     async def save(self, collection: AsyncIOMotorCollection) -> None:
         """Write the buckets whose entries changed (after the broker acknowledged the events)."""
         try:
-            for _ in range(WRITE_ATTEMPTS):
+            for attempt in range(WRITE_ATTEMPTS):
                 stale = await self._write(collection)
                 if not stale:
                     return
+                OWNER_WRITE_RACES.inc()
+                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
                 # Written meanwhile by another request: apply this request's events to what is there now.
                 self.buckets.update(await _read(collection, stale))
                 fresh: dict[str, CaseOwner] = {}
