@@ -3,7 +3,12 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv up down status test test-unit bench simulate lint schema readme clean
+.PHONY: venv tools up down status test test-unit bench simulate lint schema readme clean
+
+# Debian tools some tests drive: docker-compose (compose config), promtool and prometheus (rules,
+# dashboards), headless Chromium and its driver (the web pages).
+TOOLS    := docker-compose promtool prometheus chromium chromedriver
+PACKAGES := docker-compose prometheus chromium chromium-driver
 
 venv: $(VENV)/.installed
 
@@ -22,7 +27,20 @@ down:
 status: venv
 	$(PY) -m deploy.local.stack status
 
-test: venv
+# Installs the Debian tools the tests need when it can (root and apt); otherwise stops at once naming them.
+tools:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages for the tests:$$missing"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PACKAGES) >/dev/null \
+	      || { echo "could not install: $(PACKAGES)"; exit 1; }; \
+	  else \
+	    echo "missing tools:$$missing; install the Debian packages: $(PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+test: venv tools
 	$(PY) -m pytest -q
 
 test-unit: venv
