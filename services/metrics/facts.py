@@ -21,6 +21,9 @@ def case_facts(state: CaseState, events: list[dict[str, Any]], previous: dict[st
         "status": state.status.value if state.status else None,
         "received_at": state.received_at,
         "due_at": state.due_at,
+        "overdue_from": state.overdue_from,  # pending and overdue from then (S-766DOC 2.1, contract v1.1)
+        "agency_history": state.agency_history,  # who held the case when (agency succession, v1.1)
+        "rule_set": state.rule_set,
         "end_at": state.end_at,
         "clock_stopped_since": state.clock_stopped_since,
         "supplement_requests": state.supplement_requests,

@@ -28,6 +28,7 @@ from shared.domain.deadlines import (
     compute_due,
 )
 from shared.domain.registry import Registry
+from shared.domain.rulesets import RuleSet
 
 SUPPLEMENT = "supplement"
 DUE_MISMATCH_TOLERANCE_SECONDS = 60
@@ -155,9 +156,14 @@ class CaseState:
     apology_deadline_at: datetime | None = None
     clock_stopped_since: datetime | None = None
     calendar_version: str | None = None
+    rule_set: str | None = None  # the law in force at receipt: "nd61-2018" | "nd118-2025" (contract v1.1)
+    overdue_from: datetime | None = None  # from when an open case counts overdue; None: not while it stays so
+    # [{"agency_code", "from", "to"}]: who held the case, when an agency was dissolved into a successor
+    agency_history: list[dict[str, Any]] = field(default_factory=list)
     pauses: list[Pause] = field(default_factory=list)
     legs: list[Leg] = field(default_factory=list)
     supplement_requests: int = 0
+    supplement_requested_at: list[datetime] = field(default_factory=list)  # the counted requests' instants
     apology: Apology | None = None
     extra_apologies: int = 0  # rescheduling is allowed once; later ones are recorded, not applied
     end_at: datetime | None = None  # end of processing: first of processed/returned/withdrawn/stopped
@@ -316,6 +322,7 @@ def _apply(state: CaseState, event: CaseEvent, restarts: list[datetime]) -> None
         state.status = CaseStatus.WAITING_CITIZEN
         if state.received_at is not None:  # at the receipt stage the clock has not started yet
             state.supplement_requests += 1
+            state.supplement_requested_at.append(at)
             if not any(p.reason == SUPPLEMENT and p.end is None for p in state.pauses):
                 state.pauses.append(Pause(SUPPLEMENT, at))
     elif kind == EventType.SUPPLEMENT_RECEIVED:
@@ -395,7 +402,12 @@ def _apply(state: CaseState, event: CaseEvent, restarts: list[datetime]) -> None
 
 
 def _derive_deadline(state: CaseState, registry: Registry, restarts: list[datetime]) -> None:
-    if state.received_at is None or state.procedure_code is None:
+    if state.received_at is None:
+        return
+    rule_set = registry.rule_sets.at(state.received_at)
+    state.rule_set = rule_set.code
+    _check_level(state, rule_set)
+    if state.procedure_code is None:
         return
     try:
         procedure = registry.catalogue.get(state.procedure_code)
@@ -469,6 +481,36 @@ def _compute(
         end_day, due_day = state.end_at.astimezone(VN_TZ).date(), due.astimezone(VN_TZ).date()
         state.result_dated = "early" if end_day < due_day else "on_time" if end_day == due_day else "late"
     state.agency_at_fault = _agency_at_fault(state)
+    state.overdue_from = overdue_from(state)
+
+
+def overdue_from(state: CaseState) -> datetime | None:
+    """The instant from which an open case counts overdue in the figures, or None when it cannot
+    while it stays as it is (S-766DOC 2.1, contract v1.1):
+
+    - waiting for the citizen after exactly one supplement request: judged at the request's instant,
+      so within due if the request came at or before due, overdue (from due) otherwise;
+    - waiting after two or more requests: late, from the latest request (or due, if earlier);
+    - the clock stopped by a pause the law does not count (before due): not overdue while it lasts;
+    - otherwise: from the statutory due instant.
+    """
+    due = state.due_at
+    if due is None or state.finished:
+        return due
+    if state.status is CaseStatus.WAITING_CITIZEN and state.supplement_requested_at:
+        if state.supplement_requests >= 2:
+            return min(due, state.supplement_requested_at[-1])
+        return None if state.supplement_requested_at[0] <= due else due
+    if state.clock_stopped_since is not None:
+        return None
+    return due
+
+
+def _check_level(state: CaseState, rule_set: RuleSet) -> None:
+    """A level the rule set in force at receipt does not have (district from 2025-07-01) is kept as
+    reported and flagged; the intake refuses it at the door (contract v1.1)."""
+    if not rule_set.allows_level(state.level):
+        state.problems.append(f"level_not_in_rule_set:{state.level}:{rule_set.code}")
 
 
 def _agency_at_fault(state: CaseState) -> str:

@@ -13,6 +13,7 @@ from datetime import date
 from shared.domain.calendar import CalendarError, CalendarRules, OfficeHours, WorkingCalendar
 from shared.domain.catalogue import Catalogue
 from shared.domain.codes import Level
+from shared.domain.rulesets import RuleSets, load_rule_sets
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class Agency:
     parent_code: str | None = None
     calendar: Mapping[str, object] | None = None  # overrides on the parent's calendar
     webhook_url: str | None = None
+    place_name: str | None = None  # địa danh of its documents ("Hà Nội, ngày …"); else its parent's
+    valid_to: date | None = None  # the first local day it no longer exists (contract v1.1)
+    successor_code: str | None = None  # who holds its open cases from valid_to
 
     @classmethod
     def from_mapping(cls, code: str, spec: Mapping[str, object]) -> Agency:
@@ -54,6 +58,16 @@ class Agency:
         if parent == code:
             raise RegistryError("an agency cannot be its own parent", "parent_code")
         calendar = spec.get("calendar")
+        valid_to = spec.get("valid_to")
+        try:
+            valid_to_day = date.fromisoformat(str(valid_to)) if valid_to else None
+        except ValueError:
+            raise RegistryError(f"valid_to {valid_to!r} is not a YYYY-MM-DD date", "valid_to") from None
+        successor = spec.get("successor_code")
+        if successor == code:
+            raise RegistryError("an agency cannot be its own successor", "successor_code")
+        if successor and not valid_to_day:
+            raise RegistryError("successor_code needs valid_to (the day the successor takes over)", "valid_to")
         return cls(
             code=code,
             name=str(spec.get("name") or code),
@@ -61,6 +75,9 @@ class Agency:
             parent_code=str(parent) if parent else None,
             calendar=calendar if isinstance(calendar, Mapping) else None,
             webhook_url=str(spec["webhook_url"]) if spec.get("webhook_url") else None,
+            place_name=str(spec["place_name"]) if spec.get("place_name") else None,
+            valid_to=valid_to_day,
+            successor_code=str(successor) if successor else None,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -71,6 +88,9 @@ class Agency:
             "parent_code": self.parent_code,
             "calendar": dict(self.calendar) if self.calendar else None,
             "webhook_url": self.webhook_url,
+            "place_name": self.place_name,
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "successor_code": self.successor_code,
         }
 
 
@@ -79,6 +99,7 @@ class Registry:
     calendar_rules: CalendarRules = field(default_factory=CalendarRules)
     agencies: dict[str, Agency] = field(default_factory=dict)
     catalogue: Catalogue = field(default_factory=Catalogue)
+    rule_sets: RuleSets = field(default_factory=load_rule_sets)
     _calendars: dict[str, WorkingCalendar] = field(default_factory=dict, repr=False)
     _subtrees: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
@@ -159,6 +180,27 @@ class Registry:
             chain.append(agency)
             current = agency.parent_code
         return chain[::-1]
+
+    def place_name(self, code: str | None) -> str | None:
+        """Địa danh for an agency's documents: its own, else the nearest ancestor's."""
+        if not code or code not in self.agencies:
+            return None
+        for agency in reversed(self.ancestors(code)):
+            if agency.place_name:
+                return agency.place_name
+        return None
+
+    def predecessors(self, code: str) -> frozenset[str]:
+        """Every agency whose chain of successors leads to `code` (dissolved into it, directly or
+        through another), not `code` itself."""
+        found: set[str] = set()
+        frontier = {code}
+        while frontier:
+            frontier = {
+                a.code for a in self.agencies.values() if a.successor_code in frontier and a.code not in found
+            } - {code}
+            found |= frontier
+        return frozenset(found)
 
     def calendar_rules_for(self, agency_code: str | None) -> CalendarRules:
         rules = self.calendar_rules
