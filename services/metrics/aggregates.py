@@ -3,11 +3,13 @@
 
 Every figure of the contract's answer for a period [S, E) (whole days, Vietnam time) is a sum or a
 difference of prefix sums P(x) = Σ counters of the days before x, over four day points of a case:
-received day r, end day e, due day d, and m = max(d, e):
+received day r, end day e, the day o the case counts overdue from (`overdue_from`: its due day,
+unless it waits for the citizen or its clock is stopped — S-766DOC 2.1, contract v1.1), and
+m = max(o, e):
 
     received in the period  = P_E(r) − P_S(r)          carried over = P_S(r) − P_S(f)
     finished in the period  = P_E(f) − P_S(f)          pending at E = P_E(r) − P_E(f)
-    pending and overdue     = P_E(D) − P_E(M)          (due before E, not finished before E)
+    pending and overdue     = P_E(D) − P_E(M)          (overdue before E, not finished before E)
 
 and the 766, apology and complaint figures likewise over flagged subsets (see `answer`). A case
 change moves its counters: the projection subtracts the old fact's contributions and adds the new
@@ -30,7 +32,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from shared.domain.calendar import VN_TZ
-from shared.domain.indicators import Period, Tallies, assemble
+from shared.domain.indicators import Period, Tallies, assemble, overdue_from
 
 CHANNELS = ("online", "direct", "postal")
 DATED = ("early", "on_time", "late")
@@ -97,11 +99,12 @@ def points(fact: Mapping[str, Any]) -> Counter[tuple[date, str]]:
                 names.append("fDC")
         for name in names:
             out[(e, name)] += 1
-    if d is not None:
+    o = _day(overdue_from(fact))  # D counts from the day the case counts overdue, not from due
+    if o is not None:
         for name in ["D"] + (["DM"] if multi else []) + (["DA"] if apology else []):
-            out[(d, name)] += 1
+            out[(o, name)] += 1
         if e is not None:
-            m = max(d, e)
+            m = max(o, e)
             for name in ["M"] + (["MM"] if multi else []) + (["MA"] if apology else []):
                 out[(m, name)] += 1
     return out

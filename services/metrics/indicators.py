@@ -33,6 +33,7 @@ FACT_FIELDS = {
     for k in (
         "received_at",
         "due_at",
+        "overdue_from",
         "end_at",
         "on_time",
         "result_dated",

@@ -4,7 +4,8 @@ Pure functions over plain dicts (the metrics projection's facts): no I/O. A fact
 fields the fold derives: received_at, due_at, end_at, on_time (766, exact instants, at most one
 supplement request), result_dated (Biểu 06, by date), channel, online_mode, full_online_eligible,
 fee_bearing, paid_online, components_digitized, reused, apology_on_time, satisfied, complaint,
-supplement_requests, level, field_code, result_channel.
+supplement_requests, level, field_code, result_channel, overdue_from (from when an open case counts
+overdue, S-766DOC 2.1; a fact stored before it existed lacks the key and is judged by due_at).
 """
 
 from __future__ import annotations
@@ -83,6 +84,19 @@ def _before(moment: datetime | None, limit: datetime) -> bool:
     return moment is not None and moment < limit
 
 
+def overdue_from(fact: Mapping[str, Any]) -> datetime | None:
+    """The instant from which the case, while open, counts overdue (pending.overdue, late in 766 item
+    2.1 and in apology coverage): the fold's `overdue_from` (S-766DOC 2.1, contract v1.1: waiting for
+    the citizen after one request at or before due → never while it waits; the clock stopped by a
+    pause the law does not count → never while it lasts). A fact written before the fold derived it
+    has no such key: judged by `due_at`, as it was then. None without a due date (not counted)."""
+    if fact.get("due_at") is None:
+        return None
+    if "overdue_from" in fact:
+        return fact["overdue_from"]  # type: ignore[no-any-return]
+    return fact["due_at"]  # type: ignore[no-any-return]
+
+
 def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, Any]:
     """The contract's /v1/indicators answer for the facts already filtered by agency, level, …"""
     start, end = period.start, period.end
@@ -123,20 +137,19 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
             dated = f.get("result_dated")
             if dated in ("early", "on_time", "late"):
                 finished[dated] += 1
-        elif pending_at_end:
+        overdue_at_end = False
+        if not finished_in_period and pending_at_end:
             pending["total"] += 1
-            if due is not None and due < end:
-                pending["overdue"] += 1
-            else:
-                pending["within_due"] += 1
+            overdue_at_end = _before(overdue_from(f), end)
+            pending["overdue" if overdue_at_end else "within_due"] += 1
         if (finished_in_period or pending_at_end) and due is not None:
             counted_766 += 1
             if finished_in_period:
                 good = bool(f.get("on_time"))
-            else:
-                good = due >= end and (f.get("supplement_requests") or 0) <= 1
+            else:  # more than one supplement request: late whatever the instants (S-766DOC 2.1)
+                good = not overdue_at_end and (f.get("supplement_requests") or 0) <= 1
             on_time_766 += good
-            is_late = end_at > due if finished_in_period else due < end
+            is_late = end_at > due if finished_in_period else overdue_at_end
             if is_late:
                 late += 1
                 late_with_apology += bool(f.get("apology_on_time"))
@@ -176,7 +189,7 @@ class Tallies:
     paid: int
     digitized: int
     reused: int
-    late: int  # on exact instants: finished after due, or pending with due before the period end
+    late: int  # on exact instants: finished after due, or pending and overdue (overdue_from) at the period end
     late_with_apology: int
     complaints: int
     returned: int  # finished in the period with a result channel (PAR plan: postal returns)

@@ -7,11 +7,18 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.metrics.aggregates import COLLECTIONS, answer, answerable, apply_change, buckets_queries, changes
+from services.metrics.facts import case_facts
 from services.metrics.mirror import BucketMirror
-from shared.domain.calendar import VN_TZ
+from shared.domain.calendar import VN_TZ, CalendarRules
+from shared.domain.catalogue import Catalogue
+from shared.domain.codes import Level
+from shared.domain.fold import CaseEvent, fold_case
 from shared.domain.indicators import Period, indicators
+from shared.domain.registry import Agency, Registry
 
 AGENCIES = ["A", "B", "C"]
 FIELDS = ["F1", "F2"]
@@ -29,7 +36,20 @@ def random_fact(rng: random.Random) -> dict[str, Any]:
         dated = "early" if end.date() < due.date() else "on_time" if end.date() == due.date() else "late"
     else:
         multi = rng.random() < 0.1
-    return {
+    # when the case counts overdue (S-766DOC 2.1): from due; never while it waits after one request
+    # at or before due or its clock is stopped; from a request's instant after two; or, for a fact
+    # stored before the fold derived it, no key at all (judged by due)
+    overdue = {}
+    if due is not None:
+        overdue = rng.choice(
+            [
+                {},
+                {"overdue_from": due},
+                {"overdue_from": None},
+                {"overdue_from": min(due, received + timedelta(days=rng.randint(0, 30), hours=rng.randint(0, 9)))},
+            ]
+        )
+    return overdue | {
         "agency_code": rng.choice(AGENCIES),
         "level": "province",
         "field_code": rng.choice(FIELDS),
@@ -147,3 +167,85 @@ def test_the_in_memory_copy_answers_the_store_queries_exactly(seed: int) -> None
             new = random_fact(rng) | {"agency_code": facts[index]["agency_code"]}
             mirror.applied(changes([(facts[index], new)]))
             facts[index] = new
+
+
+# ---- cases folded from events: waiting for the citizen, pauses (S-766DOC 2.1, contract v1.1) ----
+
+
+def make_registry() -> Registry:
+    registry = Registry(CalendarRules())
+    registry.put_agency(Agency("TOP", "UBND tỉnh", Level.PROVINCE))
+    for code in AGENCIES:
+        registry.put_agency(Agency(code, f"Cơ quan {code}", Level.PROVINCE, "TOP"))
+    registry.catalogue = Catalogue.from_specs(
+        [
+            (
+                "P.LAND",
+                {
+                    "name": "Đăng ký biến động đất đai",
+                    "field_code": "F1",
+                    "durations": {"direct": {"value": 3, "unit": "working_days"}},
+                    "supplement_mode": "pause",
+                    "non_counting_reasons": ["verification"],
+                },
+            )
+        ]
+    )
+    return registry
+
+
+REGISTRY = make_registry()
+ACTIONS = {
+    "request": ("case.supplement_requested", {}),
+    "supply": ("case.supplement_received", {}),
+    "verify": ("case.paused", {"reason_code": "verification"}),  # stops the clock
+    "other": ("case.paused", {"reason_code": "other"}),  # counts towards the deadline
+    "resume": ("case.resumed", {}),
+    "end": ("case.processed", {"outcome": "approved"}),
+}
+
+
+@st.composite
+def folded_facts(draw: st.DrawFn) -> dict[str, Any]:
+    """One case's facts from the fold: received, then requests (one or more, before or after due),
+    supplies, pauses and an end, a few working hours or days apart."""
+    agency = draw(st.sampled_from(AGENCIES))
+    day = date(2026, 1, 5) + timedelta(days=draw(st.integers(0, 120)))
+    at = datetime.combine(day, time(draw(st.integers(7, 16))), VN_TZ)
+    events = [
+        CaseEvent(
+            "e1",
+            "case.received",
+            "C",
+            at,
+            agency,
+            {"procedure_code": "P.LAND", "level": "province", "channel": "direct"},
+            seq=1,
+        )
+    ]
+    for n, action in enumerate(draw(st.lists(st.sampled_from(sorted(ACTIONS)), max_size=5)), start=2):
+        at += timedelta(days=draw(st.integers(0, 6)), hours=draw(st.integers(0, 8)))
+        kind, data = ACTIONS[action]
+        events.append(CaseEvent(f"e{n}", kind, "C", at, agency, data, seq=n))
+    return case_facts(fold_case(events, REGISTRY), [], None)
+
+
+@st.composite
+def periods(draw: st.DrawFn) -> Period:
+    first = date(2026, 1, 1) + timedelta(days=draw(st.integers(0, 180)))
+    return Period(first, first + timedelta(days=draw(st.integers(0, 100))))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(folded_facts(), min_size=1, max_size=20), st.lists(folded_facts(), max_size=8), periods())
+def test_aggregates_equal_the_facts_for_folded_waiting_and_paused_cases(
+    facts: list[dict[str, Any]], refolded: list[dict[str, Any]], period: Period
+) -> None:
+    store: dict[tuple[str, str], dict[str, Any]] = {}
+    apply(store, [(None, fact) for fact in facts])
+    for index, new in enumerate(refolded[: len(facts)]):  # late events change some cases
+        apply(store, [(facts[index], new)])
+        facts[index] = new
+    assert answer(select(store, "c"), period) == indicators(facts, period)
+    mine = [f for f in facts if f["agency_code"] == "B"]
+    assert answer(select(store, "c", agency="B"), period) == indicators(mine, period)
