@@ -7,11 +7,15 @@ received day r, end day e, the day o the case counts overdue from (`overdue_from
 unless it waits for the citizen or its clock is stopped — S-766DOC 2.1, contract v1.1), and
 m = max(o, e):
 
-    received in the period  = P_E(r) − P_S(r)          carried over = P_S(r) − P_S(f)
-    finished in the period  = P_E(f) − P_S(f)          pending at E = P_E(r) − P_E(f)
-    pending and overdue     = P_E(D) − P_E(M)          (overdue before E, not finished before E)
+    received in the period  = P_E(r) − P_S(r)          carried over = P_S(r) − P_S(f) + P_S(Tcr)
+    finished in the period  = P_E(f) − P_S(f)          pending at E = P_E(r) − P_E(f) + P_E(Tr)
+    pending and overdue     = P_E(D) − P_E(M) + P_E(TD)  (overdue before E, not finished before E)
 
-and the 766, apology and complaint figures likewise over flagged subsets (see `answer`). A case
+and the 766, apology and complaint figures likewise over flagged subsets (see `answer`). Every day
+point counts for the agency holding the case at its instant (`agency_history`, contract v1.1:
+agencies change); the T… transfer counters move a lasting state (pending, overdue, …) from one
+holder to the next on the handover's day, so each agency's prefix sums stay exact (see `points`;
+over every agency the transfers sum to zero). A case
 change moves its counters: the projection subtracts the old fact's contributions and adds the new
 one's, in one transaction with the fact, so a redelivered batch finds nothing left to add.
 
@@ -26,13 +30,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
 
 from shared.domain.calendar import VN_TZ
-from shared.domain.indicators import Period, Tallies, assemble, overdue_from
+from shared.domain.indicators import Period, Tallies, assemble, holder_at, overdue_from
 
 CHANNELS = ("online", "direct", "postal")
 DATED = ("early", "on_time", "late")
@@ -42,10 +46,27 @@ def _day(moment: datetime | None) -> date | None:
     return moment.astimezone(VN_TZ).date() if moment is not None else None
 
 
-def points(fact: Mapping[str, Any]) -> Counter[tuple[date, str]]:
-    """(day, counter) → +n for one case's facts; empty before the case is received."""
-    out: Counter[tuple[date, str]] = Counter()
-    r = _day(fact.get("received_at"))
+def _local_day(moment: datetime) -> date:
+    return moment.astimezone(VN_TZ).date()
+
+
+Point = tuple[str, date, str]  # (agency holding the case then, day, counter)
+
+
+def points(fact: Mapping[str, Any]) -> Counter[Point]:
+    """(agency, day, counter) → +n for one case's facts; empty before the case is received.
+
+    Each day point counts for the agency holding the case at its instant (`holder_at`: received for
+    the holder at receipt, finished for the holder at the end, …). A state that lasts between two
+    points (pending r…f, overdue D…M and their flagged subsets) moves with the case at a handover:
+    a transfer counter T<name> takes 1 from the agency before and gives it to the agency after, on
+    the handover's day, so that P_E(in) − P_E(out) + P_E(T) is the state at E of each agency's
+    cases held just before E. `Tcr` moves the pending cases on the day before a handover at
+    midnight (the day of the instant just before it), so that P_S(Tcr) counts the handovers up to S
+    itself: carried over into a period counts for the agency holding the case at its start."""
+    out: Counter[Point] = Counter()
+    received = fact.get("received_at")
+    r = _day(received)
     if r is None:
         return out
     due, end = fact.get("due_at"), fact.get("end_at")
@@ -68,14 +89,16 @@ def points(fact: Mapping[str, Any]) -> Counter[tuple[date, str]]:
         names.append("dig")
     if fact.get("reused"):
         names.append("reu")
+    pending = ["r"]  # the states between receipt and end, moved at a handover
     if d is not None:
-        names.append("rD")
+        pending.append("rD")
         if multi:
-            names.append("rDM")
+            pending.append("rDM")
         if complaint:
-            names.append("rDC")
-    for name in names:
-        out[(r, name)] += 1
+            pending.append("rDC")
+    holder = holder_at(fact, received)
+    for name in names + pending[1:]:
+        out[(holder, r, name)] += 1
 
     if e is not None:
         names = ["f"]
@@ -97,26 +120,64 @@ def points(fact: Mapping[str, Any]) -> Counter[tuple[date, str]]:
                 names.append("fDM")
             if complaint:
                 names.append("fDC")
+        holder = holder_at(fact, end)
         for name in names:
-            out[(e, name)] += 1
-    o = _day(overdue_from(fact))  # D counts from the day the case counts overdue, not from due
-    if o is not None:
-        for name in ["D"] + (["DM"] if multi else []) + (["DA"] if apology else []):
-            out[(o, name)] += 1
-        if e is not None:
-            m = max(o, e)
-            for name in ["M"] + (["MM"] if multi else []) + (["MA"] if apology else []):
-                out[(m, name)] += 1
+            out[(holder, e, name)] += 1
+    handovers = _handovers(fact)
+    for at, before, after in _within(handovers, received, end):
+        for name in pending:
+            out[(before, _local_day(at), f"T{name}")] -= 1
+            out[(after, _local_day(at), f"T{name}")] += 1
+        day_before = _local_day(at - INSTANT)
+        out[(before, day_before, "Tcr")] -= 1
+        out[(after, day_before, "Tcr")] += 1
+    late_from = overdue_from(fact)  # D counts from the day the case counts overdue, not from due
+    if late_from is not None:
+        overdue = ["D"] + (["DM"] if multi else []) + (["DA"] if apology else [])
+        for name in overdue:
+            out[(holder_at(fact, late_from), _local_day(late_from), name)] += 1
+        if end is not None:
+            last = max(late_from, end)  # its day is m = max(o, e)
+            for name in overdue:
+                out[(holder_at(fact, last), _local_day(last), name.replace("D", "M"))] += 1
+        for at, before, after in _within(handovers, late_from, end):
+            for name in overdue:
+                out[(before, _local_day(at), f"T{name}")] -= 1
+                out[(after, _local_day(at), f"T{name}")] += 1
     return out
+
+
+INSTANT = timedelta(microseconds=1)
+
+
+def _handovers(fact: Mapping[str, Any]) -> list[tuple[datetime, str, str]]:
+    """(instant, agency before, agency after) of each change of holder in `agency_history`."""
+    history = fact.get("agency_history") or ()
+    out = []
+    for entry in history[1:]:
+        at = entry["from"]
+        before, after = holder_at(fact, at, just_before=True), holder_at(fact, at)
+        if before != after:
+            out.append((at, before, after))
+    return out
+
+
+def _within(
+    handovers: list[tuple[datetime, str, str]], since: datetime, until: datetime | None
+) -> list[tuple[datetime, str, str]]:
+    """The handovers a state from `since` to `until` (None: still on) goes through: after `since`
+    (its first point counts for the holder then) up to `until` itself (its last point counts for
+    the holder from then)."""
+    return [h for h in handovers if since < h[0] and (until is None or h[0] <= until)]
 
 
 COLLECTIONS = ("c_m", "f_m")  # coarse by month (with its days), fine by month
 
 
-def bucket_ids(fact: Mapping[str, Any], day: date) -> list[tuple[str, str, dict[str, Any], str | None]]:
+def bucket_ids(fact: Mapping[str, Any], agency: str, day: date) -> list[tuple[str, str, dict[str, Any], str | None]]:
     """(collection, bucket id, the bucket's fields, the day key or None) of the buckets a day point
-    of this case counts in."""
-    agency, level = fact.get("agency_code") or "", fact.get("level") or ""
+    of this case counts in, for the agency holding it then."""
+    level = fact.get("level") or ""
     field, channel = fact.get("field_code") or "", fact.get("channel") or ""
     month = day.strftime("%Y-%m")
     coarse = {"agency": agency, "level": level}
@@ -146,8 +207,8 @@ def changes(
         for sign, fact in ((-1, before), (1, after)):
             if not fact:
                 continue
-            for (day, name), n in points(fact).items():
-                for collection, bucket, keys, day_key in bucket_ids(fact, day):
+            for (agency, day, name), n in points(fact).items():
+                for collection, bucket, keys, day_key in bucket_ids(fact, agency, day):
                     entry = out.setdefault((collection, bucket), {"keys": keys, "inc": defaultdict(int)})
                     entry["inc"][f"c.{name}"] += sign * n
                     if day_key is not None:
@@ -221,19 +282,24 @@ def answer(buckets: list[Mapping[str, Any]], period: Period) -> dict[str, Any]:
     def rng(name: str) -> int:
         return e[name] - s[name]
 
-    received = {"total": rng("r"), "carried_over": s["r"] - s["f"]} | {c: rng(f"r_{c}") for c in CHANNELS}
+    def held(start: str, stop: str) -> int:
+        """A state's cases at E, for the agencies holding them just before E (handovers: T…)."""
+        return e[start] - e[stop] + e[f"T{start}"]
+
+    carried_over = s["r"] - s["f"] + s["Tcr"]  # for the agencies holding them at S
+    received = {"total": rng("r"), "carried_over": carried_over} | {c: rng(f"r_{c}") for c in CHANNELS}
     finished = {"total": rng("f")} | {k: rng(f"f_{k}") for k in DATED}
-    overdue = e["D"] - e["M"]
-    pending_total = e["r"] - e["f"]
+    overdue = held("D", "M")
+    pending_total = held("r", "f")
     pending = {"total": pending_total, "within_due": pending_total - overdue, "overdue": overdue}
-    pending_with_due = e["rD"] - e["fD"]
-    multi_pending = e["rDM"] - e["fDM"]
-    multi_overdue = e["DM"] - e["MM"]
+    pending_with_due = held("rD", "fD")
+    multi_pending = held("rDM", "fDM")
+    multi_overdue = held("DM", "MM")
     counted = rng("fD") + pending_with_due
     on_time = rng("fOT") + (pending_with_due - overdue) - (multi_pending - multi_overdue)
     late = rng("fL") + overdue
-    late_with_apology = rng("fLA") + (e["DA"] - e["MA"])
-    complaints = rng("fDC") + (e["rDC"] - e["fDC"])
+    late_with_apology = rng("fLA") + held("DA", "MA")
+    complaints = rng("fDC") + held("rDC", "fDC")
     tallies = Tallies(
         on_time=on_time,
         counted=counted,

@@ -11,7 +11,7 @@ overdue, S-766DOC 2.1; a fact stored before it existed lacks the key and is judg
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -97,8 +97,31 @@ def overdue_from(fact: Mapping[str, Any]) -> datetime | None:
     return fact["due_at"]  # type: ignore[no-any-return]
 
 
-def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, Any]:
-    """The contract's /v1/indicators answer for the facts already filtered by agency, level, …"""
+def holder_at(fact: Mapping[str, Any], instant: datetime, *, just_before: bool = False) -> str:
+    """The agency holding the case at `instant` (or just before it, for the state at a period's end):
+    from `agency_history` (contract v1.1: a dissolved agency's open cases go to its successor),
+    else the case's `agency_code`. A holder holds from its `from` on; before the first `from`, the
+    first holder."""
+    history = fact.get("agency_history") or ()
+    if not history:
+        return str(fact.get("agency_code") or "")
+    holder = str(history[0]["agency_code"])
+    for entry in history:
+        start = entry["from"]
+        if start < instant or (start == instant and not just_before):
+            holder = str(entry["agency_code"])
+    return holder
+
+
+def indicators(
+    facts: Iterable[Mapping[str, Any]], period: Period, agencies: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The contract's /v1/indicators answer for the facts already filtered by level, field, …
+
+    `agencies` (None: every one): each figure counts a case for the agency that held it at the
+    time (contract v1.1, agencies change): received for the holder at receipt, carried over for
+    the holder at the period start, finished for the holder at the end of processing, pending (and
+    the pending part of the rates) for the holder just before the period end."""
     start, end = period.start, period.end
     received = {"total": 0, "carried_over": 0, "online": 0, "direct": 0, "postal": 0}
     finished = {"total": 0, "early": 0, "on_time": 0, "late": 0}
@@ -111,24 +134,29 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
         received_at = f.get("received_at")
         if received_at is None or received_at >= end:
             continue
+
+        def held(instant: datetime, just_before: bool = False, f: Mapping[str, Any] = f) -> bool:
+            return agencies is None or holder_at(f, instant, just_before=just_before) in agencies
+
         end_at, due = f.get("end_at"), f.get("due_at")
         open_at_start = not _before(end_at, start)
         if received_at >= start:
-            received["total"] += 1
-            channel = f.get("channel") or "direct"
-            received[channel if channel in ("online", "direct", "postal") else "direct"] += 1
-            if f.get("full_online_eligible"):
-                eligible += 1
-                full += f.get("online_mode") == "full"
-            if f.get("fee_bearing"):
-                fee += 1
-                paid += bool(f.get("paid_online"))
-            digitized += bool(f.get("components_digitized"))
-            reused += bool(f.get("reused"))
-        elif open_at_start:
+            if held(received_at):
+                received["total"] += 1
+                channel = f.get("channel") or "direct"
+                received[channel if channel in ("online", "direct", "postal") else "direct"] += 1
+                if f.get("full_online_eligible"):
+                    eligible += 1
+                    full += f.get("online_mode") == "full"
+                if f.get("fee_bearing"):
+                    fee += 1
+                    paid += bool(f.get("paid_online"))
+                digitized += bool(f.get("components_digitized"))
+                reused += bool(f.get("reused"))
+        elif open_at_start and held(start):
             received["carried_over"] += 1
-        finished_in_period = end_at is not None and start <= end_at < end
-        pending_at_end = not _before(end_at, end)
+        finished_in_period = end_at is not None and start <= end_at < end and held(end_at)
+        pending_at_end = not _before(end_at, end) and held(end, just_before=True)
         if finished_in_period:
             finished["total"] += 1
             if f.get("result_channel"):
@@ -138,7 +166,7 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
             if dated in ("early", "on_time", "late"):
                 finished[dated] += 1
         overdue_at_end = False
-        if not finished_in_period and pending_at_end:
+        if pending_at_end:
             pending["total"] += 1
             overdue_at_end = _before(overdue_from(f), end)
             pending["overdue" if overdue_at_end else "within_due"] += 1
