@@ -24,6 +24,7 @@ from shared.domain.indicators import (
     rate_of,
     score_766,
 )
+from shared.domain.registry import Registry
 from shared.web import ApiError, error_responses
 
 router = APIRouter(tags=["indicators"], responses=error_responses(401, 403, 422))
@@ -31,6 +32,8 @@ router = APIRouter(tags=["indicators"], responses=error_responses(401, 403, 422)
 FACT_FIELDS = {
     k: 1
     for k in (
+        "agency_code",
+        "agency_history",
         "received_at",
         "due_at",
         "overdue_from",
@@ -80,21 +83,56 @@ def _period(text: str) -> Period:
     return span
 
 
+PREDECESSORS = (
+    "true: add the cases of the agencies dissolved into these (directly or through a chain, with the "
+    "agencies below them) to the figures; false (default): each figure stays with the agency that "
+    "held the case at the time (contract v1.1, agencies change)"
+)
+
+
+def with_predecessors(registry: Registry, agencies: set[str] | None) -> set[str] | None:
+    """`agencies` and every agency dissolved into one of them (Registry.predecessors), with the
+    agencies below those, until nothing more is added. None (every agency) stays None."""
+    if agencies is None:
+        return None
+    found = set(agencies)
+    frontier = set(agencies)
+    while frontier:
+        added: set[str] = set()
+        for code in frontier:
+            for predecessor in registry.predecessors(code):
+                added |= registry.subtree(predecessor)
+        frontier = added - found
+        found |= frontier
+    return found
+
+
+def agency_set(
+    context: MetricsContext, request: Request, agency: str | None, include_predecessors: bool
+) -> set[str] | None:
+    """The agencies a figure covers: `agency` and those below it, within the token's scope (403/422
+    as for every read), widened by their predecessors when asked. A successor's figures with its
+    predecessors' cases are its own figures: the predecessors need not be in the token's scope."""
+    agencies = context.agency_filter(context.principal(request), agency)
+    return with_predecessors(context.registry, agencies) if include_predecessors else agencies
+
+
 async def load_facts(
     context: MetricsContext,
-    request: Request,
     period: Period,
-    agency: str | None,
+    agencies: set[str] | None,
     filters: dict[str, str | None],
 ) -> list[dict[str, Any]]:
-    """The facts of cases that matter for the period: received before its end, open at its start."""
-    agencies = context.agency_filter(context.principal(request), agency)
+    """The facts of cases that matter for the period: received before its end, open at its start,
+    held by one of `agencies` now or before (`indicators` then counts each figure for the holder at
+    the time)."""
     query: dict[str, Any] = {
         "received_at": {"$ne": None, "$lt": period.end},
         "$or": [{"end_at": None}, {"end_at": {"$gte": period.start}}],
     }
     if agencies is not None:
-        query["agency_code"] = {"$in": sorted(agencies)}
+        codes = sorted(agencies)
+        query["$and"] = [{"$or": [{"agency_code": {"$in": codes}}, {"agency_history.agency_code": {"$in": codes}}]}]
     for key, value in filters.items():
         if value:
             query[key] = value
@@ -110,35 +148,34 @@ async def get_indicators(
     field: str | None = None,
     procedure: str | None = None,
     channel: Literal["direct", "online", "postal"] | None = None,
+    include_predecessors: bool = Query(False, description=PREDECESSORS),
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
+    agencies = agency_set(context, request, agency, include_predecessors)
     if not by_aggregates(span, procedure, field, channel):  # not in the aggregates' keys: from the facts
         facts = await load_facts(
             context,
-            request,
             span,
-            agency,
+            agencies,
             {"level": level, "field_code": field, "procedure_code": procedure, "channel": channel},
         )
-        answer = indicators(facts, span)
+        answer = indicators(facts, span, agencies)
     else:
-        answer = await from_aggregates(context, request, span, agency, level, field, channel)
+        answer = await from_aggregates(context, span, agencies, level, field, channel)
     answer.pop("extra")
     return answer
 
 
 async def from_aggregates(
     context: MetricsContext,
-    request: Request,
     span: Period,
-    agency: str | None,
+    agencies: set[str] | None,
     level: str | None = None,
     field: str | None = None,
     channel: str | None = None,
 ) -> dict[str, Any]:
     """The answer from the incremental aggregates (services/metrics/aggregates.py)."""
-    agencies = context.agency_filter(context.principal(request), agency)
     kind = "f" if field or channel else "c"
     buckets = await fetch_buckets(context, span, kind, agencies, {"level": level, "field": field, "channel": channel})
     return aggregate_answer(buckets, span)
@@ -239,10 +276,11 @@ async def get_index_766(
     rules_version: str | None = Query(
         None, description="score under another version (default: in force at period end)"
     ),
+    include_predecessors: bool = Query(False, description=PREDECESSORS),
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
-    answer = await from_aggregates(context, request, span, agency)
+    answer = await from_aggregates(context, span, agency_set(context, request, agency, include_predecessors))
     try:
         rules = choose_version(scoring(context.settings.config_dir, "766")["versions"], span.last, rules_version)
     except PeriodError as exc:
@@ -256,10 +294,11 @@ async def get_index_par(
     year: int = Query(..., ge=2015, le=2100),
     agency: str | None = None,
     rules_version: str | None = None,
+    include_predecessors: bool = Query(False, description=PREDECESSORS),
 ) -> dict[str, Any]:
     context = get_context(request)
     span = parse_period(str(year))
-    agencies = context.agency_filter(context.principal(request), agency)
+    agencies = agency_set(context, request, agency, include_predecessors)
     coarse = await fetch_buckets(context, span, "c", agencies, {}, ("level",))
     config = scoring(context.settings.config_dir, "par")
     try:
