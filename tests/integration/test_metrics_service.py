@@ -11,9 +11,10 @@ import pytest
 from services.deadline.app import create_app as deadline_app
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
+from shared.registry_sync import publish_record
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
-from tests.support.events import AGENCY, COMMUNE, case_code, event, received
+from tests.support.events import AGENCY, COMMUNE, LAND_PROCEDURE, case_code, event, received
 from tests.support.kafka_tools import eventually
 
 pytestmark = pytest.mark.integration
@@ -172,3 +173,63 @@ async def test_every_service_exposition_passes_promtool(settings: Settings) -> N
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "tthc_" in text
+
+
+async def test_include_predecessors_adds_a_dissolved_agencys_cases(settings: Settings) -> None:
+    """Contract v1.1, agencies change: `include_predecessors=true` adds the predecessors' cases to an
+    agency's figures; without it, figures stay with the agency that held the case at the time."""
+    district = "000.30.09.H99"  # dissolved into COMMUNE on 2025-07-01
+    spec = {
+        "name": "UBND huyện Cũ",
+        "level": "district",
+        "parent_code": "000.00.00.H99",
+        "valid_to": "2025-07-01",
+        "successor_code": COMMUNE,
+    }
+    before, after = case_code(district), case_code(COMMUNE)
+    events = [
+        received(before, at="2025-06-02T09:00:00+07:00", level="district", channel="direct"),
+        event("case.processed", before, "2025-06-10T09:00:00+07:00", outcome="approved"),
+        received(after, at="2025-08-04T09:00:00+07:00", level="commune", channel="online"),
+        event("case.processed", after, "2025-08-06T09:00:00+07:00", outcome="approved"),
+    ]
+    mine = {"period": "2025", "agency": COMMUNE}
+    widened = mine | {"include_predecessors": "true"}
+    door = intake_app(settings)
+    async with serve(door) as intake, serve(metrics_app(settings)) as metrics:
+        # the registry record PUT /v1/admin/agencies publishes with valid_to and successor_code
+        # (published here as the route does, so the test does not depend on the route's body model)
+        context = door.state.context
+        key, record = context.registry_state.agency_record(district, spec)
+        await publish_record(context.publisher, settings, key, record)
+        context.registry_state.apply(key, record)  # as the route does: the door knows it at once
+        assert (await intake.post("/v1/events", json={"events": events}, headers=AUTH)).status_code == 202
+
+        async def projected():
+            r = await metrics.get("/v1/indicators", params=widened, headers=AUTH)
+            answer = r.json() if r.status_code == 200 else None
+            return answer if answer and answer["finished"]["total"] == 2 else None
+
+        with_predecessors = await eventually(projected, timeout=30)
+        alone = (await metrics.get("/v1/indicators", params=mine, headers=AUTH)).json()
+        # a procedure filter is answered from the facts: the same figures
+        by_facts = (
+            await metrics.get("/v1/indicators", params=widened | {"procedure": LAND_PROCEDURE}, headers=AUTH)
+        ).json()
+        index = {}
+        for flag in ("false", "true"):
+            r = await metrics.get("/v1/index/766", params=mine | {"include_predecessors": flag}, headers=AUTH)
+            assert r.status_code == 200, r.text
+            index[flag] = {i["item"]: i["rate"] for g in r.json()["groups"] for i in g["items"]}
+        par = await metrics.get("/v1/index/par", params={"year": 2025, **widened}, headers=AUTH)
+    assert with_predecessors["received"] | {"carried_over": 0} == {
+        "total": 2,
+        "carried_over": 0,
+        "online": 1,
+        "direct": 1,
+        "postal": 0,
+    }
+    assert alone["received"]["total"] == 1 and alone["finished"]["total"] == 1
+    assert by_facts == with_predecessors
+    assert index["false"]["3.3"] == 1.0 and index["true"]["3.3"] == 0.5  # online ÷ received
+    assert par.status_code == 200, par.text
