@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from services.deadline.context import get_context
 from shared.domain.calendar import CalendarError, YearNotCovered
 from shared.domain.catalogue import UnknownProcedure
-from shared.domain.codes import Channel, Convention
+from shared.domain.codes import ApologyTiming, Channel, Convention
 from shared.domain.deadlines import DeadlineError, Duration, apology_deadline, compute_due
 from shared.domain.registry import UnknownAgency
 from shared.web import ApiError
@@ -57,7 +57,7 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
             registry.agency(body.agency_code)
         except UnknownAgency as exc:
             raise _error(exc, "agency_code") from None
-    cutoff, version_label = None, None
+    cutoff, version_label, timing = None, None, ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE
     convention = body.convention
     if body.duration is not None:
         try:
@@ -72,6 +72,7 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
         duration = version.duration_for(body.channel)
         convention = convention or version.convention
         cutoff = version.cutoff
+        timing = version.apology_timing
         version_label = version.effective_from.isoformat()
     else:
         raise ApiError(
@@ -83,7 +84,7 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
     calendar = registry.calendar_for(body.agency_code)
     try:
         due = compute_due(calendar, body.received_at, duration, convention, cutoff).due_at
-        apology = apology_deadline(calendar, due)
+        apology = apology_deadline(calendar, due, body.received_at, timing)
     except YearNotCovered as exc:
         raise _error(exc, "received_at") from None
     except CalendarError as exc:

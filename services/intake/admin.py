@@ -6,7 +6,7 @@ Each change is validated against the current registry, published on the compacte
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -69,8 +69,14 @@ class ProcedureIn(BaseModel):
     fee_bearing: bool = False
     cutoff: str | None = None
     effective_from: str | None = Field(None, description="YYYY-MM-DD; a case keeps the version in force at receipt")
-    non_counting_reasons: list[str] | None = None
+    non_counting_reasons: list[str] | None = Field(
+        None, description="pause reasons NOT counted towards the deadline, only where a specialised law says so"
+    )
     legs: list[LegIn] | None = None
+    apology_timing: Literal["one_working_day_before_due", "at_due"] | None = Field(
+        None, description="when the apology is due: one working day before due (default) or at due (NĐ 297/2025)"
+    )
+    sources: dict[str, str] | None = Field(None, description="the legal source of each rule, by field name")
 
 
 class SourceSystemIn(BaseModel):

@@ -20,7 +20,6 @@ from shared.domain.calendar import VN_TZ, CalendarError, WorkingCalendar
 from shared.domain.catalogue import ProcedureVersion, UnknownProcedure
 from shared.domain.codes import CaseStatus, Channel, EventType, SupplementMode
 from shared.domain.deadlines import (
-    WORKING_DAY_SECONDS,
     DeadlineError,
     Duration,
     Interval,
@@ -460,13 +459,13 @@ def _compute(
     due = result.due_at
     state.due_at = due
     state.clock_stopped_since = result.clock_stopped_since
-    state.apology_deadline_at = apology_deadline(calendar, due)
+    state.apology_deadline_at = apology_deadline(calendar, due, state.received_at, version.apology_timing)
     if state.due_at_reported is not None:
         gap = abs((state.due_at_reported - due).total_seconds())
         state.due_mismatch = gap >= DUE_MISMATCH_TOLERANCE_SECONDS
 
     if state.apology is not None:
-        state.apology.on_time = calendar.working_time_between(state.apology.issued_at, due) >= WORKING_DAY_SECONDS
+        state.apology.on_time = state.apology.issued_at <= state.apology_deadline_at
 
     for position, leg in enumerate(state.legs):
         leg_duration = version.leg_duration(leg.agency_code, position)
