@@ -151,7 +151,7 @@ def _nd297_case(received_at: str) -> CaseEvent:
         (
             "2026-03-16T16:00:00",
             "2026-04-07T17:00:00",
-        ),  # Mon 16:00: from Tue 07:00, so due at the close of the 16th working day
+        ),  # Mon 16:00: from Tue 07:00, due at a close
         ("2026-03-16T16:59:00", "2026-04-07T17:00:00"),
     ],
 )
@@ -247,7 +247,7 @@ OVERDUE_REGISTRY = _registry()
             CaseStatus.WAITING_CITIZEN,
             "2026-03-18T09:00:00",
         ),
-        # one request answered: back to the clock, due moved by the paused working time (09:00–11:30 + 13:30–15:00 = 4 h)
+        # one request answered: the clock again, due moved by the paused 09:00–11:30 + 13:30–15:00 = 4 h
         (
             "P3",
             [("case.supplement_requested", "2026-03-17T09:00:00"), ("case.supplement_received", "2026-03-17T15:00:00")],
