@@ -122,4 +122,5 @@ async def get_calendar(
         "working_weekend_days": [d.isoformat() for d in working_weekend],
         "office_hours": calendar.office_hours.as_strings(),
         "calendar_version": calendar.version,
+        "national_changes": [c.as_dict() for c in calendar.rules.national_changes],
     }

@@ -23,7 +23,7 @@ from shared.periodic import Periodic
 log = logging.getLogger(__name__)
 
 OPEN = Gauge("tthc_cases_open", "Cases received and not finished", ["agency", "level"])
-OVERDUE = Gauge("tthc_cases_overdue", "Open cases past their statutory due instant", ["agency", "level"])
+OVERDUE = Gauge("tthc_cases_overdue", "Open cases counted overdue (past due; a case waiting for the citizen is judged at its request)", ["agency", "level"])
 DUE_SOON = Gauge("tthc_cases_due_soon", "Open cases due within the due-soon working time", ["agency", "level"])
 APOLOGY_MISSING = Gauge(
     "tthc_cases_apology_missing",
@@ -91,7 +91,8 @@ class CaseGauges:
                     "overdue": {
                         "$sum": {
                             "$cond": [
-                                {"$and": [{"$lt": ["$due_at", now]}, {"$eq": ["$clock_stopped_since", None]}]},
+                                # the fold's overdue_from (S-766DOC 2.1); null sorts before dates
+                                {"$and": [{"$ne": ["$overdue_from", None]}, {"$lt": ["$overdue_from", now]}]},
                                 1,
                                 0,
                             ]

@@ -48,6 +48,7 @@ FIELDS = (
     "agency_at_fault",
     "status",
     "clock_stopped_since",
+    "overdue_from",
 )
 _INTERNED = ("agency_code", "procedure_code", "procedure_name", "field_code", "level", "channel", "status")
 
@@ -68,6 +69,7 @@ class OpenCase:
     agency_at_fault: str | None
     status: str | None
     paused: bool
+    overdue_from: datetime | None = None  # the fold's rule (S-766DOC 2.1): None = not overdue while so
 
     def document(self) -> dict[str, Any]:
         """The row's fields in the case document's shape (what `lists.row` reads)."""
@@ -147,8 +149,16 @@ def to_open_case(code: str, document: dict[str, Any]) -> OpenCase | None:
         apology=document.get("apology") is not None,
         agency_at_fault=document.get("agency_at_fault"),
         paused=document.get("clock_stopped_since") is not None,
+        overdue_from=_overdue_from(document),
         **values,
     )
+
+
+def _overdue_from(document: dict[str, Any]) -> datetime | None:
+    """The fold's `overdue_from`; for a document written before it existed, due unless the clock stopped."""
+    if "overdue_from" in document:
+        return document["overdue_from"]  # type: ignore[no-any-return]
+    return None if document.get("clock_stopped_since") is not None else document.get("due_at")
 
 
 def _undated(document: dict[str, Any]) -> tuple[str, str] | None:
@@ -242,11 +252,10 @@ class OpenCaseIndex(SoleWriterCopy):
             key = (case.agency_code or "unknown", case.level or "unknown")
             counts = out.get(key) or out.setdefault(key, {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
             counts["open"] += 1
-            if not case.paused:
-                if case.due_at < now:
-                    counts["overdue"] += 1
-                elif case.due_at <= horizon:
-                    counts["soon"] += 1
+            if case.overdue_from is not None and case.overdue_from < now:
+                counts["overdue"] += 1  # as the figures count it: a waiting case is judged at its request
+            elif not case.paused and now <= case.due_at <= horizon:
+                counts["soon"] += 1
             if not case.apology and case.apology_deadline_at is not None and case.apology_deadline_at < now:
                 counts["missing"] += 1
         for key in self.undated.values():
