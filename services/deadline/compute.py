@@ -43,6 +43,8 @@ class ComputeResponse(BaseModel):
     convention: Convention
     cutoff: str | None = None
     procedure_version: str | None = None
+    apology_timing: ApologyTiming = ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE
+    rule_set: str  # the law in force at that receipt (contract v1.1)
 
 
 def _error(exc: Exception, field: str) -> ApiError:
@@ -97,6 +99,8 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
         convention=convention,
         cutoff=cutoff.value if cutoff else None,
         procedure_version=version_label,
+        apology_timing=timing,
+        rule_set=registry.rule_sets.at(body.received_at).code,
     )
 
 
