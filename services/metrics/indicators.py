@@ -42,6 +42,8 @@ FACT_FIELDS = {
         "fee_bearing",
         "paid_online",
         "components_digitized",
+        "result_digitized",
+        "e_result",
         "reused",
         "apology_on_time",
         "satisfied",

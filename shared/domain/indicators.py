@@ -3,8 +3,8 @@
 Pure functions over plain dicts (the metrics projection's facts): no I/O. A fact carries the
 fields the fold derives: received_at, due_at, end_at, on_time (766, exact instants, at most one
 supplement request), result_dated (Biểu 06, by date), channel, online_mode, full_online_eligible,
-fee_bearing, paid_online, components_digitized, reused, apology_on_time, satisfied, complaint,
-supplement_requests, level, field_code, result_channel.
+fee_bearing, paid_online, components_digitized, result_digitized, e_result, reused, apology_on_time,
+satisfied, complaint, supplement_requests, level, field_code, result_channel.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
     pending = {"total": 0, "within_due": 0, "overdue": 0}
     on_time_766 = counted_766 = 0
     eligible = full = fee = paid = digitized = reused = 0
+    digitized_e_result = 0  # 766 item 4.2: digitized components and an electronic result
     late = late_with_apology = 0
     complaints = returned = returned_postal = 0
     for f in facts:
@@ -110,6 +111,7 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
                 fee += 1
                 paid += bool(f.get("paid_online"))
             digitized += bool(f.get("components_digitized"))
+            digitized_e_result += digitized_with_e_result(f)
             reused += bool(f.get("reused"))
         elif open_at_start:
             received["carried_over"] += 1
@@ -160,8 +162,15 @@ def indicators(facts: Iterable[Mapping[str, Any]], period: Period) -> dict[str, 
             complaints=complaints,
             returned=returned,
             returned_postal=returned_postal,
+            digitized_e_result=digitized_e_result,
         ),
     )
+
+
+def digitized_with_e_result(fact: Mapping[str, Any]) -> bool:
+    """S-766DOC 4.2: files attached to the components (số hóa thành phần hồ sơ) and an electronic
+    result (result_digitized: a result file; e_result: returned electronically)."""
+    return bool(fact.get("components_digitized")) and bool(fact.get("result_digitized") or fact.get("e_result"))
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,7 @@ class Tallies:
     complaints: int
     returned: int  # finished in the period with a result channel (PAR plan: postal returns)
     returned_postal: int
+    digitized_e_result: int = 0  # received in the period, components digitized and an e-result (766 4.2)
 
 
 def assemble(
@@ -198,6 +208,7 @@ def assemble(
     }
     extra = {
         "reused": _rate(t.reused, received["total"]),
+        "digitized_e_result": _rate(t.digitized_e_result, received["total"]),
         "satisfaction": None
         if t.counted == 0
         else max(0.0, 1 - ((t.counted - t.on_time) / t.counted + t.complaints / t.counted)),
