@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from services.metrics.aggregates import answer as aggregate_answer
 from services.metrics.aggregates import answerable, buckets_queries
 from services.metrics.context import MetricsContext, get_context
+from services.metrics.sync_counts import counts_for, selection_roots
 from shared.domain.indicators import (
     Period,
     PeriodError,
@@ -24,6 +25,7 @@ from shared.domain.indicators import (
     rate_of,
     score_766,
 )
+from shared.domain.sync_ratio import period_months, sync_ratio, with_sync
 from shared.web import ApiError, error_responses
 
 router = APIRouter(tags=["indicators"], responses=error_responses(401, 403, 422))
@@ -243,11 +245,17 @@ async def get_index_766(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
-    answer = await from_aggregates(context, request, span, agency)
+    principal = context.principal(request)
+    buckets = await fetch_buckets(context, span, "c", context.agency_filter(principal, agency), {})
+    answer = aggregate_answer(buckets, span)
     try:
         rules = choose_version(scoring(context.settings.config_dir, "766")["versions"], span.last, rules_version)
     except PeriodError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["query", "rules_version"], "msg": str(exc)}]) from None
+    # 1.4 and the 3.3 multiplier: the cases held ÷ the national counts ops entered (S-766DOC 1.4)
+    roots = selection_roots(context, principal, agency)
+    counts = await counts_for(context, roots, period_months(span))
+    answer = with_sync(answer, *sync_ratio(answer["received"]["total"], span, roots, counts))
     return score_766(answer, rules)
 
 

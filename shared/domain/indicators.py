@@ -229,6 +229,7 @@ def assemble(
 
 
 def rate_of(answer: Mapping[str, Any], name: str) -> float | None:
+    """A contract rate, else one of the answer's `extra` rates (sync, online_synced, …)."""
     if name in answer["rates"]:
         return answer["rates"][name]  # type: ignore[no-any-return]
     return answer["extra"].get(name)  # type: ignore[no-any-return]
@@ -257,14 +258,26 @@ def choose_version(versions: list[Mapping[str, Any]], day: date, wanted: str | N
 
 
 def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, Any]:
-    groups, total = [], 0.0
+    """Every item of the rules with its rate, threshold, maximum and points; group subtotals; total.
+
+    An item whose `rate` is null in the rules is not computed from case data: rate null, 0 points,
+    `scored` false. `note` says why a rate is null (from the answer's `extra.reasons`, else the
+    item's deviation); `deviation` is the rules' own note on where the item departs from S-766DOC.
+    """
+    reasons: Mapping[str, str] = answer.get("extra", {}).get("reasons", {})
+    groups, total, scored_max = [], 0.0, 0.0
     for group in rules["groups"]:
         items, subtotal, group_max = [], 0.0, 0.0
         for item in group["items"]:
-            rate = rate_of(answer, item["rate"])
+            name = item.get("rate")
+            rate = rate_of(answer, name) if name else None
             got = points(rate, item["max"], item["threshold"])
             subtotal += got
             group_max += item["max"]
+            scored_max += item["max"] if name else 0
+            note = None
+            if rate is None:
+                note = reasons.get(name, "no case in the denominator") if name else item.get("deviation")
             items.append(
                 {
                     "item": item["item"],
@@ -273,6 +286,9 @@ def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, 
                     "threshold": item["threshold"],
                     "max_points": item["max"],
                     "points": got,
+                    "scored": bool(name),
+                    "note": note,
+                    "deviation": item.get("deviation"),
                 }
             )
         total += subtotal
@@ -291,6 +307,7 @@ def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, 
         "groups": groups,
         "total": round(total, 2),
         "max_total": round(sum(g["max_points"] for g in groups), 2),
+        "scored_max_total": round(scored_max, 2),
     }
 
 
