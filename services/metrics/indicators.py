@@ -25,6 +25,7 @@ from shared.domain.indicators import (
     rate_of,
     score_766,
 )
+from shared.domain.plans import target as plan_target
 from shared.domain.sync_ratio import period_months, sync_ratio, with_sync
 from shared.web import ApiError, error_responses
 
@@ -305,14 +306,14 @@ async def get_index_par(
             if answer["received"]["total"] + answer["received"]["carried_over"] == 0:
                 continue  # a field with no case in the year
             wanted = plan["on_time_by_field"].get(field_code, plan["on_time_by_field"].get("*"))
-            targets.append(_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
+            targets.append(plan_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
         returned = overall["extra"]["returned"]
         postal = overall["extra"]["returned_postal"] / returned if returned else None
         targets += [
-            _target("online", overall["rates"]["online"], plan.get("online")),
-            _target("postal_returns", postal, plan.get("postal_returns")),
-            _target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
-            _target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
+            plan_target("online", overall["rates"]["online"], plan.get("online")),
+            plan_target("postal_returns", postal, plan.get("postal_returns")),
+            plan_target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
+            plan_target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
         ]
     return {
         "year": year,
@@ -320,13 +321,4 @@ async def get_index_par(
         "criteria": criteria,
         "total": round(sum(c["points"] for c in criteria), 2),
         "plan_targets": targets,
-    }
-
-
-def _target(name: str, rate: float | None, target: float | None) -> dict[str, Any]:
-    return {
-        "target": name,
-        "rate": rate,
-        "goal": target,
-        "met": None if rate is None or target is None else rate >= target,
     }
