@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from motor.motor_asyncio import AsyncIOMotorCollection
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from services.metrics.context import MetricsContext, get_context
 from shared.domain.calendar import VN_TZ
@@ -44,6 +44,17 @@ class SyncCountIn(BaseModel):
     bcqg: Count | None = Field(None, description="cases received in the month per the national reporting system")
     dvcqg: Count | None = Field(None, description="cases received in the month synced to the national portal")
     note: str | None = Field(None, max_length=500, description="where the figures come from")
+
+    @field_validator("note")
+    @classmethod
+    def _storable(cls, note: str | None) -> str | None:
+        """JSON may carry a lone surrogate (\\ud800) that no store can hold: 422, not a 500."""
+        if note is not None:
+            try:
+                note.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("note is not valid Unicode text") from None
+        return note
 
 
 def collection(context: MetricsContext) -> AsyncIOMotorCollection:

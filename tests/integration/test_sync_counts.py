@@ -78,6 +78,9 @@ async def test_sync_counts_admin_route_and_766_item_1_4(settings: Settings) -> N
             "agency": await metrics.put(f"/v1/admin/sync-counts/999.99.99.H99/{MONTH}", json={"bcqg": 4}, headers=AUTH),
             "month": await metrics.put(f"/v1/admin/sync-counts/{AGENCY}/2026-13", json={"bcqg": 4}, headers=AUTH),
             "future": await metrics.put(f"/v1/admin/sync-counts/{AGENCY}/2099-01", json={"bcqg": 4}, headers=AUTH),
+            "note": await metrics.put(
+                ROUTE, content=b'{"bcqg": 4, "note": "\\ud800"}', headers=AUTH | {"Content-Type": "application/json"}
+            ),
         }
 
         put = await metrics.put(ROUTE, json={"bcqg": 4, "dvcqg": 3, "note": "BCQG 12/2026"}, headers=AUTH)
@@ -108,6 +111,7 @@ async def test_sync_counts_admin_route_and_766_item_1_4(settings: Settings) -> N
     assert loc["extra"] == [["body", "total"]]
     assert loc["agency"] == [["path", "agency_code"]]
     assert loc["month"] == [["path", "month"]] and loc["future"] == [["path", "month"]]
+    assert loc["note"] == [["body", "note"]]
 
     assert put.status_code == 200
     assert put.json() | {"updated_at": None} == {
