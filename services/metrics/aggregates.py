@@ -30,7 +30,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from shared.domain.calendar import VN_TZ
-from shared.domain.indicators import Period, Tallies, assemble
+from shared.domain.indicators import Period, Tallies, assemble, digitized_with_e_result
 
 CHANNELS = ("online", "direct", "postal")
 DATED = ("early", "on_time", "late")
@@ -64,6 +64,8 @@ def points(fact: Mapping[str, Any]) -> Counter[tuple[date, str]]:
             names.append("paid")
     if fact.get("components_digitized"):
         names.append("dig")
+    if digitized_with_e_result(fact):
+        names.append("digE")  # 766 item 4.2
     if fact.get("reused"):
         names.append("reu")
     if d is not None:
@@ -245,5 +247,6 @@ def answer(buckets: list[Mapping[str, Any]], period: Period) -> dict[str, Any]:
         complaints=complaints,
         returned=rng("ret"),
         returned_postal=rng("retP"),
+        digitized_e_result=rng("digE"),
     )
     return assemble(period, received, finished, pending, tallies)

@@ -17,7 +17,7 @@ from shared.service import ProjectionContext
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-AGGREGATES_VERSION = 4  # bump when the bucket layout changes: the next start rebuilds them
+AGGREGATES_VERSION = 6  # 6: counter digE (766 4.2); bump when the bucket layout changes: the next start rebuilds them
 
 
 class MetricsContext(ProjectionContext):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from services.metrics.aggregates import answer as aggregate_answer
 from services.metrics.aggregates import answerable, buckets_queries
 from services.metrics.context import MetricsContext, get_context
+from services.metrics.sync_counts import counts_for, selection_roots
 from shared.domain.indicators import (
     Period,
     PeriodError,
@@ -24,6 +25,8 @@ from shared.domain.indicators import (
     rate_of,
     score_766,
 )
+from shared.domain.plans import target as plan_target
+from shared.domain.sync_ratio import period_months, sync_ratio, with_sync
 from shared.web import ApiError, error_responses
 
 router = APIRouter(tags=["indicators"], responses=error_responses(401, 403, 422))
@@ -42,6 +45,8 @@ FACT_FIELDS = {
         "fee_bearing",
         "paid_online",
         "components_digitized",
+        "result_digitized",
+        "e_result",
         "reused",
         "apology_on_time",
         "satisfied",
@@ -241,11 +246,17 @@ async def get_index_766(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
-    answer = await from_aggregates(context, request, span, agency)
+    principal = context.principal(request)
+    buckets = await fetch_buckets(context, span, "c", context.agency_filter(principal, agency), {})
+    answer = aggregate_answer(buckets, span)
     try:
         rules = choose_version(scoring(context.settings.config_dir, "766")["versions"], span.last, rules_version)
     except PeriodError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["query", "rules_version"], "msg": str(exc)}]) from None
+    # 1.4 and the 3.3 multiplier: the cases held ÷ the national counts ops entered (S-766DOC 1.4)
+    roots = selection_roots(context, principal, agency)
+    counts = await counts_for(context, roots, period_months(span))
+    answer = with_sync(answer, *sync_ratio(answer["received"]["total"], span, roots, counts))
     return score_766(answer, rules)
 
 
@@ -295,14 +306,14 @@ async def get_index_par(
             if answer["received"]["total"] + answer["received"]["carried_over"] == 0:
                 continue  # a field with no case in the year
             wanted = plan["on_time_by_field"].get(field_code, plan["on_time_by_field"].get("*"))
-            targets.append(_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
+            targets.append(plan_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
         returned = overall["extra"]["returned"]
         postal = overall["extra"]["returned_postal"] / returned if returned else None
         targets += [
-            _target("online", overall["rates"]["online"], plan.get("online")),
-            _target("postal_returns", postal, plan.get("postal_returns")),
-            _target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
-            _target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
+            plan_target("online", overall["rates"]["online"], plan.get("online")),
+            plan_target("postal_returns", postal, plan.get("postal_returns")),
+            plan_target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
+            plan_target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
         ]
     return {
         "year": year,
@@ -310,13 +321,4 @@ async def get_index_par(
         "criteria": criteria,
         "total": round(sum(c["points"] for c in criteria), 2),
         "plan_targets": targets,
-    }
-
-
-def _target(name: str, rate: float | None, target: float | None) -> dict[str, Any]:
-    return {
-        "target": name,
-        "rate": rate,
-        "goal": target,
-        "met": None if rate is None or target is None else rate >= target,
     }
