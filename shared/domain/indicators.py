@@ -245,13 +245,17 @@ def points(rate: float | None, maximum: float, threshold: float) -> float:
 
 
 def choose_version(versions: list[Mapping[str, Any]], day: date, wanted: str | None = None) -> Mapping[str, Any]:
-    """The named version, else the latest in force on `day` (rules are versioned by date)."""
+    """The named version, else the latest in force on `day` (rules are versioned by date). A version
+    marked `superseded_by` (a misreading corrected, not a change of the rules) is only ever chosen by
+    name."""
     if wanted:
         for version in versions:
             if version["version"] == wanted:
                 return version
         raise PeriodError(f"unknown rules_version {wanted!r}")
-    in_force = [v for v in versions if date.fromisoformat(v["effective_from"]) <= day]
+    in_force = [
+        v for v in versions if date.fromisoformat(v["effective_from"]) <= day and not v.get("superseded_by")
+    ]
     if not in_force:
         raise PeriodError(f"no scoring rules in force on {day}")
     return max(in_force, key=lambda v: v["effective_from"])

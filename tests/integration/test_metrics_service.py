@@ -103,7 +103,7 @@ async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> 
     assert items["2.1"]["rate"] == pytest.approx(1 / 4) and items["2.1"]["points"] == 5.0
     assert items["1.4"]["rate"] is None and items["1.4"]["points"] == 0.0
     assert index["total"] == round(sum(g["points"] for g in index["groups"]), 2)
-    assert index["rules_version"] == "766-2026.1"
+    assert index["rules_version"] == "766-2026.2"
     criteria = {c["criterion"]: c for c in par["criteria"]}
     assert criteria["on_time_commune"]["rate"] == 0.0 and criteria["apology"]["points"] == 0.0
     targets = {t["target"]: t for t in par["plan_targets"]}

@@ -62,9 +62,12 @@ def test_every_departure_from_the_source_is_written_in_the_file() -> None:
                 assert len(entry.get("deviation", "")) > 20, entry["item"]
 
 
-def test_versions_by_date_and_the_old_one_kept_for_past_periods() -> None:
-    assert choose_version(VERSIONS, date(2026, 11, 30))["version"] == "766-2026.1"
+def test_the_corrected_version_scores_every_period_and_the_old_one_only_by_name() -> None:
+    # 766-2026.1 misread S-766DOC (issue #19): superseded, chosen only by name to reproduce a score
+    assert choose_version(VERSIONS, date(2026, 11, 30))["version"] == "766-2026.2"
+    assert choose_version(VERSIONS, date(2024, 3, 31))["version"] == "766-2026.2"
     assert choose_version(VERSIONS, date(2026, 12, 31))["version"] == "766-2026.2"
+    assert choose_version(VERSIONS, date(2026, 11, 30), "766-2026.1")["version"] == "766-2026.1"
     old_items = {i["item"]: i for g in OLD["groups"] for i in g["items"]}
     assert old_items["3.3"]["max"] == 6 and old_items["3.tt"]["max"] == 6 and old_items["3.6"]["threshold"] == 0.3
 
