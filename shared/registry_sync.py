@@ -135,6 +135,7 @@ class RegistryState:
                 raise RegistryError("parent_code would make a cycle", "parent_code")
             ancestor = self.registry.agencies[ancestor].parent_code
         self.registry.check_calendar(agency)  # an override the calendar cannot use: refused here (422)
+        self.registry.check_succession(agency)  # valid_to / successor_code (contract v1.1)
         record = agency.as_dict()
         record.pop("agency_code")
         return f"agency:{code}", record
