@@ -53,6 +53,9 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
         return {"case_code": case_code, "agency_code": held_by, "status": None, "quarantine": quarantine}
     answer = {k: v for k, v in document.items() if k not in _HIDDEN}
     answer["quarantine"] = quarantine
+    for held in answer.get("agency_history") or ():  # the dissolved agency's name, for pages
+        agency = context.registry.agencies.get(held.get("agency_code"))
+        held["name"] = agency.name if agency else None
     timer = await context.timers.find_one({"_id": case_code}) or {}
     answer["next_check_at"] = timer.get("next_check_at")
     answer["emitted"] = timer.get("emitted", [])  # the timer transitions published
