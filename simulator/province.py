@@ -87,7 +87,14 @@ def load_procedures(config_dir: Path) -> list[Procedure]:
 
 def load_agencies(config_dir: Path) -> list[dict[str, Any]]:
     specs = json.loads((config_dir / "registry" / "agencies.json").read_text(encoding="utf-8"))
-    return [a for a in specs if a["parent_code"] and a["agency_code"] not in SKIP_AGENCIES and not a.get("calendar")]
+    return [
+        a
+        for a in specs
+        if a["parent_code"]
+        and a["agency_code"] not in SKIP_AGENCIES
+        and not a.get("calendar")
+        and not a.get("valid_to")
+    ]
 
 
 class Province:
