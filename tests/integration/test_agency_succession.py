@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from motor.motor_asyncio import AsyncIOMotorClient
 
 from services.deadline.app import create_app as deadline_app
+from services.deadline.rebuild import rebuild
 from services.intake.app import create_app as intake_app
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
@@ -142,6 +144,16 @@ async def test_a_dissolved_district_hands_its_open_cases_to_the_successor(settin
         )
         answer = await intake.post("/v1/events", json=late, headers=bearer(district_key))
         assert answer.status_code == 202, answer.text
+
+        # a rebuild from the log, with the registry the services hold, hands the case over the same way
+        await rebuild(settings, "cases_rebuilt")
+        mongo = AsyncIOMotorClient(settings.mongo_uri)
+        try:
+            rebuilt = await mongo[f"{settings.mongo_db}_deadline"]["cases_rebuilt"].find_one({"_id": code})
+        finally:
+            mongo.close()
+        assert rebuilt["agency_code"] == SUCCESSOR
+        assert [h["agency_code"] for h in rebuilt["agency_history"]] == [DISTRICT, SUCCESSOR]
 
         # the same on the DVCQG endpoint
         snapshot = {
