@@ -173,3 +173,39 @@ def test_the_fold_is_the_same_whatever_the_order():
     a = fold_case(events("2025-06-25T09:00:00", "2025-07-03T10:00:00"), registry(True))
     b = fold_case(list(reversed(events("2025-06-25T09:00:00", "2025-07-03T10:00:00"))), registry(True))
     assert a.as_dict() == b.as_dict()
+
+
+def test_the_door_refuses_a_dissolved_agency_from_valid_to_and_names_the_successor():
+    from services.intake.door import dissolved_agency_problem
+
+    r = registry()
+    assert dissolved_agency_problem(r, DISTRICT, vn("2025-06-30T23:59:59")) is None  # a late report: accepted
+    problem = dissolved_agency_problem(r, DISTRICT, vn(HANDOVER))
+    assert problem is not None and DISTRICT in problem and COMMUNE in problem and "agency_code" in problem
+    assert dissolved_agency_problem(r, COMMUNE, vn("2026-06-01T09:00:00")) is None
+
+
+def test_a_successor_takes_over_what_was_dissolved_into_it_through_a_chain():
+    r = registry(chain=True)
+    assert r.with_predecessors({WARD}) == {WARD, COMMUNE, DISTRICT}
+    assert r.with_predecessors({COMMUNE}) == {COMMUNE, DISTRICT}
+    assert r.with_predecessors({OTHER}) == {OTHER}
+
+
+@pytest.mark.parametrize(
+    ("valid_to", "successor", "field"),
+    [
+        (date(2025, 7, 1), "NOPE", "successor_code"),
+        (date(2026, 2, 1), COMMUNE, "successor_code"),  # the commune is gone on 2026-01-01
+        (date(2025, 6, 1), WARD, "valid_to"),  # the district is dissolved into it later, on 2025-07-01
+    ],
+)
+def test_a_dissolution_that_does_not_fit_the_registry_names_the_field(valid_to, successor, field):
+    from shared.domain.registry import RegistryError
+
+    r = registry(chain=True)
+    target = COMMUNE if field == "valid_to" else OTHER
+    agency = replace(r.agencies[target], valid_to=valid_to, successor_code=successor)
+    with pytest.raises(RegistryError) as caught:
+        r.check_succession(agency)
+    assert caught.value.field == field
