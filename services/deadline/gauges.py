@@ -23,7 +23,11 @@ from shared.periodic import Periodic
 log = logging.getLogger(__name__)
 
 OPEN = Gauge("tthc_cases_open", "Cases received and not finished", ["agency", "level"])
-OVERDUE = Gauge("tthc_cases_overdue", "Open cases counted overdue (past due; a case waiting for the citizen is judged at its request)", ["agency", "level"])
+OVERDUE = Gauge(
+    "tthc_cases_overdue",
+    "Open cases counted overdue (past due; a case waiting for the citizen is judged at its request)",
+    ["agency", "level"],
+)
 DUE_SOON = Gauge("tthc_cases_due_soon", "Open cases due within the due-soon working time", ["agency", "level"])
 APOLOGY_MISSING = Gauge(
     "tthc_cases_apology_missing",

@@ -6,6 +6,7 @@ Each change is validated against the current registry, published on the compacte
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.intake.context import IntakeContext, get_context
+from shared.domain.calendar import VN_TZ
 from shared.domain.codes import Level
 from shared.domain.deadlines import DeadlineError
 from shared.domain.registry import RegistryError
@@ -44,6 +46,13 @@ class AgencyIn(BaseModel):
         None, description="overrides: office_hours, days_off, working_days (as in config/calendar.json)"
     )
     webhook_url: str | None = Field(None, description="notified on due-soon, apology-required, overdue")
+    place_name: str | None = Field(None, max_length=100, description="địa danh of its documents; else its parent's")
+    valid_to: str | None = Field(
+        None,
+        max_length=10,
+        description="YYYY-MM-DD, the first local day it no longer exists (contract v1.1); not after today",
+    )
+    successor_code: str | None = Field(None, max_length=64, description="who handles its open cases from valid_to")
 
     _webhook_url = field_validator("webhook_url")(webhook_url_allowed)
 
@@ -112,12 +121,26 @@ def _unknown_agencies(context: IntakeContext, codes: list[str], field: str) -> N
         )
 
 
+def _not_ahead(valid_to: object) -> None:
+    """A valid_to after today (Vietnam local) is refused: the fold has no clock, so a dissolution
+    is put on or after its day, never ahead of it (ADR 0014)."""
+    today = datetime.now(VN_TZ).date()
+    if valid_to and date.fromisoformat(str(valid_to)) > today:
+        raise RegistryError(
+            f"valid_to {valid_to} is after today ({today.isoformat()}, Vietnam local): put the dissolution "
+            "on or after its day",
+            "valid_to",
+        )
+
+
 @router.put("/agencies/{agency_code}")
 async def put_agency(agency_code: str, body: AgencyIn, request: Request) -> dict[str, Any]:
     context = get_context(request)
     context.require_admin(request)
     try:
-        key, record = context.registry_state.agency_record(agency_code, body.model_dump(mode="json"))
+        spec = body.model_dump(mode="json")
+        key, record = context.registry_state.agency_record(agency_code, spec)
+        _not_ahead(record.get("valid_to"))
     except RegistryError as exc:
         loc = [int(part) if part.isdigit() else part for part in (exc.field or "level").split(".")]
         raise ApiError(422, str(exc), details=[{"loc": ["body", *loc], "msg": str(exc)}]) from None

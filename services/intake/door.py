@@ -10,7 +10,9 @@ quarantine records that an older door let in.
   DVCQG NgayHenTra…), which lie in the future by nature: those may reach now + DEADLINE_HORIZON;
 - `case_code` matches CASE_CODE_PATTERN;
 - `data` is at most 16 KiB as JSON and the event nests at most 32 levels;
-- `level: district` only for cases received before 2025-07-01 (Vietnam local).
+- `level: district` only for cases received before 2025-07-01 (Vietnam local);
+- no agency named by an event dated on or after its valid_to (dissolved; the message names the
+  successor).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from pydantic_core import ErrorDetails
 
 from shared.domain.codes import EventType
+from shared.domain.fold import dissolution_instant
+from shared.domain.registry import Registry
 from shared.domain.rulesets import load_rule_sets
 from shared.events import Envelope
 from shared.web import MAX_JSON_DEPTH, json_depth
@@ -110,6 +114,19 @@ def level_not_in_force(level: object, received_at: datetime) -> str | None:
     return (
         f"level {str(level)!r} is not a level of {rule_set.name} ({rule_set.code}, in force from "
         f"{rule_set.in_force_from:%d/%m/%Y}): {levels}"
+    )
+
+
+def dissolved_agency_problem(registry: Registry, code: str, occurred_at: datetime) -> str | None:
+    """Why an event dated `occurred_at` may not name agency `code`: it was dissolved before then
+    (valid_to 00:00 local, contract v1.1). Events dated before it (late reports) are accepted."""
+    agency = registry.agencies.get(code)
+    if agency is None or agency.valid_to is None or occurred_at < dissolution_instant(agency.valid_to):
+        return None
+    successor = f"its successor {agency.successor_code!r}" if agency.successor_code else "no successor"
+    return (
+        f"agency_code {code!r} no longer exists from {agency.valid_to.isoformat()} (valid_to); "
+        f"events from that day name {successor}"
     )
 
 

@@ -253,9 +253,7 @@ def choose_version(versions: list[Mapping[str, Any]], day: date, wanted: str | N
             if version["version"] == wanted:
                 return version
         raise PeriodError(f"unknown rules_version {wanted!r}")
-    in_force = [
-        v for v in versions if date.fromisoformat(v["effective_from"]) <= day and not v.get("superseded_by")
-    ]
+    in_force = [v for v in versions if date.fromisoformat(v["effective_from"]) <= day and not v.get("superseded_by")]
     if not in_force:
         raise PeriodError(f"no scoring rules in force on {day}")
     return max(in_force, key=lambda v: v["effective_from"])

@@ -89,7 +89,7 @@ async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> 
         "parent_code": None,
         "depth": 0,
     }
-    assert len(me["agencies"]) == 30
+    assert len(me["agencies"]) == 31  # the sample province, its dissolved district included
     assert officer_me["kind"] == "agency" and [a["agency_code"] for a in officer_me["agencies"]] == [AGENCY, below]
     assert everything["pending"] == {"total": 2, "within_due": 0, "overdue": 2}
     assert mine["received"] == {"total": 3, "carried_over": 0, "online": 1, "direct": 1, "postal": 1}
