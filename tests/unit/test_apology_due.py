@@ -1,0 +1,74 @@
+"""The apology-due window (issue #19): which open cases an officer must apologise for now.
+
+Source, contract v1.1: "`GET /v1/cases/apology-due`: open cases with no apology whose
+`apology_deadline_at` lies within `TTHC_APOLOGY_DUE_WORKING_HOURS` (default 8) after `as_of`, or
+has passed while `due_at` has not".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from shared.config import load_registry
+from shared.domain.apology_due import DUE_AFTER_APOLOGY_AT_MOST, apology_due, apology_late
+from shared.domain.calendar import VN_TZ
+from shared.domain.deadlines import apology_deadline
+
+CALENDAR = load_registry("config").calendar_for(None)
+WINDOW_SECONDS = 8 * 3600  # the default TTHC_APOLOGY_DUE_WORKING_HOURS
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=VN_TZ)
+
+
+# as_of (Mon 2026-03-23 10:00 unless said), apology deadline, due, apology present, expected
+CASES = [
+    # in the window: the apology deadline within 8 working hours after as_of
+    ("2026-03-23T10:00", "2026-03-23T10:00", "2026-03-24T10:00", False, True),  # at as_of itself
+    ("2026-03-23T10:00", "2026-03-23T16:00", "2026-03-24T16:00", False, True),
+    ("2026-03-23T10:00", "2026-03-24T10:00", "2026-03-25T10:00", False, True),  # exactly 8 working hours on
+    ("2026-03-23T10:00", "2026-03-24T10:01", "2026-03-25T10:01", False, False),  # one minute beyond
+    ("2026-03-20T16:00", "2026-03-23T15:00", "2026-03-24T15:00", False, True),  # over the weekend
+    # passed, and the case is not overdue: late, but an apology is still possible
+    ("2026-03-23T10:00", "2026-03-23T09:59", "2026-03-24T09:59", False, True),
+    ("2026-03-23T10:00", "2026-03-20T10:00", "2026-03-23T10:00", False, True),  # due at as_of: not overdue yet
+    ("2026-03-23T10:00", "2026-03-20T10:00", "2026-03-23T09:59", False, False),  # overdue: the overdue list
+    # an apology issued: never listed
+    ("2026-03-23T10:00", "2026-03-23T16:00", "2026-03-24T16:00", True, False),
+    ("2026-03-23T10:00", "2026-03-23T09:00", "2026-03-24T09:00", True, False),
+    # far from it
+    ("2026-03-23T10:00", "2026-03-30T10:00", "2026-03-31T10:00", False, False),
+    # at_due procedures (NĐ 297 group) and sub-day procedures: the apology deadline is due itself
+    ("2026-03-23T10:00", "2026-03-23T15:00", "2026-03-23T15:00", False, True),
+    ("2026-03-23T10:00", "2026-03-23T09:00", "2026-03-23T09:00", False, False),
+]
+
+
+@pytest.mark.parametrize(("as_of", "apology_at", "due_at", "apology", "expected"), CASES)
+def test_the_apology_due_window(as_of: str, apology_at: str, due_at: str, apology: bool, expected: bool) -> None:
+    start = at(as_of)
+    window_end = CALENDAR.add_working_time(start, WINDOW_SECONDS)
+    assert apology_due(start, window_end, at(apology_at), at(due_at), apology) is expected
+
+
+def test_a_case_with_no_apology_deadline_is_never_listed() -> None:
+    start = at("2026-03-23T10:00")
+    end = CALENDAR.add_working_time(start, WINDOW_SECONDS)
+    assert not apology_due(start, end, None, at("2026-03-24T10:00"), False)
+    assert not apology_late(start, None)
+
+
+def test_late_means_the_apology_deadline_has_passed() -> None:
+    assert apology_late(at("2026-03-23T10:00"), at("2026-03-23T09:59"))
+    assert not apology_late(at("2026-03-23T10:00"), at("2026-03-23T10:00"))
+
+
+@pytest.mark.parametrize("due_at", ["2026-02-23T08:00", "2026-09-03T07:30", "2026-05-04T13:30"])
+def test_due_lies_within_the_walk_bound_after_the_apology_deadline_also_across_holidays(due_at: str) -> None:
+    """The in-memory walk stops at window end + DUE_AFTER_APOLOGY_AT_MOST: Tết 2026 (16–20/02),
+    Quốc khánh (31/08–02/09) and 30/4–1/5 put one working day over the longest breaks."""
+    due = at(due_at)
+    assert due - apology_deadline(CALENDAR, due) <= DUE_AFTER_APOLOGY_AT_MOST
