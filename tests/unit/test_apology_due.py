@@ -7,14 +7,17 @@ has passed while `due_at` has not".
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
+from services.deadline.timers import fired, next_check_at, transition_instants
 from shared.config import load_registry
 from shared.domain.apology_due import DUE_AFTER_APOLOGY_AT_MOST, apology_due, apology_late
 from shared.domain.calendar import VN_TZ
 from shared.domain.deadlines import apology_deadline
+from shared.domain.fold import fold_case
+from tests.support.folds import CASE, RECEIVED, REGISTRY, ev
 
 CALENDAR = load_registry("config").calendar_for(None)
 WINDOW_SECONDS = 8 * 3600  # the default TTHC_APOLOGY_DUE_WORKING_HOURS
@@ -72,3 +75,38 @@ def test_due_lies_within_the_walk_bound_after_the_apology_deadline_also_across_h
     Quốc khánh (31/08–02/09) and 30/4–1/5 put one working day over the longest breaks."""
     due = at(due_at)
     assert due - apology_deadline(CALENDAR, due) <= DUE_AFTER_APOLOGY_AT_MOST
+
+
+# --- the timer transition: deadline.apology_due_soon when a case enters the window -----------------
+
+
+def test_the_timer_fires_when_the_case_enters_the_window_once_and_not_after_an_apology() -> None:
+    state = fold_case([RECEIVED], REGISTRY)
+    document = {**state.as_dict(), "_id": CASE, "open": True}
+    calendar = REGISTRY.calendar_for(document["agency_code"])
+    instants = transition_instants(document, calendar, WINDOW_SECONDS, WINDOW_SECONDS)
+    entering = instants["deadline.apology_due_soon"]
+    assert entering == calendar.subtract_working_time(document["apology_deadline_at"], WINDOW_SECONDS)
+    assert next_check_at(document, calendar, WINDOW_SECONDS, WINDOW_SECONDS) == entering  # the first transition
+    assert fired(document, calendar, WINDOW_SECONDS, entering - timedelta(minutes=1), WINDOW_SECONDS) == []
+    [event] = fired(document, calendar, WINDOW_SECONDS, entering, WINDOW_SECONDS)
+    assert event["type"] == "deadline.apology_due_soon" and event["occurred_at"] == entering.isoformat()
+    assert event["data"]["apology_deadline_at"] == document["apology_deadline_at"].isoformat()
+    marked = {**document, "emitted": [event["event_id"]]}
+    assert fired(marked, calendar, WINDOW_SECONDS, entering, WINDOW_SECONDS) == []  # once
+    assert next_check_at(marked, calendar, WINDOW_SECONDS, WINDOW_SECONDS) > entering
+
+    apology = ev(
+        2,
+        "apology.issued",
+        "2026-03-20T10:00:00",
+        issuer_agency="000.00.02.H99",
+        reason="r",
+        new_due_at="2026-04-10T17:00:00+07:00",
+        issued_at="2026-03-20T10:00:00+07:00",
+    )
+    apologised = {**fold_case([RECEIVED, apology], REGISTRY).as_dict(), "_id": CASE, "open": True}
+    assert "deadline.apology_due_soon" not in transition_instants(apologised, calendar, WINDOW_SECONDS)
+    finished = fold_case([RECEIVED, ev(2, "case.processed", "2026-03-20T10:00:00", outcome="approved")], REGISTRY)
+    closed = {**finished.as_dict(), "_id": CASE, "open": False}
+    assert fired(closed, calendar, WINDOW_SECONDS, entering, WINDOW_SECONDS) == []
