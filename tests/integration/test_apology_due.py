@@ -151,7 +151,13 @@ async def test_apology_due_list_timer_webhook_gauge_and_landing_page(settings: S
                     if not (cursor := r.json()["next_cursor"]):
                         return items
 
-            for params in ({}, {"sort": "-due_at"}, {"sort": "received_at", "agency": AGENCY}, {"level": "commune"}):
+            for params in (
+                {},
+                {"sort": "-due_at"},
+                {"sort": "received_at", "agency": AGENCY},
+                {"level": "commune"},
+                {"apology": "issued"},
+            ):
                 index.usable = True
                 from_memory = await walk(**params)
                 index.usable = False
