@@ -159,14 +159,24 @@ def apology_window_end(context: DeadlineContext, filters: ListFilters) -> dateti
     return _horizon(context, filters, context.apology_due_seconds)
 
 
+def apology_due_bound(context: DeadlineContext, window_end: datetime) -> datetime:
+    """The latest due instant a case of the apology-due list can have: DUE_AFTER_APOLOGY_AT_MOST
+    after the window's end on the slowest calendar of the registry (a few distinct calendars)."""
+    registry = context.registry
+    calendars = {id(c): c for c in map(registry.calendar_for, [None, *registry.agencies])}.values()
+    try:
+        return max(c.add_working_time(window_end, DUE_AFTER_APOLOGY_AT_MOST) for c in calendars)
+    except CalendarError:  # beyond the years the calendar knows: a month of calendar days
+        return window_end + timedelta(days=31)
+
+
 def due_range(context: DeadlineContext, filters: ListFilters) -> DueRange:
     """(due from, inclusive; due before, exclusive; due until, inclusive) of the list's cases."""
     if filters.kind == "overdue":
         return None, filters.as_of, None
     if filters.kind == "apology-due":
-        # not overdue; and due at most one working day after the apology deadline (a bound on the
-        # walk, wide enough for the longest break of any calendar: see apology_due.py)
-        return filters.as_of, None, apology_window_end(context, filters) + DUE_AFTER_APOLOGY_AT_MOST
+        # not overdue; and due at most about a working day after the window (apology_due.py)
+        return filters.as_of, None, apology_due_bound(context, apology_window_end(context, filters))
     return filters.as_of, None, _horizon(context, filters, context.due_soon_seconds)
 
 

@@ -12,13 +12,16 @@ is computed by the caller.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
+
+from shared.domain.deadlines import WORKING_DAY_SECONDS
 
 # The apology deadline is at most one working day before due (contract v1.1: one working day
-# before, or at due). One working day spans at most the longest break of the calendar (Tết: nine
-# calendar days with the weekends), so a case in the window is due at most this long after the
-# window's end: a bound for the walk over the cases ordered by due instant, not a rule.
-DUE_AFTER_APOLOGY_AT_MOST = timedelta(days=15)
+# before, or at due), so a case in the window is due at most one working day after the window's end
+# on its calendar. Twice that, on every calendar in use, bounds the walk over the cases ordered by
+# due instant with room to spare (a deadline counted another way, a case moved between calendars):
+# a bound on the work of a page, not a rule.
+DUE_AFTER_APOLOGY_AT_MOST = 2 * WORKING_DAY_SECONDS
 
 
 def apology_due(

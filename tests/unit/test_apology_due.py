@@ -69,12 +69,17 @@ def test_late_means_the_apology_deadline_has_passed() -> None:
     assert not apology_late(at("2026-03-23T10:00"), at("2026-03-23T10:00"))
 
 
-@pytest.mark.parametrize("due_at", ["2026-02-23T08:00", "2026-09-03T07:30", "2026-05-04T13:30"])
-def test_due_lies_within_the_walk_bound_after_the_apology_deadline_also_across_holidays(due_at: str) -> None:
-    """The in-memory walk stops at window end + DUE_AFTER_APOLOGY_AT_MOST: Tết 2026 (16–20/02),
-    Quốc khánh (31/08–02/09) and 30/4–1/5 put one working day over the longest breaks."""
+@pytest.mark.parametrize("due_at", ["2026-02-23T08:00", "2026-09-03T07:30", "2026-05-04T13:30", "2026-03-24T10:00"])
+def test_a_listed_case_is_due_within_the_walk_bound_also_across_holidays(due_at: str) -> None:
+    """The lists walk the cases by due instant up to DUE_AFTER_APOLOGY_AT_MOST after the window's
+    end: one working day before due puts the apology deadline in the window (at its end, the latest)
+    and due inside the bound, over Tết 2026 (16–20/02), Quốc khánh (31/08–02/09) and 30/4–1/5 too."""
     due = at(due_at)
-    assert due - apology_deadline(CALENDAR, due) <= DUE_AFTER_APOLOGY_AT_MOST
+    deadline = apology_deadline(CALENDAR, due)
+    window_start = CALENDAR.subtract_working_time(deadline, WINDOW_SECONDS)
+    window_end = CALENDAR.add_working_time(window_start, WINDOW_SECONDS)
+    assert apology_due(window_start, window_end, deadline, due, False)
+    assert due <= CALENDAR.add_working_time(window_end, DUE_AFTER_APOLOGY_AT_MOST)
 
 
 # --- the timer transition: deadline.apology_due_soon when a case enters the window -----------------
