@@ -15,7 +15,7 @@ from services.deadline.timers import fired, next_check_at, transition_instants
 from shared.config import load_registry
 from shared.domain.apology_due import DUE_AFTER_APOLOGY_AT_MOST, apology_due, apology_late
 from shared.domain.calendar import VN_TZ
-from shared.domain.deadlines import apology_deadline
+from shared.domain.deadlines import WORKING_DAY_SECONDS
 from shared.domain.fold import fold_case
 from tests.support.folds import CASE, RECEIVED, REGISTRY, ev
 
@@ -75,7 +75,7 @@ def test_a_listed_case_is_due_within_the_walk_bound_also_across_holidays(due_at:
     end: one working day before due puts the apology deadline in the window (at its end, the latest)
     and due inside the bound, over Tết 2026 (16–20/02), Quốc khánh (31/08–02/09) and 30/4–1/5 too."""
     due = at(due_at)
-    deadline = apology_deadline(CALENDAR, due)
+    deadline = CALENDAR.subtract_working_time(due, WORKING_DAY_SECONDS)  # one working day before due
     window_start = CALENDAR.subtract_working_time(deadline, WINDOW_SECONDS)
     window_end = CALENDAR.add_working_time(window_start, WINDOW_SECONDS)
     assert apology_due(window_start, window_end, deadline, due, False)
