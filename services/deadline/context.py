@@ -31,6 +31,7 @@ class DeadlineContext(ProjectionContext):
 
     def __init__(self, settings: Settings, collection: str = "cases") -> None:
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
+        self.apology_due_seconds = round(settings.apology_due_working_hours * 3600)
         super().__init__(
             settings, collection, self.to_document, derive=derived_events, prelude=self.arm_timers, keep=is_open
         )
@@ -51,7 +52,9 @@ class DeadlineContext(ProjectionContext):
 
     def arm_timers(self, staged: Staged) -> OtherWrites:
         """The timers of a chunk's cases whose timing changed, written before the cases (ADR 0011)."""
-        writes = timer_writes(staged, self.registry.calendar_for, self.due_soon_seconds, datetime.now(UTC))
+        writes = timer_writes(
+            staged, self.registry.calendar_for, self.due_soon_seconds, datetime.now(UTC), self.apology_due_seconds
+        )
         return [(self.timers, writes)]
 
     async def apply(self, records: list[ConsumerRecord]) -> None:

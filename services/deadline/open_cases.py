@@ -28,6 +28,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 from sortedcontainers import SortedList
 
+from shared.domain.apology_due import apology_due
 from shared.sole_writer import SoleWriterCopy
 
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
@@ -105,9 +106,14 @@ class ListQuery:
     procedure: str | None = None
     channel: str | None = None
     apology: str | None = None  # "issued" | "missing"
+    apology_due_until: datetime | None = None  # the apology-due list: its window's end (as_of = received_by)
 
     def matches(self, case: OpenCase) -> bool:
         if case.paused or case.received_at > self.received_by:
+            return False
+        if self.apology_due_until is not None and not apology_due(
+            self.received_by, self.apology_due_until, case.apology_deadline_at, case.due_at, case.apology
+        ):
             return False
         due = case.due_at
         if self.due_before is not None and not due < self.due_before:
@@ -245,21 +251,31 @@ class OpenCaseIndex(SoleWriterCopy):
 
     # --- reading ------------------------------------------------------------------------------
 
-    def tallies(self, now: datetime, horizon: datetime) -> dict[tuple[str, str], dict[str, int]]:
-        """(agency, level) → open, overdue, due soon (until `horizon`), apology missing: the gauges."""
+    def tallies(
+        self, now: datetime, horizon: datetime, apology_horizon: datetime | None = None
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        """(agency, level) → open, overdue, due soon (until `horizon`), apology missing, apology due
+        (the apology-due list at `now`, its window ending at `apology_horizon`): the gauges."""
         out: dict[tuple[str, str], dict[str, int]] = {}
+        zero = {"open": 0, "overdue": 0, "soon": 0, "missing": 0, "apology_due": 0}
         for case in self.cases.values():
             key = (case.agency_code or "unknown", case.level or "unknown")
-            counts = out.get(key) or out.setdefault(key, {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
+            counts = out.get(key) or out.setdefault(key, dict(zero))
             counts["open"] += 1
             if case.overdue_from is not None and case.overdue_from < now:
                 counts["overdue"] += 1  # as the figures count it: a waiting case is judged at its request
             elif not case.paused and now <= case.due_at <= horizon:
                 counts["soon"] += 1
+            if (
+                not case.paused
+                and apology_horizon is not None
+                and apology_due(now, apology_horizon, case.apology_deadline_at, case.due_at, case.apology)
+            ):
+                counts["apology_due"] += 1
             if not case.apology and case.apology_deadline_at is not None and case.apology_deadline_at < now:
                 counts["missing"] += 1
         for key in self.undated.values():
-            counts = out.get(key) or out.setdefault(key, {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
+            counts = out.get(key) or out.setdefault(key, dict(zero))
             counts["open"] += 1
         return out
 

@@ -108,6 +108,7 @@ class DerivedEventType(StrEnum):
 
     DEADLINE_COMPUTED = "deadline.computed"
     DUE_SOON = "deadline.due_soon"
+    APOLOGY_DUE_SOON = "deadline.apology_due_soon"  # the apology deadline is within the window (v1.1)
     APOLOGY_REQUIRED = "deadline.apology_required"
     OVERDUE = "deadline.overdue"
     APOLOGY_ISSUED = "apology.issued"
