@@ -68,7 +68,7 @@ IDLE_SWEEPS = 6
 def events(n: int, seed: int = 3) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     registry = load_registry(infra.REPO / "config")
-    agencies = [a for a in registry.agencies.values() if a.parent_code]
+    agencies = [a for a in registry.agencies.values() if a.parent_code and a.valid_to is None]
     procedures = list(registry.catalogue.procedures)
     start = datetime(2026, 11, 2, 7, 30, tzinfo=VN_TZ)
     out = []

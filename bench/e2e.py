@@ -211,7 +211,7 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
     """The documents `cases` cases leave in both projections, written straight into the store."""
     rng = random.Random(seed)
     registry = load_registry(infra.REPO / "config")
-    agencies = [a for a in registry.agencies.values() if a.parent_code]
+    agencies = [a for a in registry.agencies.values() if a.parent_code and a.valid_to is None]
     procedures = list(registry.catalogue.procedures.values())
     deadline = DeadlineContext(settings)  # only for its document shape
     mongo: AsyncIOMotorClient = AsyncIOMotorClient(uri)

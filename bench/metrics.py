@@ -75,7 +75,7 @@ def spread_facts(n: int, seed: int = 5) -> list[dict[str, Any]]:
     """Case facts as the projection writes them, received over 2025–2026, most of them finished."""
     rng = random.Random(seed)
     registry = load_registry(infra.REPO / "config")
-    agencies = [a for a in registry.agencies.values() if a.parent_code]
+    agencies = [a for a in registry.agencies.values() if a.parent_code and a.valid_to is None]
     procedures = list(registry.catalogue.procedures.values())
     start = datetime(2025, 1, 1, 7, 30, tzinfo=VN_TZ)
     out = []

@@ -163,6 +163,23 @@ class CaseProjection:
         self.attempts: Attempts | None = None
         # A batch and a quarantine retry of this process never fold the same case at once.
         self.lock = asyncio.Lock()
+        self._refolding: frozenset[str] = frozenset()  # cases folded again without a new event
+
+    async def refold(self, codes: list[str]) -> BatchResult:
+        """Fold these stored cases again from the events they hold, under the current registry
+        (an agency dissolved into a successor, contract v1.1), and write those that exist. A case
+        that cannot be folded any more is logged and left as it is (no record to dead-letter)."""
+        async with self.lock:
+            result = BatchResult()
+            refused: list[tuple[str, BaseException]] = []
+            self._refolding = frozenset(codes)
+            try:
+                await self._apply_isolating({code: [] for code in codes}, result, refused)
+            finally:
+                self._refolding = frozenset()
+            for case_code, exc in refused:
+                log.warning("case not refolded", extra={"case_code": case_code, "error": repr(exc)[:300]})
+            return result
 
     async def apply(self, records: list[ConsumerRecord]) -> BatchResult:
         async with self.lock:
@@ -321,7 +338,7 @@ class CaseProjection:
                     continue
                 known.add(identity)
                 fresh.append(event)
-            if not fresh:
+            if not fresh and (before is None or case_code not in self._refolding):
                 continue
             events.extend(fresh)
             try:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,8 @@ class RegistryState:
     procedure_specs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # code → date → spec
     _by_hash: dict[str, Credential] = field(default_factory=dict)
     _orphans: dict[str, dict[str, Any]] = field(default_factory=dict)  # agencies whose parent is not known yet
+    # told (before, after) of each agency applied: the deadline refolds a dissolved agency's cases
+    agency_listeners: list[Callable[[Agency | None, Agency], None]] = field(default_factory=list)
 
     @classmethod
     def seeded(cls, settings: Settings) -> RegistryState:
@@ -115,10 +118,14 @@ class RegistryState:
                 parent = spec.get("parent_code")
                 if parent and parent not in self.registry.agencies:
                     continue
+                before = self.registry.agencies.get(code)
                 try:
                     self.registry.put_agency(Agency.from_mapping(code, spec))
                 except RegistryError as exc:
                     log.warning("registry record refused", extra={"agency": code, "error": str(exc)})
+                else:
+                    for listener in self.agency_listeners:
+                        listener(before, self.registry.agencies[code])
                 del self._orphans[code]
                 placed = True
 
@@ -135,6 +142,7 @@ class RegistryState:
                 raise RegistryError("parent_code would make a cycle", "parent_code")
             ancestor = self.registry.agencies[ancestor].parent_code
         self.registry.check_calendar(agency)  # an override the calendar cannot use: refused here (422)
+        self.registry.check_succession(agency)  # valid_to / successor_code (contract v1.1)
         record = agency.as_dict()
         record.pop("agency_code")
         return f"agency:{code}", record

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     pull_config: str = Field("", description="JSON file listing the one-stop systems to poll (pull mode)")
     registry_catch_up_s: float = Field(10.0, description="how long a service waits at start to read the registry topic")
     due_soon_working_hours: float = Field(8.0, description="working time before due that counts as due soon")
+    apology_due_working_hours: float = Field(
+        8.0,
+        description="working time before the apology deadline that counts as apology due (GET /v1/cases/apology-due)",
+    )
     timer_interval_s: float = Field(5.0, description="how often the deadline service sweeps for due timers")
     webhook_secret: str = Field(
         "", description="HMAC-SHA256 key that signs webhook bodies; with none (nor a file), no webhook is sent"

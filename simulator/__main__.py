@@ -25,6 +25,7 @@ import httpx
 
 from simulator import oracle, wire
 from simulator.province import Case, Province
+from simulator.succession import district_items
 from simulator.workdays import VN
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,7 +132,9 @@ async def seed_stack(intake_url: str, token: str, weeks: int = 4, per_day: float
     cases = plan(seed, last - timedelta(days=7 * weeks - 1), last, per_day, now)
     items = wire.stream(cases, seed)
     await wire.post(items, intake_url, token)
-    return len(items)
+    district = district_items()  # a district dissolved on 2025-07-01: its cases under the successor
+    await wire.post(district, intake_url, token)
+    return len(items) + len(district)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@
 Written from the contract (Metrics service, GET /v1/indicators), not from the product's code: a
 period is whole days in Vietnam time, both ends included; the end of processing is the first of
 processed/returned/withdrawn/stopped; "late" and the 766 rate are on exact instants, Biểu 06 by date.
+A case waiting for the citizen at the period end is judged at its request: within due after exactly
+one request made at or before due, overdue otherwise (contract v1.1, S-766DOC 2.1).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def expected(cases: Iterable[Case], first: date, last: date) -> dict[str, Any]:
     for case in cases:
         if case.received_at >= end:
             continue
+        requests = len(case.supplements) + (case.waiting_since is not None)
         ended = case.end_at
         if start <= case.received_at:
             received["total"] += 1
@@ -48,13 +51,17 @@ def expected(cases: Iterable[Case], first: date, last: date) -> dict[str, Any]:
             finished["total"] += 1
             end_day, due_day = ended.astimezone(VN).date(), case.due_at.astimezone(VN).date()
             finished["early" if end_day < due_day else "on_time" if end_day == due_day else "late"] += 1
-            on_time_766 += ended <= case.due_at and len(case.supplements) <= 1
+            on_time_766 += ended <= case.due_at and requests <= 1
             is_late = ended > case.due_at
         elif ended is None or ended >= end:
             pending["total"] += 1
-            within = case.due_at >= end
+            asked = case.waiting_since
+            if asked is not None and asked < end:  # waiting for the citizen at the period end
+                within = requests == 1 and asked <= case.due_at
+            else:
+                within = case.due_at >= end
             pending["within_due" if within else "overdue"] += 1
-            on_time_766 += within and len(case.supplements) <= 1
+            on_time_766 += within and requests <= 1
             is_late = not within
         else:
             continue  # finished before the period

@@ -36,6 +36,7 @@ class Procedure:
     full_online_eligible: bool
     fee_bearing: bool
     cutoff: str | None
+    non_counting_reasons: tuple[str, ...] = ()  # pauses not counted: only where the procedure opts in
 
     def duration(self, channel: str) -> dict[str, Any]:
         return self.durations.get(channel) or self.durations["direct"]
@@ -52,8 +53,9 @@ class Case:
     received_at: datetime
     due_at: datetime
     wire: str  # "ours" | "dvcqg"
-    supplements: list[tuple[datetime, datetime]] = field(default_factory=list)
-    pauses: list[tuple[datetime, datetime]] = field(default_factory=list)  # verification: not counted
+    supplements: list[tuple[datetime, datetime]] = field(default_factory=list)  # answered rounds
+    waiting_since: datetime | None = None  # a last request the citizen has not answered by the horizon
+    pauses: list[tuple[datetime, datetime]] = field(default_factory=list)  # verification pauses
     transfers: list[tuple[datetime, str]] = field(default_factory=list)
     end_at: datetime | None = None
     end_type: str | None = None  # processed | withdrawn
@@ -79,15 +81,23 @@ def load_procedures(config_dir: Path) -> list[Procedure]:
             full_online_eligible=bool(s.get("full_online_eligible")),
             fee_bearing=bool(s.get("fee_bearing")),
             cutoff=s.get("cutoff"),
+            non_counting_reasons=tuple(s.get("non_counting_reasons") or ()),
         )
         for s in specs
-        if not s.get("legs") and not s.get("non_counting_reasons")
+        if not s.get("legs")
     ]
 
 
 def load_agencies(config_dir: Path) -> list[dict[str, Any]]:
     specs = json.loads((config_dir / "registry" / "agencies.json").read_text(encoding="utf-8"))
-    return [a for a in specs if a["parent_code"] and a["agency_code"] not in SKIP_AGENCIES and not a.get("calendar")]
+    return [
+        a
+        for a in specs
+        if a["parent_code"]
+        and a["agency_code"] not in SKIP_AGENCIES
+        and not a.get("calendar")
+        and not a.get("valid_to")
+    ]
 
 
 class Province:
@@ -180,6 +190,12 @@ class Province:
             else:
                 case.due_at = self._shift(case.due_at, self.days.between(ask.date(), back.date()))
             cursor = back
+        if case.wire == "ours" and rng.random() < 0.04:
+            # a request the citizen has not answered yet, sometimes after due: the case waits
+            ask = at(self.days.after(cursor.date(), rng.randint(1, 12)), time(10, 15))
+            if ask < horizon:
+                case.waiting_since = ask
+                return
         unit = case.procedure.duration(case.channel)["unit"]
         if case.wire == "ours" and rng.random() < 0.06 and unit != "calendar_days":
             lead = self.days.between(cursor.date(), case.due_at.date())
@@ -189,12 +205,15 @@ class Province:
                 end = at(self.days.after(start_day, rng.randint(1, 3)), time(10, 0))
                 if end < horizon:
                     case.pauses.append((start, end))
-                    case.due_at = self._shift(case.due_at, self.days.between(start.date(), end.date()))
+                    if "verification" in case.procedure.non_counting_reasons:  # else the time counts
+                        case.due_at = self._shift(case.due_at, self.days.between(start.date(), end.date()))
 
     def _shift(self, due: datetime, working_days: int) -> datetime:
         return at(self.days.after(due.date(), working_days), due.timetz().replace(tzinfo=None))
 
     def plan_ending(self, case: Case, horizon: datetime) -> None:
+        if case.waiting_since is not None:
+            return  # waiting for the citizen when the simulation stops
         rng = self.rng
         due_day = case.due_at.date()
         last_stop = max([b for _, b in case.supplements] + [e for _, e in case.pauses] + [case.received_at])
@@ -223,7 +242,10 @@ class Province:
 
     def plan_extras(self, case: Case, horizon: datetime) -> None:
         rng = self.rng
-        late = case.end_at > case.due_at if case.end_at else case.due_at < horizon
+        if case.waiting_since is not None:  # judged at the request (S-766DOC 2.1), late after two
+            late = bool(case.supplements) or case.waiting_since > case.due_at
+        else:
+            late = case.end_at > case.due_at if case.end_at else case.due_at < horizon
         if late and case.wire == "ours":
             choice = rng.choices(["on_time", "late", "missing"], [0.5, 0.2, 0.3])[0]
             two_before = at(self.days.before(case.due_at.date(), 2), time(8, 0))

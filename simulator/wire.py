@@ -69,6 +69,8 @@ def events_of(case: Case, seed: int) -> list[Item]:
     for ask, back in case.supplements:
         out.append(event("case.supplement_requested", ask, reason="Thiếu giấy tờ"))
         out.append(event("case.supplement_received", back))
+    if case.waiting_since is not None:
+        out.append(event("case.supplement_requested", case.waiting_since, reason="Thiếu giấy tờ"))
     for start, end in case.pauses:
         out.append(event("case.paused", start, reason_code="verification"))
         out.append(event("case.resumed", end, reason_code="verification"))

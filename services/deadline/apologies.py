@@ -21,7 +21,6 @@ from pymongo.errors import DuplicateKeyError
 
 from services.deadline.context import DeadlineContext, get_context
 from services.deadline.letters.render import letter_fields, render_docx, render_pdf
-from shared.domain.deadlines import WORKING_DAY_SECONDS
 from shared.domain.fold import parse_instant
 from shared.kafka import PublishFailed
 from shared.web import ApiError, Principal, content_disposition, error_responses, unavailable
@@ -101,8 +100,8 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
     except PublishFailed as exc:
         await context.db.apologies.delete_one({"_id": case_code})  # nothing was acknowledged: free it
         raise unavailable("the event broker") from exc
-    calendar = context.registry.calendar_for(document.get("agency_code"))
-    on_time = calendar.working_time_between(issued_at, due) >= WORKING_DAY_SECONDS
+    apology_deadline_at = document.get("apology_deadline_at") or due
+    on_time = issued_at <= apology_deadline_at  # as the fold judges it (contract v1.1)
     return JSONResponse(
         {
             "case_code": case_code,

@@ -43,13 +43,19 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     mark = await context.quarantine.get(case_code)
     held_by = (document or mark or {}).get("agency_code")
     scope = context.visible_agencies(principal)
-    if (document is None and mark is None) or (scope is not None and held_by not in scope):
-        raise ApiError(404, f"no case {case_code!r}")  # outside the caller's subtree: as if absent (v1.1)
+    # A successor holds the cases handed over to it (agency_code); a dissolved agency's token still
+    # reads the cases it held (agency_history). Outside the caller's subtree: as if absent (v1.1).
+    holders = {held_by, *(h.get("agency_code") for h in (document or {}).get("agency_history") or ())}
+    if (document is None and mark is None) or (scope is not None and not holders & scope):
+        raise ApiError(404, f"no case {case_code!r}")
     quarantine = {"reason": mark["reason"], "since": mark["since"]} if mark else None
     if document is None:  # only records that could not be applied: the case is its quarantine
         return {"case_code": case_code, "agency_code": held_by, "status": None, "quarantine": quarantine}
     answer = {k: v for k, v in document.items() if k not in _HIDDEN}
     answer["quarantine"] = quarantine
+    for held in answer.get("agency_history") or ():  # the dissolved agency's name, for pages
+        agency = context.registry.agencies.get(held.get("agency_code"))
+        held["name"] = agency.name if agency else None
     timer = await context.timers.find_one({"_id": case_code}) or {}
     answer["next_check_at"] = timer.get("next_check_at")
     answer["emitted"] = timer.get("emitted", [])  # the timer transitions published

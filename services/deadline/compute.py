@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from services.deadline.context import get_context
 from shared.domain.calendar import CalendarError, YearNotCovered
 from shared.domain.catalogue import UnknownProcedure
-from shared.domain.codes import Channel, Convention
+from shared.domain.codes import ApologyTiming, Channel, Convention
 from shared.domain.deadlines import DeadlineError, Duration, apology_deadline, compute_due
 from shared.domain.registry import UnknownAgency
 from shared.web import ApiError
@@ -43,6 +43,8 @@ class ComputeResponse(BaseModel):
     convention: Convention
     cutoff: str | None = None
     procedure_version: str | None = None
+    apology_timing: ApologyTiming = ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE
+    rule_set: str  # the law in force at that receipt (contract v1.1)
 
 
 def _error(exc: Exception, field: str) -> ApiError:
@@ -57,7 +59,7 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
             registry.agency(body.agency_code)
         except UnknownAgency as exc:
             raise _error(exc, "agency_code") from None
-    cutoff, version_label = None, None
+    cutoff, version_label, timing = None, None, ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE
     convention = body.convention
     if body.duration is not None:
         try:
@@ -72,6 +74,7 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
         duration = version.duration_for(body.channel)
         convention = convention or version.convention
         cutoff = version.cutoff
+        timing = version.apology_timing
         version_label = version.effective_from.isoformat()
     else:
         raise ApiError(
@@ -83,7 +86,7 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
     calendar = registry.calendar_for(body.agency_code)
     try:
         due = compute_due(calendar, body.received_at, duration, convention, cutoff).due_at
-        apology = apology_deadline(calendar, due)
+        apology = apology_deadline(calendar, due, body.received_at, timing)
     except YearNotCovered as exc:
         raise _error(exc, "received_at") from None
     except CalendarError as exc:
@@ -96,6 +99,8 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
         convention=convention,
         cutoff=cutoff.value if cutoff else None,
         procedure_version=version_label,
+        apology_timing=timing,
+        rule_set=registry.rule_sets.at(body.received_at).code,
     )
 
 
@@ -121,4 +126,5 @@ async def get_calendar(
         "working_weekend_days": [d.isoformat() for d in working_weekend],
         "office_hours": calendar.office_hours.as_strings(),
         "calendar_version": calendar.version,
+        "national_changes": [c.as_dict() for c in calendar.rules.national_changes],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from pymongo import UpdateOne
 from services.deadline.gauges import CaseGauges
 from services.deadline.open_cases import OpenCaseIndex
 from services.deadline.projection import case_document, derived_events
+from services.deadline.succession import SuccessionRefold
 from services.deadline.timers import TIMER_INDEX, Sweeper, timer_inputs, timer_writes
 from services.deadline.webhooks import WebhookDispatcher
 from shared.domain.fold import CaseState
@@ -29,6 +31,7 @@ class DeadlineContext(ProjectionContext):
 
     def __init__(self, settings: Settings, collection: str = "cases") -> None:
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
+        self.apology_due_seconds = round(settings.apology_due_working_hours * 3600)
         super().__init__(
             settings, collection, self.to_document, derive=derived_events, prelude=self.arm_timers, keep=is_open
         )
@@ -39,6 +42,8 @@ class DeadlineContext(ProjectionContext):
         self.sweeper = Sweeper(self, settings.timer_interval_s)
         self.webhooks = WebhookDispatcher(self)
         self.gauges = CaseGauges(self)
+        self.succession = SuccessionRefold(self)  # an agency dissolved: its cases folded again
+        self._writing = asyncio.Lock()  # a batch and a refold: one at a time (`projection.landed`)
 
     def to_document(
         self, state: CaseState, events: list[dict[str, Any]], previous: dict[str, Any] | None
@@ -47,13 +52,26 @@ class DeadlineContext(ProjectionContext):
 
     def arm_timers(self, staged: Staged) -> OtherWrites:
         """The timers of a chunk's cases whose timing changed, written before the cases (ADR 0011)."""
-        writes = timer_writes(staged, self.registry.calendar_for, self.due_soon_seconds, datetime.now(UTC))
+        writes = timer_writes(
+            staged, self.registry.calendar_for, self.due_soon_seconds, datetime.now(UTC), self.apology_due_seconds
+        )
         return [(self.timers, writes)]
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         """A consumer batch: each chunk's cases go into the open-case index and its derived events
         are published as soon as its write lands, while the next chunk is written (they were the
         batch's tail, with the store idle); all published before the consumer commits."""
+        await self._landing(lambda: self.projection.apply(records))
+
+    async def refold(self, codes: list[str]) -> None:
+        """Stored cases folded again (services/deadline/succession.py), written like a batch."""
+        await self._landing(lambda: self.projection.refold(codes))
+
+    async def _landing(self, write: Callable[[], Awaitable[object]]) -> None:
+        async with self._writing:
+            await self._landing_alone(write)
+
+    async def _landing_alone(self, write: Callable[[], Awaitable[object]]) -> None:
         publishing: list[asyncio.Future[None]] = []
 
         def landed(written: list[tuple[str, dict[str, Any]]], derived: list[dict[str, Any]]) -> None:
@@ -63,7 +81,7 @@ class DeadlineContext(ProjectionContext):
 
         self.projection.landed = landed
         try:
-            await self.projection.apply(records)
+            await write()
         finally:
             self.projection.landed = None
             outcomes = await asyncio.gather(*publishing, return_exceptions=True)
@@ -83,8 +101,10 @@ class DeadlineContext(ProjectionContext):
         self.sweeper.start()
         self.webhooks.start()
         self.gauges.start()
+        self.succession.start()
 
     async def stop(self) -> None:
+        await self.succession.stop()
         await self.gauges.stop()
         await self.webhooks.stop()
         await self.sweeper.stop()

@@ -23,16 +23,27 @@ from shared.periodic import Periodic
 log = logging.getLogger(__name__)
 
 OPEN = Gauge("tthc_cases_open", "Cases received and not finished", ["agency", "level"])
-OVERDUE = Gauge("tthc_cases_overdue", "Open cases past their statutory due instant", ["agency", "level"])
+OVERDUE = Gauge(
+    "tthc_cases_overdue",
+    "Open cases counted overdue (past due; a case waiting for the citizen is judged at its request)",
+    ["agency", "level"],
+)
 DUE_SOON = Gauge("tthc_cases_due_soon", "Open cases due within the due-soon working time", ["agency", "level"])
 APOLOGY_MISSING = Gauge(
     "tthc_cases_apology_missing",
     "Open cases past their apology deadline (one working day before due) with no apology",
     ["agency", "level"],
 )
+APOLOGY_DUE_SOON = Gauge(
+    "tthc_cases_apology_due_soon",
+    "Open cases with no apology whose apology deadline is within the apology-due working time, or passed "
+    "while due has not (GET /v1/cases/apology-due)",
+    ["agency", "level"],
+)
 DLQ_MESSAGES = Gauge("tthc_dlq_messages", "Records on the dead-letter topic", ["topic"])
 SWEEP_SECONDS = Gauge("tthc_timer_sweep_duration_seconds", "Duration of the last timer sweep")
-GAUGES = (OPEN, OVERDUE, DUE_SOON, APOLOGY_MISSING)
+GAUGES = (OPEN, OVERDUE, DUE_SOON, APOLOGY_MISSING, APOLOGY_DUE_SOON)
+KINDS = ("open", "overdue", "soon", "missing", "apology_due")
 
 
 class CaseGauges:
@@ -59,29 +70,31 @@ class CaseGauges:
         registry = self.context.registry
         calendar = registry.calendar_for(None)
         horizon = calendar.add_working_time(now, self.context.due_soon_seconds)
+        apology_horizon = calendar.add_working_time(now, self.context.apology_due_seconds)
         counts: dict[tuple[str, str], dict[str, int]] = {}
         for agency in registry.agencies.values():
-            counts[(agency.code, agency.level.value)] = {"open": 0, "overdue": 0, "soon": 0, "missing": 0}
+            counts[(agency.code, agency.level.value)] = dict.fromkeys(KINDS, 0)
         index = self.context.open_cases
         if index.usable:  # from the in-memory open cases (ADR 0008): no scan of the store every 10 s
-            counts.update(index.tallies(now, horizon))
+            counts.update(index.tallies(now, horizon, apology_horizon))
         elif index.loading:
             # the index is being loaded from the store: a scan of every case now would compete with
             # that load (at 270,000 cases both were cancelled over and over); keep the last values
             return
         else:
-            async for row in self.context.cases.aggregate(self.pipeline(now, horizon)):
+            async for row in self.context.cases.aggregate(self.pipeline(now, horizon, apology_horizon)):
                 key = (row["_id"].get("agency") or "unknown", row["_id"].get("level") or "unknown")
-                counts[key] = {k: row[k] for k in ("open", "overdue", "soon", "missing")}
+                counts[key] = {k: row[k] for k in KINDS}
         for (agency, level), values in counts.items():
             OPEN.labels(agency, level).set(values["open"])
             OVERDUE.labels(agency, level).set(values["overdue"])
             DUE_SOON.labels(agency, level).set(values["soon"])
             APOLOGY_MISSING.labels(agency, level).set(values["missing"])
+            APOLOGY_DUE_SOON.labels(agency, level).set(values["apology_due"])
         SWEEP_SECONDS.set(self.context.sweeper.last_sweep_seconds)
 
     @staticmethod
-    def pipeline(now: datetime, horizon: datetime) -> list[dict[str, Any]]:
+    def pipeline(now: datetime, horizon: datetime, apology_horizon: datetime) -> list[dict[str, Any]]:
         return [
             {"$match": {"open": True}},
             {
@@ -91,7 +104,8 @@ class CaseGauges:
                     "overdue": {
                         "$sum": {
                             "$cond": [
-                                {"$and": [{"$lt": ["$due_at", now]}, {"$eq": ["$clock_stopped_since", None]}]},
+                                # the fold's overdue_from (S-766DOC 2.1); null sorts before dates
+                                {"$and": [{"$ne": ["$overdue_from", None]}, {"$lt": ["$overdue_from", now]}]},
                                 1,
                                 0,
                             ]
@@ -120,6 +134,30 @@ class CaseGauges:
                                         {"$ne": ["$apology_deadline_at", None]},  # null sorts before dates
                                         {"$lt": ["$apology_deadline_at", now]},
                                         {"$eq": ["$apology", None]},
+                                    ]
+                                },
+                                1,
+                                0,
+                            ]
+                        }
+                    },
+                    # the apology-due list at `now` (shared/domain/apology_due.py)
+                    "apology_due": {
+                        "$sum": {
+                            "$cond": [
+                                {
+                                    "$and": [
+                                        {"$eq": ["$apology", None]},
+                                        {"$eq": ["$clock_stopped_since", None]},
+                                        {"$ne": ["$apology_deadline_at", None]},
+                                        {"$ne": ["$due_at", None]},
+                                        {"$lte": ["$apology_deadline_at", apology_horizon]},
+                                        {
+                                            "$or": [
+                                                {"$gte": ["$apology_deadline_at", now]},
+                                                {"$gte": ["$due_at", now]},
+                                            ]
+                                        },
                                     ]
                                 },
                                 1,

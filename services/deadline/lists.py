@@ -1,4 +1,9 @@
-"""GET /v1/cases/overdue and /v1/cases/due-soon: what an agency must act on, as of an instant.
+"""GET /v1/cases/overdue, /v1/cases/due-soon and /v1/cases/apology-due: what an agency must act on,
+as of an instant.
+
+The apology-due list (contract v1.1, issue #19) holds the open cases with no apology whose apology
+deadline lies within TTHC_APOLOGY_DUE_WORKING_HOURS after `as_of`, or has passed while their due
+instant has not (shared/domain/apology_due.py); its JSON answer adds `counts` of the whole list.
 
 Filters: agency (with every agency below it), level, field, procedure, channel, apology
 (issued | missing), as_of. Keyset pagination on (sort key, case code) with an opaque cursor, so a
@@ -27,14 +32,18 @@ from pydantic import AwareDatetime
 from services.deadline.cases import remaining
 from services.deadline.context import DeadlineContext, get_context
 from services.deadline.open_cases import ListQuery
+from shared.domain.apology_due import DUE_AFTER_APOLOGY_AT_MOST, apology_late
 from shared.domain.calendar import VN_TZ, CalendarError
+from shared.domain.deadlines import remaining_in_words
 from shared.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, csv_bytes, xlsx_bytes
 from shared.web import ApiError, content_disposition, error_responses
 
 router = APIRouter(tags=["lists"], responses=error_responses(401, 403, 422))
 
 EXPORT_LIMIT = 100_000
-LIST_READS = Counter("tthc_deadline_list_reads_total", "Overdue and due-soon list reads, by source", ["source"])
+LIST_READS = Counter(
+    "tthc_deadline_list_reads_total", "Overdue, due-soon and apology-due list reads, by source", ["source"]
+)
 for _source in ("memory", "store"):
     LIST_READS.labels(_source)
 SORTS = {
@@ -60,6 +69,20 @@ COLUMNS = [
     ("agency_at_fault", "Cơ quan chậm"),
     ("status", "Trạng thái"),
 ]
+# the apology-due export: the apology deadline and the time left to it after the due instant (every
+# row has no apology: that column is left out)
+_AFTER_DUE = COLUMNS.index(("due_at", "Hạn giải quyết")) + 1
+APOLOGY_COLUMNS = [
+    *COLUMNS[:_AFTER_DUE],
+    ("apology_deadline_at", "Hạn xin lỗi"),
+    ("apology_remaining_text", "Thời gian còn lại đến hạn xin lỗi"),
+    *(column for column in COLUMNS[_AFTER_DUE:] if column[0] != "apology_issued"),
+]
+EXPORTS = {  # kind → (file name, sheet title, columns)
+    "overdue": ("ho-so-qua-han", "Quá hạn", COLUMNS),
+    "due-soon": ("ho-so-sap-den-han", "Sắp đến hạn", COLUMNS),
+    "apology-due": ("ho-so-can-xin-loi", "Cần xin lỗi", APOLOGY_COLUMNS),
+}
 
 
 def _encode_cursor(value: Any, case_code: str) -> str:
@@ -122,16 +145,39 @@ class ListFilters:
 DueRange = tuple[datetime | None, datetime | None, datetime | None]
 
 
+def _horizon(context: DeadlineContext, filters: ListFilters, seconds: int) -> datetime:
+    """`as_of` plus `seconds` of working time on the calendar of the agency asked for."""
+    calendar = context.registry.calendar_for(filters.agency)
+    try:
+        return calendar.add_working_time(filters.as_of, seconds)
+    except CalendarError as exc:
+        raise ApiError(422, str(exc), details=[{"loc": ["query", "as_of"], "msg": str(exc)}]) from None
+
+
+def apology_window_end(context: DeadlineContext, filters: ListFilters) -> datetime:
+    """The end of the apology-due window: TTHC_APOLOGY_DUE_WORKING_HOURS after `as_of`."""
+    return _horizon(context, filters, context.apology_due_seconds)
+
+
+def apology_due_bound(context: DeadlineContext, window_end: datetime) -> datetime:
+    """The latest due instant a case of the apology-due list can have: DUE_AFTER_APOLOGY_AT_MOST
+    after the window's end on the slowest calendar of the registry (a few distinct calendars)."""
+    registry = context.registry
+    calendars = {id(c): c for c in map(registry.calendar_for, [None, *registry.agencies])}.values()
+    try:
+        return max(c.add_working_time(window_end, DUE_AFTER_APOLOGY_AT_MOST) for c in calendars)
+    except CalendarError:  # beyond the years the calendar knows: a month of calendar days
+        return window_end + timedelta(days=31)
+
+
 def due_range(context: DeadlineContext, filters: ListFilters) -> DueRange:
     """(due from, inclusive; due before, exclusive; due until, inclusive) of the list's cases."""
     if filters.kind == "overdue":
         return None, filters.as_of, None
-    calendar = context.registry.calendar_for(filters.agency)
-    try:
-        horizon = calendar.add_working_time(filters.as_of, context.due_soon_seconds)
-    except CalendarError as exc:
-        raise ApiError(422, str(exc), details=[{"loc": ["query", "as_of"], "msg": str(exc)}]) from None
-    return filters.as_of, None, horizon
+    if filters.kind == "apology-due":
+        # not overdue; and due at most about a working day after the window (apology_due.py)
+        return filters.as_of, None, apology_due_bound(context, apology_window_end(context, filters))
+    return filters.as_of, None, _horizon(context, filters, context.due_soon_seconds)
 
 
 def build_query(context: DeadlineContext, filters: ListFilters) -> dict[str, Any]:
@@ -161,6 +207,11 @@ def build_query(context: DeadlineContext, filters: ListFilters) -> dict[str, Any
         query["apology"] = {"$ne": None}
     elif filters.apology == "missing":
         query["apology"] = None
+    if filters.kind == "apology-due":
+        # no apology, the apology deadline at most the window's end (with due_at ≥ as_of above: in the
+        # window, or passed while due has not); asking for apology=issued here lists nothing
+        query["apology"] = {"$in": []} if filters.apology == "issued" else None
+        query["apology_deadline_at"] = {"$ne": None, "$lte": apology_window_end(context, filters)}
     return query
 
 
@@ -178,10 +229,11 @@ def index_query(context: DeadlineContext, filters: ListFilters) -> ListQuery:
         procedure=filters.procedure,
         channel=filters.channel,
         apology=filters.apology,
+        apology_due_until=apology_window_end(context, filters) if filters.kind == "apology-due" else None,
     )
 
 
-def row(context: DeadlineContext, document: dict[str, Any], as_of: datetime) -> dict[str, Any]:
+def row(context: DeadlineContext, document: dict[str, Any], as_of: datetime, kind: str = "") -> dict[str, Any]:
     agency = context.registry.agencies.get(document.get("agency_code", ""))
     item = {
         "case_code": document["_id"],
@@ -200,7 +252,29 @@ def row(context: DeadlineContext, document: dict[str, Any], as_of: datetime) -> 
         "status": document.get("status"),
     }
     item.update(remaining(context, {**document, "end_at": None}, as_of))
+    if kind == "apology-due":
+        item.update(apology_remaining(context, document, as_of))
     return item
+
+
+def apology_remaining(context: DeadlineContext, document: dict[str, Any], as_of: datetime) -> dict[str, Any]:
+    """Working time left to the apology deadline (negative: late, the apology still possible)."""
+    deadline = document.get("apology_deadline_at")
+    late = apology_late(as_of, deadline)
+    out: dict[str, Any] = {
+        "apology_late": late,
+        "apology_remaining_working_hours": None,
+        "apology_remaining_text": None,
+    }
+    if deadline is not None:
+        calendar = context.registry.calendar_for(document.get("agency_code"))
+        try:
+            seconds = calendar.working_time_between(as_of, deadline)
+        except CalendarError:
+            return out
+        out["apology_remaining_working_hours"] = round(seconds / 3600, 2)
+        out["apology_remaining_text"] = remaining_in_words(seconds)
+    return out
 
 
 async def case_list(
@@ -244,24 +318,44 @@ async def case_list(
     if format != "json":
         # up to EXPORT_LIMIT rows: built in a worker thread, so the consumer and the timer sweep of
         # this process keep running meanwhile
-        return await asyncio.to_thread(lambda: export([row(context, doc, as_of) for doc in documents], kind, format))
+        return await asyncio.to_thread(
+            lambda: export([row(context, doc, as_of, kind) for doc in documents], kind, format)
+        )
     page, more = documents[:limit], len(documents) > limit
-    return {
+    answer = {
         "as_of": as_of,
-        "items": [row(context, doc, as_of) for doc in page],
+        "items": [row(context, doc, as_of, kind) for doc in page],
         "next_cursor": _encode_cursor(page[-1][key], page[-1]["_id"]) if more and page else None,
     }
+    if kind == "apology-due":
+        answer["counts"] = await apology_counts(context, filters)
+    return answer
+
+
+async def apology_counts(context: DeadlineContext, filters: ListFilters) -> dict[str, int]:
+    """The whole apology-due list counted: total, apology deadline passed (late), still ahead (soon).
+    The list is a few working days of cases, so reading all of it is cheap on either path."""
+    index = context.open_cases
+    if index.answers(filters.as_of):
+        deadlines = [
+            c.apology_deadline_at for c in index.page(index_query(context, filters), "due_at", None, EXPORT_LIMIT)
+        ]
+    else:
+        found = context.cases.find(build_query(context, filters), {"apology_deadline_at": 1}).limit(EXPORT_LIMIT)
+        deadlines = [doc.get("apology_deadline_at") async for doc in found]
+    late = sum(apology_late(filters.as_of, deadline) for deadline in deadlines)
+    return {"total": len(deadlines), "apology_late": late, "apology_due_soon": len(deadlines) - late}
 
 
 def export(rows: list[dict[str, Any]], kind: str, format: str) -> Response:
     """The rows as CSV or XLSX, every cell inert (shared/exports.py)."""
-    name = "ho-so-qua-han" if kind == "overdue" else "ho-so-sap-den-han"
-    headers = [title for _, title in COLUMNS]
-    values = ([item.get(key) for key, _ in COLUMNS] for item in rows)
+    name, sheet, columns = EXPORTS[kind]
+    headers = [title for _, title in columns]
+    values = ([item.get(key) for key, _ in columns] for item in rows)
     if format == "csv":
         content, media = csv_bytes(headers, values), CSV_MEDIA_TYPE
     else:
-        content, media = xlsx_bytes("Quá hạn" if kind == "overdue" else "Sắp đến hạn", headers, values), XLSX_MEDIA_TYPE
+        content, media = xlsx_bytes(sheet, headers, values), XLSX_MEDIA_TYPE
     return Response(content, media_type=media, headers={"Content-Disposition": content_disposition(f"{name}.{format}")})
 
 
@@ -290,3 +384,9 @@ def _list_route(kind: str, path: str, summary: str) -> None:
 
 _list_route("overdue", "/v1/cases/overdue", "Open cases past their statutory due instant")
 _list_route("due-soon", "/v1/cases/due-soon", "Open cases due within the due-soon working time")
+_list_route(
+    "apology-due",
+    "/v1/cases/apology-due",
+    "Open cases with no apology whose apology deadline is within the apology-due working time, or passed "
+    "while due has not (contract v1.1)",
+)

@@ -28,6 +28,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 from sortedcontainers import SortedList
 
+from shared.domain.apology_due import apology_due
 from shared.sole_writer import SoleWriterCopy
 
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
@@ -48,6 +49,7 @@ FIELDS = (
     "agency_at_fault",
     "status",
     "clock_stopped_since",
+    "overdue_from",
 )
 _INTERNED = ("agency_code", "procedure_code", "procedure_name", "field_code", "level", "channel", "status")
 
@@ -68,6 +70,7 @@ class OpenCase:
     agency_at_fault: str | None
     status: str | None
     paused: bool
+    overdue_from: datetime | None = None  # the fold's rule (S-766DOC 2.1): None = not overdue while so
 
     def document(self) -> dict[str, Any]:
         """The row's fields in the case document's shape (what `lists.row` reads)."""
@@ -103,9 +106,14 @@ class ListQuery:
     procedure: str | None = None
     channel: str | None = None
     apology: str | None = None  # "issued" | "missing"
+    apology_due_until: datetime | None = None  # the apology-due list: its window's end (as_of = received_by)
 
     def matches(self, case: OpenCase) -> bool:
         if case.paused or case.received_at > self.received_by:
+            return False
+        if self.apology_due_until is not None and not apology_due(
+            self.received_by, self.apology_due_until, case.apology_deadline_at, case.due_at, case.apology
+        ):
             return False
         due = case.due_at
         if self.due_before is not None and not due < self.due_before:
@@ -147,8 +155,16 @@ def to_open_case(code: str, document: dict[str, Any]) -> OpenCase | None:
         apology=document.get("apology") is not None,
         agency_at_fault=document.get("agency_at_fault"),
         paused=document.get("clock_stopped_since") is not None,
+        overdue_from=_overdue_from(document),
         **values,
     )
+
+
+def _overdue_from(document: dict[str, Any]) -> datetime | None:
+    """The fold's `overdue_from`; for a document written before it existed, due unless the clock stopped."""
+    if "overdue_from" in document:
+        return document["overdue_from"]  # type: ignore[no-any-return]
+    return None if document.get("clock_stopped_since") is not None else document.get("due_at")
 
 
 def _undated(document: dict[str, Any]) -> tuple[str, str] | None:
@@ -235,22 +251,31 @@ class OpenCaseIndex(SoleWriterCopy):
 
     # --- reading ------------------------------------------------------------------------------
 
-    def tallies(self, now: datetime, horizon: datetime) -> dict[tuple[str, str], dict[str, int]]:
-        """(agency, level) → open, overdue, due soon (until `horizon`), apology missing: the gauges."""
+    def tallies(
+        self, now: datetime, horizon: datetime, apology_horizon: datetime | None = None
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        """(agency, level) → open, overdue, due soon (until `horizon`), apology missing, apology due
+        (the apology-due list at `now`, its window ending at `apology_horizon`): the gauges."""
         out: dict[tuple[str, str], dict[str, int]] = {}
+        zero = {"open": 0, "overdue": 0, "soon": 0, "missing": 0, "apology_due": 0}
         for case in self.cases.values():
             key = (case.agency_code or "unknown", case.level or "unknown")
-            counts = out.get(key) or out.setdefault(key, {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
+            counts = out.get(key) or out.setdefault(key, dict(zero))
             counts["open"] += 1
-            if not case.paused:
-                if case.due_at < now:
-                    counts["overdue"] += 1
-                elif case.due_at <= horizon:
-                    counts["soon"] += 1
+            if case.overdue_from is not None and case.overdue_from < now:
+                counts["overdue"] += 1  # as the figures count it: a waiting case is judged at its request
+            elif not case.paused and now <= case.due_at <= horizon:
+                counts["soon"] += 1
+            if (
+                not case.paused
+                and apology_horizon is not None
+                and apology_due(now, apology_horizon, case.apology_deadline_at, case.due_at, case.apology)
+            ):
+                counts["apology_due"] += 1
             if not case.apology and case.apology_deadline_at is not None and case.apology_deadline_at < now:
                 counts["missing"] += 1
         for key in self.undated.values():
-            counts = out.get(key) or out.setdefault(key, {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
+            counts = out.get(key) or out.setdefault(key, dict(zero))
             counts["open"] += 1
         return out
 

@@ -30,6 +30,10 @@ async def rebuild(settings: Settings, into: str, batch: int = 2000) -> dict[str,
     await context.cases.drop()
     await context.timers.drop()
     await ensure_case_indexes(context.cases, context.timers)
+    # the registry as the services hold it (the seed and the registry topic): a dissolution put
+    # through the admin route hands cases over in the rebuild as in the live projection
+    context.follower.start()
+    await context.follower.wait_caught_up(settings.registry_catch_up_s)
     topic = settings.case_events_topic
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
@@ -48,6 +52,7 @@ async def rebuild(settings: Settings, into: str, batch: int = 2000) -> dict[str,
                 applied += (await context.projection.apply(records)).applied
     finally:
         await consumer.stop()
+        await context.follower.stop()
         context.mongo.close()
     return {"events_applied": applied, "seconds": round(time.perf_counter() - started, 2)}
 

@@ -13,6 +13,9 @@ the check on, unless the projection re-armed the timer meanwhile (its check is t
 Transitions, each published once (its event id names the case, the transition and the statutory
 due instant, so a replay, a restart or a rebuild yields the same id and consumers count it once):
 - deadline.due_soon: within the configured working time before due (default one working day);
+- deadline.apology_due_soon: the case enters the apology-due window, the configured working time
+  (TTHC_APOLOGY_DUE_WORKING_HOURS, default one working day) before its apology deadline, with no
+  apology (issue #19: a warning before the apology is late, not after);
 - deadline.apology_required: one working day before due, not finished, no apology;
 - deadline.overdue: at due, not finished.
 An open pause of the clock (waiting for the citizen, verification) suspends them. When due_at
@@ -47,7 +50,14 @@ FETCH_BATCHES = 10
 
 TIMER_INDEX = [("next_check_at", 1)]
 
-TIMER_TYPES = (DerivedEventType.DUE_SOON, DerivedEventType.APOLOGY_REQUIRED, DerivedEventType.OVERDUE)
+TIMER_TYPES = (
+    DerivedEventType.DUE_SOON,
+    DerivedEventType.APOLOGY_DUE_SOON,
+    DerivedEventType.APOLOGY_REQUIRED,
+    DerivedEventType.OVERDUE,
+)
+# the default TTHC_APOLOGY_DUE_WORKING_HOURS, for callers that time only the due instant's transitions
+APOLOGY_DUE_SECONDS = 8 * 3600
 
 
 def transition_id(case_code: str, kind: str, due_at: datetime) -> str:
@@ -55,7 +65,10 @@ def transition_id(case_code: str, kind: str, due_at: datetime) -> str:
 
 
 def transition_instants(
-    document: dict[str, Any], calendar: WorkingCalendar, due_soon_seconds: int
+    document: dict[str, Any],
+    calendar: WorkingCalendar,
+    due_soon_seconds: int,
+    apology_due_seconds: int = APOLOGY_DUE_SECONDS,
 ) -> dict[str, datetime]:
     """When each timer of an open, running case fires."""
     due = document["due_at"]
@@ -63,8 +76,12 @@ def transition_instants(
         DerivedEventType.DUE_SOON.value: calendar.subtract_working_time(due, due_soon_seconds),
         DerivedEventType.OVERDUE.value: due,
     }
-    if document.get("apology") is None and document.get("apology_deadline_at") is not None:
-        instants[DerivedEventType.APOLOGY_REQUIRED.value] = document["apology_deadline_at"]
+    apology_at = document.get("apology_deadline_at")
+    if document.get("apology") is None and apology_at is not None:
+        instants[DerivedEventType.APOLOGY_DUE_SOON.value] = calendar.subtract_working_time(
+            apology_at, apology_due_seconds
+        )
+        instants[DerivedEventType.APOLOGY_REQUIRED.value] = apology_at
     return instants
 
 
@@ -72,13 +89,18 @@ def armed(document: dict[str, Any]) -> bool:
     return bool(document.get("open")) and document.get("due_at") is not None and not document.get("clock_stopped_since")
 
 
-def next_check_at(document: dict[str, Any], calendar: WorkingCalendar, due_soon_seconds: int) -> datetime | None:
+def next_check_at(
+    document: dict[str, Any],
+    calendar: WorkingCalendar,
+    due_soon_seconds: int,
+    apology_due_seconds: int = APOLOGY_DUE_SECONDS,
+) -> datetime | None:
     """The earliest timer not yet fired for the current due instant; None when nothing is armed."""
     if not armed(document):
         return None
     emitted = set(document.get("emitted", ()))
     try:
-        instants = transition_instants(document, calendar, due_soon_seconds)
+        instants = transition_instants(document, calendar, due_soon_seconds, apology_due_seconds)
     except CalendarError:
         return None
     pending = [
@@ -88,14 +110,18 @@ def next_check_at(document: dict[str, Any], calendar: WorkingCalendar, due_soon_
 
 
 def fired(
-    document: dict[str, Any], calendar: WorkingCalendar, due_soon_seconds: int, now: datetime
+    document: dict[str, Any],
+    calendar: WorkingCalendar,
+    due_soon_seconds: int,
+    now: datetime,
+    apology_due_seconds: int = APOLOGY_DUE_SECONDS,
 ) -> list[dict[str, Any]]:
     """The derived events whose time has come and that were not published yet."""
     if not armed(document):
         return []
     emitted = set(document.get("emitted", ()))
     out = []
-    for kind, at in transition_instants(document, calendar, due_soon_seconds).items():
+    for kind, at in transition_instants(document, calendar, due_soon_seconds, apology_due_seconds).items():
         event_id = transition_id(document["_id"], kind, document["due_at"])
         if at <= now and event_id not in emitted:
             out.append(
@@ -127,6 +153,7 @@ def timer_writes(
     calendar_for: Callable[[str | None], WorkingCalendar],
     due_soon_seconds: int,
     now: datetime,
+    apology_due_seconds: int = APOLOGY_DUE_SECONDS,
 ) -> list[InsertOne | UpdateOne]:
     """The timers to re-arm for a chunk of case writes: (case code, stored document or None, new one).
 
@@ -138,7 +165,8 @@ def timer_writes(
         inputs = timer_inputs(document)
         if before is not None and timer_inputs(before) == inputs:
             continue
-        at = next_check_at({**document, "_id": code}, calendar_for(document.get("agency_code")), due_soon_seconds)
+        calendar = calendar_for(document.get("agency_code"))
+        at = next_check_at({**document, "_id": code}, calendar, due_soon_seconds, apology_due_seconds)
         timer = {"next_check_at": at, "inputs": inputs, "armed_at": now}
         if before is None:  # a new case: inserted (1.6x an upsert here; a leftover is upserted then)
             if at is not None:
@@ -215,6 +243,7 @@ class Sweeper:
         """Publishes the transitions these timers' cases have reached, then marks them and moves
         their checks on; returns how many timers it handled and how many events it published."""
         threshold = self.context.due_soon_seconds
+        apology_threshold = self.context.apology_due_seconds
         wall = datetime.now(UTC)
         cases = await find_by_ids(self.context.cases, [t["_id"] for t in timers], {"events": 0, "timeline": 0})
         events: list[dict[str, Any]] = []
@@ -239,7 +268,7 @@ class Sweeper:
             handled += 1
             calendar = self.context.registry.calendar_for(document.get("agency_code"))
             document["emitted"] = timer.get("emitted", [])
-            due_now = fired(document, calendar, threshold, now)
+            due_now = fired(document, calendar, threshold, now, apology_threshold)
             events.extend(due_now)
             emitted = [e["event_id"] for e in due_now]
             if emitted:
@@ -249,7 +278,12 @@ class Sweeper:
             writes.append(
                 UpdateOne(
                     {"_id": timer["_id"], "inputs": inputs},
-                    {"$set": {"next_check_at": next_check_at(document, calendar, threshold), "inputs": now_inputs}},
+                    {
+                        "$set": {
+                            "next_check_at": next_check_at(document, calendar, threshold, apology_threshold),
+                            "inputs": now_inputs,
+                        }
+                    },
                 )
             )
         if events:

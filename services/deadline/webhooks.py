@@ -1,4 +1,5 @@
-"""Webhooks: the source system and the agency at fault hear of due-soon, apology-required, overdue.
+"""Webhooks: the source system and the agency at fault hear of due-soon, apology-due-soon,
+apology-required and overdue.
 
 Each delivery has an idempotency key (the derived event id and the target), is stored before it is
 sent (the delivery log ops can query), is signed over a timestamp (shared/webhooks.py: header
@@ -36,7 +37,12 @@ from shared.webhooks import HostUnresolved, UrlPolicy, WebhookUrlRefused, signed
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 
-NOTIFIED = {DerivedEventType.DUE_SOON.value, DerivedEventType.APOLOGY_REQUIRED.value, DerivedEventType.OVERDUE.value}
+NOTIFIED = {
+    DerivedEventType.DUE_SOON.value,
+    DerivedEventType.APOLOGY_DUE_SOON.value,
+    DerivedEventType.APOLOGY_REQUIRED.value,
+    DerivedEventType.OVERDUE.value,
+}
 DELIVERIES = Counter("tthc_webhook_deliveries_total", "Webhook delivery attempts", ["outcome"])
 
 

@@ -6,13 +6,15 @@ Each change is validated against the current registry, published on the compacte
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.intake.context import IntakeContext, get_context
+from shared.domain.calendar import VN_TZ
 from shared.domain.codes import Level
 from shared.domain.deadlines import DeadlineError
 from shared.domain.registry import RegistryError
@@ -44,6 +46,13 @@ class AgencyIn(BaseModel):
         None, description="overrides: office_hours, days_off, working_days (as in config/calendar.json)"
     )
     webhook_url: str | None = Field(None, description="notified on due-soon, apology-required, overdue")
+    place_name: str | None = Field(None, max_length=100, description="địa danh of its documents; else its parent's")
+    valid_to: str | None = Field(
+        None,
+        max_length=10,
+        description="YYYY-MM-DD, the first local day it no longer exists (contract v1.1); not after today",
+    )
+    successor_code: str | None = Field(None, max_length=64, description="who handles its open cases from valid_to")
 
     _webhook_url = field_validator("webhook_url")(webhook_url_allowed)
 
@@ -69,8 +78,14 @@ class ProcedureIn(BaseModel):
     fee_bearing: bool = False
     cutoff: str | None = None
     effective_from: str | None = Field(None, description="YYYY-MM-DD; a case keeps the version in force at receipt")
-    non_counting_reasons: list[str] | None = None
+    non_counting_reasons: list[str] | None = Field(
+        None, description="pause reasons NOT counted towards the deadline, only where a specialised law says so"
+    )
     legs: list[LegIn] | None = None
+    apology_timing: Literal["one_working_day_before_due", "at_due"] | None = Field(
+        None, description="when the apology is due: one working day before due (default) or at due (NĐ 297/2025)"
+    )
+    sources: dict[str, str] | None = Field(None, description="the legal source of each rule, by field name")
 
 
 class SourceSystemIn(BaseModel):
@@ -106,12 +121,26 @@ def _unknown_agencies(context: IntakeContext, codes: list[str], field: str) -> N
         )
 
 
+def _not_ahead(valid_to: object) -> None:
+    """A valid_to after today (Vietnam local) is refused: the fold has no clock, so a dissolution
+    is put on or after its day, never ahead of it (ADR 0014)."""
+    today = datetime.now(VN_TZ).date()
+    if valid_to and date.fromisoformat(str(valid_to)) > today:
+        raise RegistryError(
+            f"valid_to {valid_to} is after today ({today.isoformat()}, Vietnam local): put the dissolution "
+            "on or after its day",
+            "valid_to",
+        )
+
+
 @router.put("/agencies/{agency_code}")
 async def put_agency(agency_code: str, body: AgencyIn, request: Request) -> dict[str, Any]:
     context = get_context(request)
     context.require_admin(request)
     try:
-        key, record = context.registry_state.agency_record(agency_code, body.model_dump(mode="json"))
+        spec = body.model_dump(mode="json")
+        key, record = context.registry_state.agency_record(agency_code, spec)
+        _not_ahead(record.get("valid_to"))
     except RegistryError as exc:
         loc = [int(part) if part.isdigit() else part for part in (exc.field or "level").split(".")]
         raise ApiError(422, str(exc), details=[{"loc": ["body", *loc], "msg": str(exc)}]) from None

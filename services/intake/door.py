@@ -10,7 +10,9 @@ quarantine records that an older door let in.
   DVCQG NgayHenTra…), which lie in the future by nature: those may reach now + DEADLINE_HORIZON;
 - `case_code` matches CASE_CODE_PATTERN;
 - `data` is at most 16 KiB as JSON and the event nests at most 32 levels;
-- `level: district` only for cases received before 2025-07-01 (Vietnam local).
+- `level: district` only for cases received before 2025-07-01 (Vietnam local);
+- no agency named by an event dated on or after its valid_to (dissolved; the message names the
+  successor).
 """
 
 from __future__ import annotations
@@ -23,16 +25,16 @@ from typing import Any
 
 from pydantic_core import ErrorDetails
 
-from shared.domain.calendar import VN_TZ
 from shared.domain.codes import EventType
+from shared.domain.fold import dissolution_instant
+from shared.domain.registry import Registry
+from shared.domain.rulesets import load_rule_sets
 from shared.events import Envelope
 from shared.web import MAX_JSON_DEPTH, json_depth
 
 CASE_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CASE_CODE = re.compile(CASE_CODE_PATTERN)
 MAX_DATA_BYTES = 16 * 1024
-# NĐ 118/2025: from 2025-07-01 there are two levels (province, commune); district ends.
-DISTRICT_LEVEL_ENDS = datetime(2025, 7, 1, tzinfo=VN_TZ)
 # pydantic's errors for a missing or unknown discriminator (`type`), which carry an empty loc
 _TAG_ERRORS = frozenset({"union_tag_not_found", "union_tag_invalid"})
 # Due dates: a case received today is due weeks later, an apology moves it later still.
@@ -96,18 +98,36 @@ def event_problems(event: Envelope, bounds: DoorBounds, now: datetime, nesting: 
         size = len(data.__pydantic_serializer__.to_json(data))
         if size > MAX_DATA_BYTES:
             problems.append({"loc": ["data"], "msg": f"{size} bytes as JSON, at most {MAX_DATA_BYTES}"})
-    if (
-        event.type == EventType.RECEIVED.value  # type: ignore[attr-defined]
-        and values.get("level") == "district"
-        and event.occurred_at >= DISTRICT_LEVEL_ENDS
-    ):
-        problems.append(
-            {
-                "loc": ["data", "level"],
-                "msg": "level 'district' is for cases received before 2025-07-01 (NĐ 118/2025: province, commune)",
-            }
-        )
+    if event.type == EventType.RECEIVED.value:  # type: ignore[attr-defined]
+        level_problem = level_not_in_force(values.get("level"), event.occurred_at)
+        if level_problem:
+            problems.append({"loc": ["data", "level"], "msg": level_problem})
     return problems
+
+
+def level_not_in_force(level: object, received_at: datetime) -> str | None:
+    """A level the rule set in force at receipt does not have (district from 2025-07-01)."""
+    rule_set = load_rule_sets().at(received_at)
+    if level is None or rule_set.allows_level(str(level)):
+        return None
+    levels = ", ".join(rule_set.levels)
+    return (
+        f"level {str(level)!r} is not a level of {rule_set.name} ({rule_set.code}, in force from "
+        f"{rule_set.in_force_from:%d/%m/%Y}): {levels}"
+    )
+
+
+def dissolved_agency_problem(registry: Registry, code: str, occurred_at: datetime) -> str | None:
+    """Why an event dated `occurred_at` may not name agency `code`: it was dissolved before then
+    (valid_to 00:00 local, contract v1.1). Events dated before it (late reports) are accepted."""
+    agency = registry.agencies.get(code)
+    if agency is None or agency.valid_to is None or occurred_at < dissolution_instant(agency.valid_to):
+        return None
+    successor = f"its successor {agency.successor_code!r}" if agency.successor_code else "no successor"
+    return (
+        f"agency_code {code!r} no longer exists from {agency.valid_to.isoformat()} (valid_to); "
+        f"events from that day name {successor}"
+    )
 
 
 def now_utc() -> datetime:

@@ -30,7 +30,7 @@ from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from services.intake.context import IntakeContext
-from services.intake.door import CASE_CODE_PATTERN, DoorBounds, event_problems
+from services.intake.door import CASE_CODE_PATTERN, DoorBounds, dissolved_agency_problem, event_problems
 from services.intake.events import authorized_submission, check_scope, publish_events
 from services.intake.openapi import snapshots_request_body
 from shared.domain.calendar import VN_TZ
@@ -499,6 +499,9 @@ def snapshot_to_events(
             problems = pydantic_details(exc.errors())
         else:
             problems = event_problems(event, bounds, now)
+            dissolved = dissolved_agency_problem(registry, event.agency_code, event.occurred_at)
+            if dissolved:
+                problems.append({"loc": ["agency_code"], "msg": dissolved})
             events.append(event)
         for problem in problems:
             details.append({"loc": _national_loc(problem["loc"], origin), "msg": problem["msg"]})

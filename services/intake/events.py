@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.intake.context import IntakeContext, get_context
 from services.intake.dedupe import source_of
-from services.intake.door import event_problems, named_type_errors, now_utc
+from services.intake.door import dissolved_agency_problem, event_problems, named_type_errors, now_utc
 from services.intake.openapi import events_request_body
 from services.intake.ownership import OWNERS_COLLECTION, Ledger
 from shared.domain.codes import EventType
@@ -72,6 +72,8 @@ def check_registry(context: IntakeContext, event: Envelope) -> list[dict[str, An
     registry = context.registry
     if event.agency_code not in registry.agencies:
         problems.append({"loc": ["agency_code"], "msg": f"unknown agency_code {event.agency_code!r}"})
+    elif dissolved := dissolved_agency_problem(registry, event.agency_code, event.occurred_at):
+        problems.append({"loc": ["agency_code"], "msg": dissolved})
     # vars(): a pydantic model with extra="allow" answers getattr() of a missing name slowly
     data = vars(event.data)  # type: ignore[attr-defined]
     procedure = data.get("procedure_code")
@@ -81,14 +83,24 @@ def check_registry(context: IntakeContext, event: Envelope) -> list[dict[str, An
         code = data.get(key)
         if code and code not in registry.agencies:
             problems.append({"loc": ["data", key], "msg": f"unknown agency_code {code!r}"})
+        elif code and (dissolved := dissolved_agency_problem(registry, code, event.occurred_at)):
+            problems.append({"loc": ["data", key], "msg": dissolved})
     return problems
+
+
+def submission_scope(context: IntakeContext, principal: Principal) -> set[str] | None:
+    """The agencies a key may submit for (None: any): its agencies and those below them, and the
+    agencies dissolved into them (the successor's system reports the cases it took over, and late
+    events of the old period; contract v1.1 "Agencies change")."""
+    allowed = context.visible_agencies(principal)
+    return None if allowed is None else context.registry.with_predecessors(allowed)
 
 
 def check_scope(context: IntakeContext, principal: Principal, events: list[Envelope]) -> None:
     """A source-system key may submit only for its agencies and those below them (403)."""
     if principal.kind == "agency":
         raise ApiError(403, "agency tokens read; submitting events needs a source-system key")
-    allowed = context.visible_agencies(principal)
+    allowed = submission_scope(context, principal)
     if allowed is None:
         return
     outside = sorted({event.agency_code for event in events} - allowed)
@@ -207,7 +219,7 @@ async def publish_events(
         locs = [[index, "case_code"] for index in range(len(events))] if batch else [["case_code"]] * len(events)
     owners = context.db[OWNERS_COLLECTION]
     ledger = await Ledger.load(owners, {e.case_code for e in events} | {code for code, _ in touches})
-    ledger.admit(events, context.visible_agencies(principal), locs, touches)
+    ledger.admit(events, submission_scope(context, principal), locs, touches)
     known = context.recent_ids.known(source, ids)
     fresh: list[Envelope] = []
     fresh_ids: set[str] = set()

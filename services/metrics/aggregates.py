@@ -36,7 +36,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from shared.domain.calendar import VN_TZ
-from shared.domain.indicators import Period, Tallies, assemble, holder_at, overdue_from
+from shared.domain.indicators import Period, Tallies, assemble, digitized_with_e_result, holder_at, overdue_from
 
 CHANNELS = ("online", "direct", "postal")
 DATED = ("early", "on_time", "late")
@@ -87,6 +87,8 @@ def points(fact: Mapping[str, Any]) -> Counter[Point]:
             names.append("paid")
     if fact.get("components_digitized"):
         names.append("dig")
+    if digitized_with_e_result(fact):
+        names.append("digE")  # 766 item 4.2
     if fact.get("reused"):
         names.append("reu")
     pending = ["r"]  # the states between receipt and end, moved at a handover
@@ -314,5 +316,6 @@ def answer(buckets: list[Mapping[str, Any]], period: Period) -> dict[str, Any]:
         complaints=complaints,
         returned=rng("ret"),
         returned_postal=rng("retP"),
+        digitized_e_result=rng("digE"),
     )
     return assemble(period, received, finished, pending, tallies)

@@ -17,7 +17,8 @@ from shared.service import ProjectionContext
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-AGGREGATES_VERSION = 6  # bump when the bucket layout or a counter's meaning changes: the next start rebuilds them
+# bump when the bucket layout or a counter's meaning changes: the next start rebuilds them
+AGGREGATES_VERSION = 7  # 7: holders and transfer counters (ADR 0015); 6: digE (766 4.2)
 
 
 class MetricsContext(ProjectionContext):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from services.metrics.aggregates import answer as aggregate_answer
 from services.metrics.aggregates import answerable, buckets_queries
 from services.metrics.context import MetricsContext, get_context
+from services.metrics.sync_counts import counts_for, selection_roots
 from shared.domain.indicators import (
     Period,
     PeriodError,
@@ -24,8 +25,10 @@ from shared.domain.indicators import (
     rate_of,
     score_766,
 )
+from shared.domain.plans import target as plan_target
 from shared.domain.registry import Registry
-from shared.web import ApiError, error_responses
+from shared.domain.sync_ratio import period_months, sync_ratio, with_sync
+from shared.web import ApiError, Principal, error_responses
 
 router = APIRouter(tags=["indicators"], responses=error_responses(401, 403, 422))
 
@@ -46,6 +49,8 @@ FACT_FIELDS = {
         "fee_bearing",
         "paid_online",
         "components_digitized",
+        "result_digitized",
+        "e_result",
         "reused",
         "apology_on_time",
         "satisfied",
@@ -91,29 +96,18 @@ PREDECESSORS = (
 
 
 def with_predecessors(registry: Registry, agencies: set[str] | None) -> set[str] | None:
-    """`agencies` and every agency dissolved into one of them (Registry.predecessors), with the
-    agencies below those, until nothing more is added. None (every agency) stays None."""
-    if agencies is None:
-        return None
-    found = set(agencies)
-    frontier = set(agencies)
-    while frontier:
-        added: set[str] = set()
-        for code in frontier:
-            for predecessor in registry.predecessors(code):
-                added |= registry.subtree(predecessor)
-        frontier = added - found
-        found |= frontier
-    return found
+    """`agencies` and every agency dissolved into one of them, directly or through a chain, with
+    the agencies below those (Registry.with_predecessors). None (every agency) stays None."""
+    return None if agencies is None else registry.with_predecessors(agencies)
 
 
 def agency_set(
-    context: MetricsContext, request: Request, agency: str | None, include_predecessors: bool
+    context: MetricsContext, principal: Principal, agency: str | None, include_predecessors: bool
 ) -> set[str] | None:
     """The agencies a figure covers: `agency` and those below it, within the token's scope (403/422
     as for every read), widened by their predecessors when asked. A successor's figures with its
     predecessors' cases are its own figures: the predecessors need not be in the token's scope."""
-    agencies = context.agency_filter(context.principal(request), agency)
+    agencies = context.agency_filter(principal, agency)
     return with_predecessors(context.registry, agencies) if include_predecessors else agencies
 
 
@@ -152,7 +146,7 @@ async def get_indicators(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
-    agencies = agency_set(context, request, agency, include_predecessors)
+    agencies = agency_set(context, context.principal(request), agency, include_predecessors)
     if not by_aggregates(span, procedure, field, channel):  # not in the aggregates' keys: from the facts
         facts = await load_facts(
             context,
@@ -280,11 +274,17 @@ async def get_index_766(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = _period(period)
-    answer = await from_aggregates(context, span, agency_set(context, request, agency, include_predecessors))
+    principal = context.principal(request)
+    answer = await from_aggregates(context, span, agency_set(context, principal, agency, include_predecessors))
     try:
         rules = choose_version(scoring(context.settings.config_dir, "766")["versions"], span.last, rules_version)
     except PeriodError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["query", "rules_version"], "msg": str(exc)}]) from None
+    # 1.4 and the 3.3 multiplier: the cases held ÷ the national counts ops entered (S-766DOC 1.4)
+    # (the asked agency's counts, also with include_predecessors: a dissolved agency has none after it)
+    roots = selection_roots(context, principal, agency)
+    counts = await counts_for(context, roots, period_months(span))
+    answer = with_sync(answer, *sync_ratio(answer["received"]["total"], span, roots, counts))
     return score_766(answer, rules)
 
 
@@ -298,7 +298,7 @@ async def get_index_par(
 ) -> dict[str, Any]:
     context = get_context(request)
     span = parse_period(str(year))
-    agencies = agency_set(context, request, agency, include_predecessors)
+    agencies = agency_set(context, context.principal(request), agency, include_predecessors)
     coarse = await fetch_buckets(context, span, "c", agencies, {}, ("level",))
     config = scoring(context.settings.config_dir, "par")
     try:
@@ -335,14 +335,14 @@ async def get_index_par(
             if answer["received"]["total"] + answer["received"]["carried_over"] == 0:
                 continue  # a field with no case in the year
             wanted = plan["on_time_by_field"].get(field_code, plan["on_time_by_field"].get("*"))
-            targets.append(_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
+            targets.append(plan_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
         returned = overall["extra"]["returned"]
         postal = overall["extra"]["returned_postal"] / returned if returned else None
         targets += [
-            _target("online", overall["rates"]["online"], plan.get("online")),
-            _target("postal_returns", postal, plan.get("postal_returns")),
-            _target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
-            _target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
+            plan_target("online", overall["rates"]["online"], plan.get("online")),
+            plan_target("postal_returns", postal, plan.get("postal_returns")),
+            plan_target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
+            plan_target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
         ]
     return {
         "year": year,
@@ -350,13 +350,4 @@ async def get_index_par(
         "criteria": criteria,
         "total": round(sum(c["points"] for c in criteria), 2),
         "plan_targets": targets,
-    }
-
-
-def _target(name: str, rate: float | None, target: float | None) -> dict[str, Any]:
-    return {
-        "target": name,
-        "rate": rate,
-        "goal": target,
-        "met": None if rate is None or target is None else rate >= target,
     }

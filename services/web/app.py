@@ -1,6 +1,8 @@
 """Pages for agency officers and the provincial office, rendered on the server (FastAPI + Jinja2).
 
-Log in with an agency token; overdue and due-soon lists with filters, paging and CSV/XLSX download;
+Log in with an agency token; an agency officer lands on "Hồ sơ cần xin lỗi" (the cases whose apology
+is due soon or late but still possible, issue #19; admin lands on the overdue list); overdue and
+due-soon lists with filters, paging and CSV/XLSX download;
 a case page with its timeline, the remaining working time in words, the apology form and the letter;
 indicators for a period (Biểu 06, 766, PAR) with the monthly on-time rate by agency.
 
@@ -35,8 +37,12 @@ from shared.settings import Settings, get_settings
 
 HERE = Path(__file__).parent
 COOKIE = "tthc_phien"
-KINDS = {"overdue": "Hồ sơ quá hạn", "due-soon": "Hồ sơ sắp đến hạn"}
+KINDS = {"apology-due": "Hồ sơ cần xin lỗi", "overdue": "Hồ sơ quá hạn", "due-soon": "Hồ sơ sắp đến hạn"}
 LIST_FILTERS = ("agency", "level", "field", "procedure", "channel", "apology", "sort")
+# every case of the apology-due list has no apology: the filter is not offered there
+KIND_FILTERS = {kind: LIST_FILTERS for kind in KINDS} | {
+    "apology-due": tuple(name for name in LIST_FILTERS if name != "apology")
+}
 PAGE_SIZES = (20, 50, 100)
 EXPIRED = "Phiên làm việc đã hết hạn hoặc mã truy cập đã bị thu hồi. Vui lòng đăng nhập lại."
 OPEN_STATUSES = {"pending", "waiting_citizen", "paused"}
@@ -171,12 +177,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not token:
             return page(request, "login.html", 422, next=target, error="Vui lòng nhập mã truy cập.")
         try:
-            await backend.get("deadline", "/v1/me", token)
+            info = await backend.get("deadline", "/v1/me", token)
         except BackendError as exc:
             if exc.status != 401:
                 raise
             return page(request, "login.html", 401, next=target, error="Mã truy cập không đúng hoặc đã bị thu hồi.")
-        response = RedirectResponse(target, status_code=303)
+        response = RedirectResponse(landing(info) if target == "/" else target, status_code=303)
         response.set_cookie(
             COOKIE,
             token,
@@ -195,8 +201,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/")
     async def home(request: Request) -> Response:
-        token_of(request)
-        return RedirectResponse("/overdue", status_code=303)
+        token = token_of(request)
+        return RedirectResponse(landing(await backend.get("deadline", "/v1/me", token)), status_code=303)
 
     @app.get("/find")
     async def find(request: Request, code: str = "") -> Response:
@@ -209,7 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def list_page(request: Request, kind: str) -> HTMLResponse:
         token = token_of(request)
         query = request.query_params
-        filters = {name: query.get(name, "") for name in LIST_FILTERS}
+        filters = {name: query.get(name, "") for name in KIND_FILTERS[kind]}
         limit = _int(query.get("limit"), 20, PAGE_SIZES)
         cursor = query.get("cursor") or None
         trail = [c for c in query.get("trail", "").split(".") if c]
@@ -244,7 +250,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             exports=exports,
             procedures=procedures["procedures"],
             fields=sorted({p["field_code"] for p in procedures["procedures"] if p["field_code"]}),
+            counts=answer.get("counts"),
         )
+
+    @app.get("/apology-due", response_class=HTMLResponse)
+    async def apology_due(request: Request) -> HTMLResponse:
+        return await list_page(request, "apology-due")
 
     @app.get("/overdue", response_class=HTMLResponse)
     async def overdue(request: Request) -> HTMLResponse:
@@ -259,7 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token = token_of(request)
         if kind not in KINDS or fmt not in ("csv", "xlsx"):
             raise BackendError(404, f"no export {kind}.{fmt}")
-        params = {name: request.query_params.get(name) for name in LIST_FILTERS} | {"format": fmt}
+        params = {name: request.query_params.get(name) for name in KIND_FILTERS[kind]} | {"format": fmt}
         answer = await backend.call("deadline", "GET", f"/v1/cases/{kind}", token, params)
         return _download(answer)
 
@@ -366,6 +377,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def landing(me: dict[str, Any]) -> str:
+    """The first page after login: an agency officer's is the cases whose apology is due (#19)."""
+    return "/overdue" if me.get("kind") == "admin" else "/apology-due"
 
 
 def _download(answer: Any) -> Response:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.calendar import VN_TZ
+from shared.domain.rulesets import RuleSetError, load_rule_sets
 
 STATUS = {
     "pending": "Đang giải quyết",
@@ -116,6 +117,16 @@ def label(table: dict[str, str], code: Any) -> str:
     return table.get(str(code), str(code))
 
 
+def rule_set(code: Any) -> str:
+    """The law a case is judged by, named as officers know it (NĐ 118/2025/NĐ-CP …)."""
+    if not code:
+        return "—"
+    try:
+        return load_rule_sets().get(str(code)).name
+    except RuleSetError:
+        return str(code)
+
+
 FILTERS = {
     "when": when,
     "day": lambda value: when(value, with_time=False),
@@ -131,4 +142,5 @@ FILTERS = {
     "outcome": lambda code: label(OUTCOME, code),
     "dated": lambda code: label(DATED, code),
     "pause_reason": lambda code: label(PAUSE_REASON, code),
+    "rule_set": rule_set,
 }

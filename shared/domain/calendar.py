@@ -119,6 +119,31 @@ DEFAULT_OFFICE_HOURS = OfficeHours.parse([["07:00", "11:30"], ["13:30", "17:00"]
 
 
 @dataclass(frozen=True)
+class NationalChange:
+    """A change of the national days off (a holiday added by an amendment of BLLĐ Điều 112, say),
+    in force from a date written in config with its source. The `holidays` package may list a day
+    before the law that makes it one takes effect; before `in_force_from` (or always, when it is
+    None: not yet in force) the calendar keeps that day, and its compensatory day, as working days."""
+
+    name: str  # the holiday's name as the holidays package gives it (Vietnamese)
+    in_force_from: date | None
+    source: str
+
+    def drops(self, day: date, holiday_name: str) -> bool:
+        """True when `day`, named `holiday_name` by the package, is not a day off yet."""
+        if not holiday_name.startswith(self.name):  # the day itself or its "(nghỉ bù)"
+            return False
+        return self.in_force_from is None or day < self.in_force_from
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "name": self.name,
+            "in_force_from": self.in_force_from.isoformat() if self.in_force_from else None,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
 class CalendarRules:
     """The data a working calendar is built from. Rules are data, versioned (architecture §5)."""
 
@@ -129,6 +154,7 @@ class CalendarRules:
     extra_days_off: Mapping[date, str] = field(default_factory=dict)
     extra_working_days: Mapping[date, str] = field(default_factory=dict)
     revision: str = "1"
+    national_changes: tuple[NationalChange, ...] = ()
 
     def __post_init__(self) -> None:
         if self.first_year > self.last_year:
@@ -150,6 +176,9 @@ class CalendarRules:
             extra_days_off={**base.extra_days_off, **_dated(spec.get("days_off", []))},
             extra_working_days={**base.extra_working_days, **_dated(spec.get("working_days", []))},
             revision=str(spec.get("revision", base.revision)),
+            national_changes=(
+                _national_changes(spec["national_changes"]) if "national_changes" in spec else base.national_changes
+            ),
         )
 
     @cached_property
@@ -159,6 +188,7 @@ class CalendarRules:
                 "office": self.office_hours.as_strings(),
                 "off": sorted((d.isoformat(), n) for d, n in self.extra_days_off.items()),
                 "work": sorted((d.isoformat(), n) for d, n in self.extra_working_days.items()),
+                "national": [c.as_dict() for c in self.national_changes],
             },
             ensure_ascii=False,
         )
@@ -166,6 +196,22 @@ class CalendarRules:
         return (
             f"{self.name}:r{self.revision}:{self.first_year}-{self.last_year}:holidays-{holidays.__version__}:{digest}"
         )
+
+
+def _national_changes(items: object) -> tuple[NationalChange, ...]:
+    if not isinstance(items, list):
+        raise CalendarError("national_changes must be a list of {name, in_force_from, source}")
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping) or not item.get("name") or not item.get("source"):
+            raise CalendarError("each national change needs a name and a source")
+        start = item.get("in_force_from")
+        try:
+            day = date.fromisoformat(str(start)) if start else None
+        except ValueError as exc:
+            raise CalendarError(f"national change in_force_from {start!r} is not YYYY-MM-DD") from exc
+        out.append(NationalChange(str(item["name"]), day, str(item["source"])))
+    return tuple(out)
 
 
 def _dated(items: object) -> dict[date, str]:
@@ -206,9 +252,12 @@ class WorkingCalendar:
         self._base_day = self._first.toordinal() - _EPOCH_ORDINAL
         n_days = date(rules.last_year, 12, 31).toordinal() - self._first.toordinal() + 1
 
-        national = holidays.country_holidays("VN", years=range(rules.first_year, rules.last_year + 1), language="vi")
-        weekend_workdays = set(getattr(national, "weekend_workdays", ()))
-        self._names: dict[date, str] = {d: str(n) for d, n in national.items()}
+        package = holidays.country_holidays("VN", years=range(rules.first_year, rules.last_year + 1), language="vi")
+        weekend_workdays = set(getattr(package, "weekend_workdays", ()))
+        national = {
+            d: str(n) for d, n in package.items() if not any(c.drops(d, str(n)) for c in rules.national_changes)
+        }
+        self._names: dict[date, str] = dict(national)
         self._names.update({d: n or "Ngày nghỉ" for d, n in rules.extra_days_off.items()})
         self._working_weekend: set[date] = set()
 

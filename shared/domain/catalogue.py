@@ -11,10 +11,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from shared.domain.calendar import VN_TZ
-from shared.domain.codes import Channel, Convention, Cutoff, PauseReason, SupplementMode
+from shared.domain.codes import ApologyTiming, Channel, Convention, Cutoff, PauseReason, SupplementMode
 from shared.domain.deadlines import DeadlineError, Duration
 
-DEFAULT_NON_COUNTING = frozenset({PauseReason.VERIFICATION, PauseReason.FINANCIAL_OBLIGATION})
+# Time not counted towards the deadline exists only where a specialised law says so (hộ tịch and
+# lý lịch tư pháp verification, for instance): a procedure opts in by listing its reasons
+# (tthc-rules §1.2 and §8). By default every pause counts.
+DEFAULT_NON_COUNTING: frozenset[PauseReason] = frozenset()
 ALWAYS = date(2000, 1, 1)
 
 
@@ -43,6 +46,7 @@ class ProcedureVersion:
     legs: tuple[LegRule, ...] = ()
     full_online_eligible: bool = False
     fee_bearing: bool = False
+    apology_timing: ApologyTiming = ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE
 
     def duration_for(self, channel: Channel | str | None) -> Duration:
         """online/postal default to direct when the procedure does not set them."""
@@ -126,6 +130,7 @@ def parse_version(spec: Mapping[str, object]) -> ProcedureVersion:
             ),
             full_online_eligible=bool(spec.get("full_online_eligible", False)),
             fee_bearing=bool(spec.get("fee_bearing", False)),
+            apology_timing=ApologyTiming(spec.get("apology_timing") or ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE),
         )
     except ValueError as exc:
         raise DeadlineError(str(exc)) from exc

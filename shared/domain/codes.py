@@ -65,6 +65,13 @@ class Cutoff(StrEnum):
     ONE_HOUR_BEFORE_CLOSE = "1h_before_close"
 
 
+class ApologyTiming(StrEnum):
+    """When a case that will be late must have its apology (thời hạn xin lỗi), per procedure."""
+
+    ONE_WORKING_DAY_BEFORE_DUE = "one_working_day_before_due"  # NĐ 61/2018, NĐ 118/2025 (tthc-rules §2.1)
+    AT_DUE = "at_due"  # when the time runs out without a result: the NĐ 297/2025 group (Điều 6 k5)
+
+
 class CaseStatus(StrEnum):
     SUBMITTED = "submitted"  # filed online, not yet received (DVCQG 1)
     PENDING = "pending"
@@ -101,6 +108,7 @@ class DerivedEventType(StrEnum):
 
     DEADLINE_COMPUTED = "deadline.computed"
     DUE_SOON = "deadline.due_soon"
+    APOLOGY_DUE_SOON = "deadline.apology_due_soon"  # the apology deadline is within the window (v1.1)
     APOLOGY_REQUIRED = "deadline.apology_required"
     OVERDUE = "deadline.overdue"
     APOLOGY_ISSUED = "apology.issued"

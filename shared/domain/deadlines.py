@@ -24,7 +24,7 @@ from shared.domain.calendar import (
     from_local_seconds,
     local_seconds,
 )
-from shared.domain.codes import Convention, Cutoff, DurationUnit
+from shared.domain.codes import ApologyTiming, Convention, Cutoff, DurationUnit
 
 WORKING_DAY_SECONDS = 8 * 3600  # 1 working day = 8 working hours (contract, tthc-rules D9)
 APOLOGY_LEAD_SECONDS = WORKING_DAY_SECONDS  # apology at the latest one working day before due
@@ -215,9 +215,21 @@ def _calendar_days_due(
     return DueResult(calendar.close_of_day(calendar.next_working_day(due_day)))
 
 
-def apology_deadline(calendar: WorkingCalendar, due_at: datetime) -> datetime:
-    """Hạn xin lỗi: one working day before due (tthc-rules §2.1)."""
-    return calendar.subtract_working_time(due_at, APOLOGY_LEAD_SECONDS)
+def apology_deadline(
+    calendar: WorkingCalendar,
+    due_at: datetime,
+    received_at: datetime | None = None,
+    timing: ApologyTiming = ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE,
+) -> datetime:
+    """Hạn xin lỗi: one working day before due (tthc-rules §2.1), or the due instant itself for the
+    procedures that apologise at expiry (NĐ 297/2025 Điều 6 k5). Never before the receipt: where one
+    working day before due would be, it is due (contract v1.1), so the rule can always be met."""
+    if timing is ApologyTiming.AT_DUE:
+        return due_at
+    before = calendar.subtract_working_time(due_at, APOLOGY_LEAD_SECONDS)
+    if received_at is not None and before < received_at:
+        return due_at
+    return before
 
 
 def remaining_in_words(working_seconds: int) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import Enum
 from typing import Any
 
@@ -20,7 +20,6 @@ from shared.domain.calendar import VN_TZ, CalendarError, WorkingCalendar
 from shared.domain.catalogue import ProcedureVersion, UnknownProcedure
 from shared.domain.codes import CaseStatus, Channel, EventType, SupplementMode
 from shared.domain.deadlines import (
-    WORKING_DAY_SECONDS,
     DeadlineError,
     Duration,
     Interval,
@@ -282,7 +281,8 @@ def _fold(events: list[CaseEvent], registry: Registry) -> CaseState:
         )
     state.event_count = len(ordered)
     state.last_event_at = ordered[-1].occurred_at
-    _derive_deadline(state, registry, restarts)
+    _derive_deadline(state, registry, restarts)  # under the receiving agency's calendar: due never moves
+    hand_over(state, registry)
     return state
 
 
@@ -460,13 +460,13 @@ def _compute(
     due = result.due_at
     state.due_at = due
     state.clock_stopped_since = result.clock_stopped_since
-    state.apology_deadline_at = apology_deadline(calendar, due)
+    state.apology_deadline_at = apology_deadline(calendar, due, state.received_at, version.apology_timing)
     if state.due_at_reported is not None:
         gap = abs((state.due_at_reported - due).total_seconds())
         state.due_mismatch = gap >= DUE_MISMATCH_TOLERANCE_SECONDS
 
     if state.apology is not None:
-        state.apology.on_time = calendar.working_time_between(state.apology.issued_at, due) >= WORKING_DAY_SECONDS
+        state.apology.on_time = state.apology.issued_at <= state.apology_deadline_at
 
     for position, leg in enumerate(state.legs):
         leg_duration = version.leg_duration(leg.agency_code, position)
@@ -511,6 +511,65 @@ def _check_level(state: CaseState, rule_set: RuleSet) -> None:
     reported and flagged; the intake refuses it at the door (contract v1.1)."""
     if not rule_set.allows_level(state.level):
         state.problems.append(f"level_not_in_rule_set:{state.level}:{rule_set.code}")
+
+
+def dissolution_instant(valid_to: date) -> datetime:
+    """valid_to 00:00 Vietnam local: the instant an agency stops existing (contract v1.1)."""
+    return datetime.combine(valid_to, time(0), VN_TZ)
+
+
+def hand_over(state: CaseState, registry: Registry) -> None:
+    """Agencies change (contract v1.1): a received case still open at the instant its holding
+    agency is dissolved (valid_to 00:00 local) is handled by the successor from that instant, and
+    by the successor's successor if that one is dissolved too while the case is still open.
+
+    `agency_code` becomes the last holder; `agency_history` lists every holder with `from`/`to`
+    (empty when the case never changed hands). Every valid_to in the registry is taken as in
+    force: the admin route refuses one after today, the fold has no clock (ADR 0014). The due
+    date stays as computed at receipt. `agency_at_fault` follows the same chain: a dissolved
+    agency's fault is answered for by whoever took over its open cases."""
+    received = state.received_at
+    if received is None:
+        return
+    if state.agency_at_fault is not None:  # a leg's agency too, not only the holder
+        state.agency_at_fault = successor_at(state.agency_at_fault, state.end_at, registry)
+    history: list[dict[str, Any]] = []
+    holder, since = state.agency_code, received
+    seen = {holder}
+    while True:
+        agency = registry.agencies.get(holder)
+        if agency is None or agency.valid_to is None or not agency.successor_code:
+            break
+        instant = dissolution_instant(agency.valid_to)
+        if not (since < instant and (state.end_at is None or state.end_at >= instant)):
+            break  # received after it (refused at the door), or finished before it
+        if agency.successor_code in seen:
+            state.problems.append(f"succession_cycle:{agency.successor_code}")
+            break
+        history.append({"agency_code": holder, "from": since, "to": instant})
+        holder, since = agency.successor_code, instant
+        seen.add(holder)
+    if not history:
+        return
+    history.append({"agency_code": holder, "from": since, "to": None})
+    state.agency_history = history
+    state.agency_code = holder
+
+
+def successor_at(code: str, until: datetime | None, registry: Registry) -> str:
+    """Who answers for `code` in a case that ended at `until` (None: still open): `code`, or the
+    successor it was dissolved into before then (following the chain)."""
+    seen = {code}
+    while True:
+        agency = registry.agencies.get(code)
+        if agency is None or agency.valid_to is None or not agency.successor_code:
+            return code
+        if until is not None and until < dissolution_instant(agency.valid_to):
+            return code
+        if agency.successor_code in seen:
+            return code
+        code = agency.successor_code
+        seen.add(code)
 
 
 def _agency_at_fault(state: CaseState) -> str:

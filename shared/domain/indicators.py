@@ -3,9 +3,10 @@
 Pure functions over plain dicts (the metrics projection's facts): no I/O. A fact carries the
 fields the fold derives: received_at, due_at, end_at, on_time (766, exact instants, at most one
 supplement request), result_dated (Biểu 06, by date), channel, online_mode, full_online_eligible,
-fee_bearing, paid_online, components_digitized, reused, apology_on_time, satisfied, complaint,
-supplement_requests, level, field_code, result_channel, overdue_from (from when an open case counts
-overdue, S-766DOC 2.1; a fact stored before it existed lacks the key and is judged by due_at).
+fee_bearing, paid_online, components_digitized, result_digitized, e_result, reused, apology_on_time,
+satisfied, complaint, supplement_requests, level, field_code, result_channel, overdue_from (from when
+an open case counts overdue, S-766DOC 2.1; a fact stored before it existed lacks the key and is
+judged by due_at), agency_code and agency_history (who held the case when, contract v1.1).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def indicators(
     pending = {"total": 0, "within_due": 0, "overdue": 0}
     on_time_766 = counted_766 = 0
     eligible = full = fee = paid = digitized = reused = 0
+    digitized_e_result = 0  # 766 item 4.2: digitized components and an electronic result
     late = late_with_apology = 0
     complaints = returned = returned_postal = 0
     for f in facts:
@@ -152,6 +154,7 @@ def indicators(
                     fee += 1
                     paid += bool(f.get("paid_online"))
                 digitized += bool(f.get("components_digitized"))
+                digitized_e_result += digitized_with_e_result(f)
                 reused += bool(f.get("reused"))
         elif open_at_start and held(start):
             received["carried_over"] += 1
@@ -201,8 +204,15 @@ def indicators(
             complaints=complaints,
             returned=returned,
             returned_postal=returned_postal,
+            digitized_e_result=digitized_e_result,
         ),
     )
+
+
+def digitized_with_e_result(fact: Mapping[str, Any]) -> bool:
+    """S-766DOC 4.2: files attached to the components (số hóa thành phần hồ sơ) and an electronic
+    result (result_digitized: a result file; e_result: returned electronically)."""
+    return bool(fact.get("components_digitized")) and bool(fact.get("result_digitized") or fact.get("e_result"))
 
 
 @dataclass(frozen=True)
@@ -222,6 +232,7 @@ class Tallies:
     complaints: int
     returned: int  # finished in the period with a result channel (PAR plan: postal returns)
     returned_postal: int
+    digitized_e_result: int = 0  # received in the period, components digitized and an e-result (766 4.2)
 
 
 def assemble(
@@ -239,6 +250,7 @@ def assemble(
     }
     extra = {
         "reused": _rate(t.reused, received["total"]),
+        "digitized_e_result": _rate(t.digitized_e_result, received["total"]),
         "satisfaction": None
         if t.counted == 0
         else max(0.0, 1 - ((t.counted - t.on_time) / t.counted + t.complaints / t.counted)),
@@ -259,6 +271,7 @@ def assemble(
 
 
 def rate_of(answer: Mapping[str, Any], name: str) -> float | None:
+    """A contract rate, else one of the answer's `extra` rates (sync, online_synced, …)."""
     if name in answer["rates"]:
         return answer["rates"][name]  # type: ignore[no-any-return]
     return answer["extra"].get(name)  # type: ignore[no-any-return]
@@ -274,27 +287,41 @@ def points(rate: float | None, maximum: float, threshold: float) -> float:
 
 
 def choose_version(versions: list[Mapping[str, Any]], day: date, wanted: str | None = None) -> Mapping[str, Any]:
-    """The named version, else the latest in force on `day` (rules are versioned by date)."""
+    """The named version, else the latest in force on `day` (rules are versioned by date). A version
+    marked `superseded_by` (a misreading corrected, not a change of the rules) is only ever chosen by
+    name."""
     if wanted:
         for version in versions:
             if version["version"] == wanted:
                 return version
         raise PeriodError(f"unknown rules_version {wanted!r}")
-    in_force = [v for v in versions if date.fromisoformat(v["effective_from"]) <= day]
+    in_force = [v for v in versions if date.fromisoformat(v["effective_from"]) <= day and not v.get("superseded_by")]
     if not in_force:
         raise PeriodError(f"no scoring rules in force on {day}")
     return max(in_force, key=lambda v: v["effective_from"])
 
 
 def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, Any]:
-    groups, total = [], 0.0
+    """Every item of the rules with its rate, threshold, maximum and points; group subtotals; total.
+
+    An item whose `rate` is null in the rules is not computed from case data: rate null, 0 points,
+    `scored` false. `note` says why a rate is null (from the answer's `extra.reasons`, else the
+    item's deviation); `deviation` is the rules' own note on where the item departs from S-766DOC.
+    """
+    reasons: Mapping[str, str] = answer.get("extra", {}).get("reasons", {})
+    groups, total, scored_max = [], 0.0, 0.0
     for group in rules["groups"]:
         items, subtotal, group_max = [], 0.0, 0.0
         for item in group["items"]:
-            rate = rate_of(answer, item["rate"])
+            name = item.get("rate")
+            rate = rate_of(answer, name) if name else None
             got = points(rate, item["max"], item["threshold"])
             subtotal += got
             group_max += item["max"]
+            scored_max += item["max"] if name else 0
+            note = None
+            if rate is None:
+                note = reasons.get(name, "no case in the denominator") if name else item.get("deviation")
             items.append(
                 {
                     "item": item["item"],
@@ -303,6 +330,9 @@ def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, 
                     "threshold": item["threshold"],
                     "max_points": item["max"],
                     "points": got,
+                    "scored": bool(name),
+                    "note": note,
+                    "deviation": item.get("deviation"),
                 }
             )
         total += subtotal
@@ -321,6 +351,7 @@ def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, 
         "groups": groups,
         "total": round(total, 2),
         "max_total": round(sum(g["max_points"] for g in groups), 2),
+        "scored_max_total": round(scored_max, 2),
     }
 
 

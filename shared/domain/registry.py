@@ -102,6 +102,7 @@ class Registry:
     rule_sets: RuleSets = field(default_factory=load_rule_sets)
     _calendars: dict[str, WorkingCalendar] = field(default_factory=dict, repr=False)
     _subtrees: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    _dissolved: tuple[Agency, ...] | None = field(default=None, repr=False)
 
     def put_agency(self, agency: Agency) -> None:
         """Adds or replaces an agency. A calendar override the calendar cannot use is dropped (and
@@ -124,6 +125,7 @@ class Registry:
                 agency = replace(agency, calendar=None)
         self.agencies[agency.code] = agency
         self._subtrees.clear()
+        self._dissolved = None
 
     def check_calendar(self, agency: Agency) -> None:
         """RegistryError (naming the field, e.g. `calendar.office_hours`) unless the calendar can use
@@ -201,6 +203,56 @@ class Registry:
             } - {code}
             found |= frontier
         return frozenset(found)
+
+    def check_succession(self, agency: Agency) -> None:
+        """RegistryError naming the field unless `agency`'s dissolution fits the registry (contract
+        v1.1): a known successor, not itself dissolved on or before that day, no cycle, and no
+        predecessor dissolved into it on or after that day."""
+        if agency.successor_code and agency.valid_to:
+            successor = self.agencies.get(agency.successor_code)
+            if successor is None:
+                raise RegistryError(f"unknown successor_code {agency.successor_code!r}", "successor_code")
+            if successor.valid_to is not None and successor.valid_to <= agency.valid_to:
+                raise RegistryError(
+                    f"successor {successor.code} is itself dissolved on {successor.valid_to.isoformat()}, "
+                    f"not after {agency.valid_to.isoformat()}",
+                    "successor_code",
+                )
+            seen, current = {agency.code}, successor
+            while current is not None and current.successor_code:
+                if current.successor_code in seen or current.successor_code == agency.code:
+                    raise RegistryError("successor_code would make a cycle", "successor_code")
+                seen.add(current.code)
+                current = self.agencies.get(current.successor_code)
+        if agency.valid_to:
+            for predecessor in self.agencies.values():
+                if (
+                    predecessor.successor_code == agency.code
+                    and predecessor.valid_to is not None
+                    and predecessor.valid_to >= agency.valid_to
+                ):
+                    raise RegistryError(
+                        f"{predecessor.code} is dissolved into it on {predecessor.valid_to.isoformat()}: "
+                        f"valid_to must be after that",
+                        "valid_to",
+                    )
+
+    def with_predecessors(self, codes: set[str]) -> set[str]:
+        """`codes` plus every agency dissolved into one of them (directly or through another) and
+        the agencies below those: what a successor took over (contract v1.1)."""
+        if self._dissolved is None:
+            self._dissolved = tuple(a for a in self.agencies.values() if a.successor_code)
+        if not self._dissolved:
+            return codes
+        found = set(codes)
+        added = True
+        while added:
+            added = False
+            for agency in self._dissolved:
+                if agency.successor_code in found and agency.code not in found:
+                    found |= self.subtree(agency.code)
+                    added = True
+        return found
 
     def calendar_rules_for(self, agency_code: str | None) -> CalendarRules:
         rules = self.calendar_rules

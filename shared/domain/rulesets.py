@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from functools import cache
 from pathlib import Path
 
@@ -43,10 +43,15 @@ class RuleSet:
     in_force_from: date
     name: str
     decrees: tuple[str, ...]
-    levels: frozenset[Level]
+    levels: tuple[Level, ...]  # as the law lists them, highest first
     forms_circular: str
     apology_form: ApologyForm
     sources: tuple[str, ...]
+
+    @property
+    def starts_at(self) -> datetime:
+        """00:00 Vietnam local on the day it comes into force."""
+        return datetime.combine(self.in_force_from, time(0), VN_TZ)
 
     def allows_level(self, level: str | None) -> bool:
         return level is None or level in self.levels
@@ -60,7 +65,7 @@ class RuleSet:
             in_force_from=date.fromisoformat(str(spec["in_force_from"])),
             name=str(spec["name"]),
             decrees=tuple(str(d) for d in spec.get("decrees", ())),  # type: ignore[attr-defined]
-            levels=frozenset(Level(str(level)) for level in spec["levels"]),  # type: ignore[attr-defined]
+            levels=tuple(Level(str(level)) for level in spec["levels"]),  # type: ignore[attr-defined]
             forms_circular=str(spec["forms_circular"]),
             apology_form=ApologyForm(**{k: str(form[k]) for k in ApologyForm.__dataclass_fields__}),
             sources=tuple(str(s) for s in spec.get("sources", ())),  # type: ignore[attr-defined]
@@ -82,10 +87,9 @@ class RuleSets:
 
     def at(self, received_at: datetime) -> RuleSet:
         """The rule set in force on the local day of the receipt (thời điểm tiếp nhận hợp lệ)."""
-        day = received_at.astimezone(VN_TZ).date()
         chosen = self.sets[0]
         for rule_set in self.sets:
-            if rule_set.in_force_from <= day:
+            if rule_set.starts_at <= received_at:  # instants compare across offsets, even at year 9999
                 chosen = rule_set
         return chosen
 

@@ -1,8 +1,9 @@
 """The officers' pages, driven in headless Chromium against the services as real processes.
 
 Log in (a wrong token first), the overdue list with paging and a filter, CSV and XLSX downloads, a
-case page, an apology and its letter, a case outside the token's subtree, the indicators page, and
-a phone-sized screen. A screenshot of every page is kept in tests/output/screenshots/.
+case page, an apology and its letter, a case outside the token's subtree, the indicators page, a
+phone-sized screen, and the landing page after a fresh login ("Hồ sơ cần xin lỗi"). A screenshot of
+every page is kept in tests/output/screenshots/.
 """
 
 from __future__ import annotations
@@ -180,7 +181,11 @@ async def test_an_officer_works_through_the_pages(site: dict[str, str], tmp_path
             phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
             await phone.add_cookies(await context.cookies())
             small = await phone.new_page()
-            for name, path in (("phone-overdue", "/overdue"), ("phone-case", f"/cases/{online[0]}")):
+            for name, path in (
+                ("phone-overdue", "/overdue"),
+                ("phone-case", f"/cases/{online[0]}"),
+                ("phone-apology-due", "/apology-due"),
+            ):
                 await small.goto(f"{web}{path}")
                 width = await small.evaluate("document.documentElement.scrollWidth")
                 assert width <= 390, f"{path} is {width}px wide on a 390px screen"
@@ -192,6 +197,16 @@ async def test_an_officer_works_through_the_pages(site: dict[str, str], tmp_path
             await page.wait_for_url(f"{web}/login")
             await page.goto(f"{web}/due-soon")
             assert "/login" in page.url
+
+            # -- logged in afresh (no deep link), an officer lands on the cases needing an apology (#19)
+            await page.goto(f"{web}/login")
+            await page.fill("#token", str(data["token"]))
+            await page.click("button.primary")
+            await page.wait_for_url(f"{web}/apology-due")
+            assert await page.inner_text("h1") == "Hồ sơ cần xin lỗi"
+            assert await page.get_attribute('header nav a[aria-current="page"]', "href") == "/apology-due"
+            assert await page.inner_text("#count-total") == "0"  # the seeded cases are long overdue
+            await page.screenshot(path=SHOTS / "apology-due.png", full_page=True)
         finally:
             await browser.close()
 

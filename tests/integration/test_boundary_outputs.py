@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request, Response
 from openpyxl import load_workbook
 
 from services.deadline.app import create_app as deadline_app
+from services.deadline.timers import TIMER_TYPES
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.web.app import COOKIE
@@ -222,7 +223,7 @@ def receiver(seen: list[tuple[bytes, dict]]) -> FastAPI:
 
 async def deliveries(deadline: httpx.AsyncClient, code: str, status: str) -> list[dict] | None:
     rows = (await deadline.get("/v1/webhooks/deliveries", params={"case_code": code}, headers=AUTH)).json()
-    return rows if len(rows) == 3 and all(d["status"] == status for d in rows) else None
+    return rows if len(rows) == len(TIMER_TYPES) and all(d["status"] == status for d in rows) else None
 
 
 async def register_hook(intake: httpx.AsyncClient, url: str) -> None:
@@ -275,7 +276,7 @@ async def test_webhooks_are_signed_over_a_timestamp(settings: Settings) -> None:
             response = await intake.post("/v1/events", json={"events": [received(code)]}, headers=AUTH)
             assert response.status_code == 202, response.text
             await eventually(lambda: deliveries(deadline, code, "delivered"), timeout=40)
-    assert len(seen) == 3
+    assert len(seen) == len(TIMER_TYPES)
     for body, headers in seen:
         assert verify("s3cret", headers, body, now=time.time())
         assert not verify("s3cret", headers, body, now=time.time() + 600)  # a replay later is refused

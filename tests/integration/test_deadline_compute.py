@@ -61,6 +61,22 @@ async def test_compute_from_the_catalogue_with_channel_and_cutoff(settings: Sett
     assert online["due_at"] == "2026-03-18T17:00:00+07:00"
 
 
+async def test_compute_names_the_rule_set_and_the_apology_timing(settings: Settings) -> None:
+    # 2.000580, the NĐ 297/2025 group: apology at expiry (Điều 6 k5); received under NĐ 118
+    _, nd297 = await compute(
+        settings, {"received_at": "2026-03-16T09:00:00+07:00", "procedure_code": "2.000580", "channel": "direct"}
+    )
+    assert (nd297["rule_set"], nd297["apology_timing"]) == ("nd118-2025", "at_due")
+    assert nd297["apology_deadline_at"] == nd297["due_at"]
+    # 4 working hours received at 14:00: one working day before due would precede the receipt (v1.1)
+    _, short = await compute(
+        settings,
+        {"received_at": "2025-06-16T14:00:00+07:00", "duration": {"value": 4, "unit": "working_hours"}},
+    )
+    assert short["rule_set"] == "nd61-2018"
+    assert short["apology_deadline_at"] == short["due_at"] == "2025-06-17T08:00:00+07:00"
+
+
 async def test_agency_office_hours_apply(settings: Settings) -> None:
     # 015.30.00.H99 opens at 07:30
     body = {"received_at": "2026-03-16T06:00:00+07:00", "duration": {"value": 1, "unit": "working_hours"}}

@@ -35,7 +35,7 @@ from tests.support.kafka_tools import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
-TIMERS = {"deadline.due_soon", "deadline.apology_required", "deadline.overdue"}
+TIMERS = {t.value for t in timers.TIMER_TYPES}  # due soon, apology due soon, apology required, overdue
 
 
 def fast(settings: Settings, **extra) -> Settings:
@@ -133,18 +133,18 @@ async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
         await context.publisher.stop()
         context.mongo.close()
     events = [e for code in codes for e in await derived(kafka, settings, code)]
-    assert published == len(events) == len({e["event_id"] for e in events}) == 3 * len(codes)
+    assert published == len(events) == len({e["event_id"] for e in events}) == len(TIMERS) * len(codes)
     assert again == 0
     for code in codes:
         assert sorted(e["type"] for e in await derived(kafka, settings, code)) == sorted(TIMERS)
     db = mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_deadline"]
     stored = {d["_id"]: d async for d in db.cases_timers.find()}
-    assert all(len(stored[code]["emitted"]) == 3 and stored[code]["next_check_at"] is None for code in codes)
+    assert all(len(stored[code]["emitted"]) == len(TIMERS) and stored[code]["next_check_at"] is None for code in codes)
     assert all("emitted" not in stored[code] for code in idle)
     assert not [e for code in idle for e in await derived(kafka, settings, code)]
     # the pending case's timer stayed due, unmarked, until its case was there; then it fired
     assert "emitted" not in waiting and waiting["next_check_at"] is not None
-    assert landed == 3 and len(stored[pending]["emitted"]) == 3
+    assert landed == len(TIMERS) and len(stored[pending]["emitted"]) == len(TIMERS)
 
 
 async def test_a_timer_left_by_a_failed_attempt_is_made_right(settings: Settings, kafka) -> None:
@@ -179,14 +179,14 @@ async def test_a_timer_left_by_a_failed_attempt_is_made_right(settings: Settings
     finally:
         await context.publisher.stop()
         context.mongo.close()
-    assert recent == 3  # the new case's transitions; the settled case waited
+    assert recent == len(TIMERS)  # the new case's transitions; the settled case waited
     assert untouched["inputs"] == "left" and "emitted" not in untouched
-    assert fired == 3
+    assert fired == len(TIMERS)
     timer = await mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases_timers.find_one(
         {"_id": settled}
     )
     settled_case = {**case, "_id": settled}
-    assert timer["inputs"] == timers.timer_inputs(settled_case) and len(timer["emitted"]) == 3
+    assert timer["inputs"] == timers.timer_inputs(settled_case) and len(timer["emitted"]) == len(TIMERS)
     assert sorted(e["type"] for e in await derived(kafka, settings, settled)) == sorted(TIMERS)
     orphaned = await mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases_timers.find_one(
         {"_id": orphan}
@@ -451,7 +451,7 @@ async def test_webhooks_are_signed_retried_and_logged(settings: Settings) -> Non
             async def delivered():
                 r = await deadline.get("/v1/webhooks/deliveries", params={"case_code": code}, headers=AUTH)
                 rows = r.json()
-                return rows if len(rows) == 3 and all(d["status"] == "delivered" for d in rows) else None
+                return rows if len(rows) == len(TIMERS) and all(d["status"] == "delivered" for d in rows) else None
 
             rows = await eventually(delivered, timeout=40)
     assert sorted(d["type"] for d in rows) == sorted(TIMERS)
@@ -463,7 +463,7 @@ async def test_webhooks_are_signed_retried_and_logged(settings: Settings) -> Non
         expected = "sha256=" + hmac.new(b"s3cret", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
         assert headers["x-tthc-signature"] == expected
         by_key.setdefault(headers["idempotency-key"], []).append(json.loads(body))
-    assert len(by_key) == 3 and sum(len(v) for v in by_key.values()) == 4
+    assert len(by_key) == len(TIMERS) and sum(len(v) for v in by_key.values()) == len(TIMERS) + 1
 
 
 async def test_rebuild_gives_identical_documents(settings: Settings) -> None:

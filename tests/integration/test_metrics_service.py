@@ -11,7 +11,6 @@ import pytest
 from services.deadline.app import create_app as deadline_app
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
-from shared.registry_sync import publish_record
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
 from tests.support.events import AGENCY, COMMUNE, LAND_PROCEDURE, case_code, event, received
@@ -90,7 +89,7 @@ async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> 
         "parent_code": None,
         "depth": 0,
     }
-    assert len(me["agencies"]) == 30
+    assert len(me["agencies"]) == 31  # the sample province, its dissolved district included
     assert officer_me["kind"] == "agency" and [a["agency_code"] for a in officer_me["agencies"]] == [AGENCY, below]
     assert everything["pending"] == {"total": 2, "within_due": 0, "overdue": 2}
     assert mine["received"] == {"total": 3, "carried_over": 0, "online": 1, "direct": 1, "postal": 1}
@@ -104,7 +103,7 @@ async def test_indicators_766_and_par_from_posted_events(settings: Settings) -> 
     assert items["2.1"]["rate"] == pytest.approx(1 / 4) and items["2.1"]["points"] == 5.0
     assert items["1.4"]["rate"] is None and items["1.4"]["points"] == 0.0
     assert index["total"] == round(sum(g["points"] for g in index["groups"]), 2)
-    assert index["rules_version"] == "766-2026.1"
+    assert index["rules_version"] == "766-2026.2"
     criteria = {c["criterion"]: c for c in par["criteria"]}
     assert criteria["on_time_commune"]["rate"] == 0.0 and criteria["apology"]["points"] == 0.0
     targets = {t["target"]: t for t in par["plan_targets"]}
@@ -175,9 +174,9 @@ async def test_every_service_exposition_passes_promtool(settings: Settings) -> N
         assert "tthc_" in text
 
 
-async def test_include_predecessors_adds_a_dissolved_agencys_cases(settings: Settings) -> None:
-    """Contract v1.1, agencies change: `include_predecessors=true` adds the predecessors' cases to an
-    agency's figures; without it, figures stay with the agency that held the case at the time."""
+async def test_figures_stay_with_the_holder_and_include_predecessors_adds_them(settings: Settings) -> None:
+    """Contract v1.1, agencies change: figures stay with the agency that held the case at the time;
+    `include_predecessors=true` adds the predecessors' cases to an agency's figures."""
     district = "000.30.09.H99"  # dissolved into COMMUNE on 2025-07-01
     spec = {
         "name": "UBND huyện Cũ",
@@ -186,50 +185,71 @@ async def test_include_predecessors_adds_a_dissolved_agencys_cases(settings: Set
         "valid_to": "2025-07-01",
         "successor_code": COMMUNE,
     }
-    before, after = case_code(district), case_code(COMMUNE)
-    events = [
+    before, after, across = case_code(district), case_code(COMMUNE), case_code(district)
+    events = [  # the district's case finished (late) before the dissolution, the commune's own case
         received(before, at="2025-06-02T09:00:00+07:00", level="district", channel="direct"),
-        event("case.processed", before, "2025-06-10T09:00:00+07:00", outcome="approved"),
+        event("case.processed", before, "2025-06-20T09:00:00+07:00", outcome="approved"),
         received(after, at="2025-08-04T09:00:00+07:00", level="commune", channel="online"),
         event("case.processed", after, "2025-08-06T09:00:00+07:00", outcome="approved"),
     ]
-    mine = {"period": "2025", "agency": COMMUNE}
-    widened = mine | {"include_predecessors": "true"}
-    door = intake_app(settings)
-    async with serve(door) as intake, serve(metrics_app(settings)) as metrics:
-        # the registry record PUT /v1/admin/agencies publishes with valid_to and successor_code
-        # (published here as the route does, so the test does not depend on the route's body model)
-        context = door.state.context
-        key, record = context.registry_state.agency_record(district, spec)
-        await publish_record(context.publisher, settings, key, record)
-        context.registry_state.apply(key, record)  # as the route does: the door knows it at once
+    # received by the district in June, open on 2025-07-01 (handed over), finished by the commune
+    handed = [
+        received(across, at="2025-06-23T09:00:00+07:00", level="district", channel="direct"),
+        event("case.processed", across, "2025-08-05T09:00:00+07:00", outcome="approved") | {"agency_code": COMMUNE},
+    ]
+
+    async def get(metrics, path: str, **params) -> dict:
+        r = await metrics.get(path, params=params, headers=AUTH)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async with serve(intake_app(settings)) as intake, serve(metrics_app(settings)) as metrics:
+        put = await intake.put(f"/v1/admin/agencies/{district}", json=spec, headers=AUTH)
+        assert put.status_code == 200, put.text
         assert (await intake.post("/v1/events", json={"events": events}, headers=AUTH)).status_code == 202
 
-        async def projected():
-            r = await metrics.get("/v1/indicators", params=widened, headers=AUTH)
-            answer = r.json() if r.status_code == 200 else None
-            return answer if answer and answer["finished"]["total"] == 2 else None
+        async def known():  # the metrics registry knows the succession and both cases are projected
+            answer = await get(metrics, "/v1/indicators", period="2025", agency=COMMUNE, include_predecessors="true")
+            return answer["finished"]["total"] == 2
 
-        with_predecessors = await eventually(projected, timeout=30)
-        alone = (await metrics.get("/v1/indicators", params=mine, headers=AUTH)).json()
-        # a procedure filter is answered from the facts: the same figures
-        by_facts = (
-            await metrics.get("/v1/indicators", params=widened | {"procedure": LAND_PROCEDURE}, headers=AUTH)
-        ).json()
-        index = {}
-        for flag in ("false", "true"):
-            r = await metrics.get("/v1/index/766", params=mine | {"include_predecessors": flag}, headers=AUTH)
-            assert r.status_code == 200, r.text
-            index[flag] = {i["item"]: i["rate"] for g in r.json()["groups"] for i in g["items"]}
-        par = await metrics.get("/v1/index/par", params={"year": 2025, **widened}, headers=AUTH)
-    assert with_predecessors["received"] | {"carried_over": 0} == {
-        "total": 2,
-        "carried_over": 0,
-        "online": 1,
-        "direct": 1,
-        "postal": 0,
-    }
-    assert alone["received"]["total"] == 1 and alone["finished"]["total"] == 1
-    assert by_facts == with_predecessors
-    assert index["false"]["3.3"] == 1.0 and index["true"]["3.3"] == 0.5  # online ÷ received
-    assert par.status_code == 200, par.text
+        await eventually(known, timeout=30)
+        assert (await intake.post("/v1/events", json={"events": handed}, headers=AUTH)).status_code == 202
+
+        async def projected():
+            return (await get(metrics, "/v1/indicators", period="2025-08", agency=COMMUNE))["finished"]["total"] == 2
+
+        await eventually(projected, timeout=30)
+        june = await get(metrics, "/v1/indicators", period="2025-06", agency=district)
+        july = {a: await get(metrics, "/v1/indicators", period="2025-07", agency=a) for a in (district, COMMUNE)}
+        july_by_facts = await get(metrics, "/v1/indicators", period="2025-07", agency=COMMUNE, procedure=LAND_PROCEDURE)
+        august = await get(metrics, "/v1/indicators", period="2025-08", agency=COMMUNE)
+        year = await get(metrics, "/v1/indicators", period="2025", agency=COMMUNE)
+        widened = await get(metrics, "/v1/indicators", period="2025", agency=COMMUNE, include_predecessors="true")
+        widened_by_facts = await get(
+            metrics,
+            "/v1/indicators",
+            period="2025",
+            agency=COMMUNE,
+            include_predecessors="true",
+            procedure=LAND_PROCEDURE,
+        )
+        index = {
+            flag: await get(metrics, "/v1/index/766", period="2025", agency=COMMUNE, include_predecessors=flag)
+            for flag in ("false", "true")
+        }
+        par = await get(metrics, "/v1/index/par", year=2025, agency=COMMUNE, include_predecessors="true")
+    # received (June) and pending at the end of June: the district's
+    assert june["received"]["total"] == 2 and june["pending"]["total"] == 1
+    # carried over into July and pending at its end: the commune's, not the district's
+    assert (july[COMMUNE]["received"]["carried_over"], july[COMMUNE]["pending"]["total"]) == (1, 1)
+    assert (july[district]["received"]["carried_over"], july[district]["pending"]["total"]) == (0, 0)
+    assert july_by_facts == july[COMMUNE]
+    # finished in August: the commune's
+    assert august["finished"]["total"] == 2 and august["received"]["carried_over"] == 1
+    # the whole year: the commune received one case and finished two; with its predecessor, all three
+    assert (year["received"]["total"], year["finished"]["total"]) == (1, 2)
+    assert (widened["received"]["total"], widened["finished"]["total"]) == (3, 3)
+    assert widened_by_facts == widened
+    rates = {flag: {i["item"]: i["rate"] for g in a["groups"] for i in g["items"]} for flag, a in index.items()}
+    assert rates["true"]["2.1"] < rates["false"]["2.1"]  # the district's late case counts with it
+    assert par["criteria"]

@@ -131,7 +131,28 @@ def test_restart_mode_counts_full_duration_from_resubmission() -> None:
     assert state.full_online_eligible is True
 
 
-def test_verification_pause_does_not_count_but_other_does() -> None:
+def test_verification_pause_is_not_counted_only_where_the_procedure_opts_in() -> None:
+    # tthc-rules §1.2, §8: time not counted exists only where a specialised law says so (hộ tịch,
+    # lý lịch tư pháp verification); a procedure opts in with non_counting_reasons.
+    registry = make_registry()
+    registry.catalogue.put(
+        "P.LAND",
+        {
+            "name": "Đăng ký biến động đất đai",
+            "field_code": "DD",
+            "durations": {"direct": {"value": 3, "unit": "working_days"}},
+            "non_counting_reasons": ["verification"],
+        },
+    )
+    by_default = fold_case(
+        [
+            ev(1, "case.received", "2026-03-16T09:00:00", RECEIVED),
+            ev(2, "case.paused", "2026-03-17T09:00:00", {"reason_code": "verification"}),
+            ev(3, "case.resumed", "2026-03-18T09:00:00", {"reason_code": "verification"}),
+        ],
+        REGISTRY,
+    )
+    assert by_default.due_at == vn("2026-03-19T09:00:00")  # the pause counts: no specialised law named
     base = [ev(1, "case.received", "2026-03-16T09:00:00", RECEIVED)]
     verification = fold_case(
         base
@@ -139,7 +160,7 @@ def test_verification_pause_does_not_count_but_other_does() -> None:
             ev(2, "case.paused", "2026-03-17T09:00:00", {"reason_code": "verification"}),
             ev(3, "case.resumed", "2026-03-18T09:00:00", {"reason_code": "verification"}),
         ],
-        REGISTRY,
+        registry,
     )
     other = fold_case(
         base
@@ -147,7 +168,7 @@ def test_verification_pause_does_not_count_but_other_does() -> None:
             ev(2, "case.paused", "2026-03-17T09:00:00", {"reason_code": "other"}),
             ev(3, "case.resumed", "2026-03-18T09:00:00", {"reason_code": "other"}),
         ],
-        REGISTRY,
+        registry,
     )
     assert verification.due_at == vn("2026-03-20T09:00:00")
     assert other.due_at == vn("2026-03-19T09:00:00")

@@ -77,6 +77,8 @@ def random_fact(rng: random.Random) -> dict[str, Any]:
             "satisfied": rng.choice([None, True, False]),
             "complaint": rng.random() < 0.05,
             "result_channel": rng.choice([None, "direct", "online", "postal"]) if end is not None else None,
+            "result_digitized": rng.random() < 0.5,
+            "e_result": rng.choice([None, True, False]),
         }
     )
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from services.deadline.open_cases import ListQuery, OpenCase, OpenCaseIndex, to_open_case
+from shared.domain.apology_due import apology_due
 from shared.domain.calendar import VN_TZ
 
 T0 = datetime(2026, 11, 2, 7, 30, tzinfo=VN_TZ)
@@ -147,12 +148,51 @@ def test_tallies_count_what_the_gauges_count() -> None:
     for d in documents.values():
         if not d["open"]:
             continue
-        counts = expected.setdefault((d["agency_code"], d["level"]), {"open": 0, "overdue": 0, "soon": 0, "missing": 0})
+        counts = expected.setdefault(
+            (d["agency_code"], d["level"]), {"open": 0, "overdue": 0, "soon": 0, "missing": 0, "apology_due": 0}
+        )
         counts["open"] += 1
         due, running = d["due_at"], d["clock_stopped_since"] is None
         counts["overdue"] += bool(due is not None and running and due < now)
         counts["soon"] += bool(due is not None and running and now <= due <= horizon)
         deadline = d["apology_deadline_at"]
         counts["missing"] += bool(deadline is not None and deadline < now and d["apology"] is None)
-    assert index.tallies(now, horizon) == expected
+        issued = d["apology"] is not None
+        counts["apology_due"] += bool(running and apology_due(now, horizon, deadline, due, issued))
+    assert index.tallies(now, horizon, horizon) == expected
     assert any(c["missing"] for c in expected.values()) and any(c["soon"] for c in expected.values())
+    assert any(c["apology_due"] for c in expected.values())
+
+
+@pytest.mark.parametrize(
+    ("stopped", "overdue_from", "overdue", "soon"),
+    [
+        # contract v1.1, S-766DOC 2.1: the gauges count as the figures do (the fold's overdue_from)
+        (None, T0 + timedelta(days=1), 1, 0),  # clock running, past due
+        (T0, None, 0, 0),  # waiting after one request made before due: within due while it waits
+        (T0, T0 + timedelta(days=1), 1, 0),  # waiting after two requests: late from the second
+        (None, T0 + timedelta(days=2, hours=12), 0, 1),  # running, due within the horizon
+    ],
+)
+def test_gauges_follow_the_folds_overdue_rule(
+    stopped: datetime | None, overdue_from: datetime | None, overdue: int, soon: int
+) -> None:
+    index = OpenCaseIndex(collection=None)  # type: ignore[arg-type]
+    doc = document(random.Random(1)) | {
+        "open": True,
+        "end_at": None,
+        "agency_code": "A",
+        "level": "commune",
+        "due_at": T0 + timedelta(days=2, hours=12),
+        "clock_stopped_since": stopped,
+        "overdue_from": overdue_from,
+    }
+    index.written([("W", doc)])
+    now, horizon = T0 + timedelta(days=2), T0 + timedelta(days=3)
+    assert index.tallies(now, horizon)[("A", "commune")] == {
+        "open": 1,
+        "overdue": overdue,
+        "soon": soon,
+        "missing": 0,
+        "apology_due": 0,
+    }
