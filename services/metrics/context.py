@@ -13,6 +13,7 @@ from services.metrics.aggregates import COLLECTIONS, bucket_writes, changes, wri
 from services.metrics.exposition import IndicatorGauges
 from services.metrics.facts import case_facts
 from services.metrics.mirror import BucketMirror
+from services.metrics.succession import FactsSuccessionRefold
 from shared.service import ProjectionContext
 from shared.settings import Settings
 
@@ -33,6 +34,7 @@ class MetricsContext(ProjectionContext):
         self.gauges = IndicatorGauges(self)
         self._changes: dict | None = None
         self.projection.attempts = self
+        self.succession = FactsSuccessionRefold(self)  # an agency dissolved: its cases' facts folded again
 
     def aggregate(self, pairs: list) -> list:
         self._changes = changes(pairs)
@@ -54,6 +56,14 @@ class MetricsContext(ProjectionContext):
         await self.projection.apply(records)
         self._changes = None
 
+    async def refold(self, codes: list[str]) -> None:
+        """Stored facts folded again under the current registry (services/metrics/succession.py),
+        written like a batch: facts and bucket deltas in one transaction, the copy moved after."""
+        await self.mirror.settle()
+        self._changes = None
+        await self.projection.refold(codes)
+        self._changes = None
+
     async def find_buckets(
         self, collection: str, query: dict[str, Any], fields: dict[str, int], rollup_days: set[str] | None = None
     ) -> list[dict]:
@@ -70,6 +80,7 @@ class MetricsContext(ProjectionContext):
         await self.backfill()
         await super().start()
         self.gauges.start()
+        self.succession.start()
 
     async def backfill(self) -> None:
         """Facts written before the aggregates existed (an upgrade): build the buckets once, before
@@ -99,6 +110,7 @@ class MetricsContext(ProjectionContext):
         log.info("aggregates built from the facts", extra={"facts": count, "seconds": time.perf_counter() - started})
 
     async def stop(self) -> None:
+        await self.succession.stop()
         await self.gauges.stop()
         await super().stop()
 

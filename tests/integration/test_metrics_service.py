@@ -253,3 +253,45 @@ async def test_figures_stay_with_the_holder_and_include_predecessors_adds_them(s
     rates = {flag: {i["item"]: i["rate"] for g in a["groups"] for i in g["items"]} for flag, a in index.items()}
     assert rates["true"]["2.1"] < rates["false"]["2.1"]  # the district's late case counts with it
     assert par["criteria"]
+
+
+async def test_a_dissolution_put_after_the_last_event_moves_the_figures(settings: Settings) -> None:
+    """Contract v1.1, agencies change; ADR 0014: the admin route takes no future valid_to, so a
+    dissolution is put after the cases it hands over. The metrics fold those cases' facts again (no
+    new event needed): the figures follow the holder at the time."""
+    district = "000.30.08.H99"
+    spec = {"name": "UBND huyện Lặng", "level": "district", "parent_code": "000.00.00.H99"}
+    quiet = case_code(district)  # received in June 2025, no event since
+
+    async def get(metrics, **params) -> dict:
+        r = await metrics.get("/v1/indicators", params=params, headers=AUTH)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async with serve(intake_app(settings)) as intake, serve(metrics_app(settings)) as metrics:
+        assert (await intake.put(f"/v1/admin/agencies/{district}", json=spec, headers=AUTH)).status_code == 200
+        posted = await intake.post(
+            "/v1/events",
+            json={"events": [received(quiet, at="2025-06-10T09:00:00+07:00", level="district", channel="direct")]},
+            headers=AUTH,
+        )
+        assert posted.status_code == 202
+
+        async def projected():
+            return (await get(metrics, period="2025-07", agency=district))["received"]["carried_over"] == 1
+
+        await eventually(projected, timeout=30)
+        dissolved = spec | {"valid_to": "2025-07-01", "successor_code": COMMUNE}
+        assert (await intake.put(f"/v1/admin/agencies/{district}", json=dissolved, headers=AUTH)).status_code == 200
+
+        async def handed_over():
+            return (await get(metrics, period="2025-07", agency=COMMUNE))["received"]["carried_over"] == 1
+
+        await eventually(handed_over, timeout=30)
+        july_district = await get(metrics, period="2025-07", agency=district)
+        june_district = await get(metrics, period="2025-06", agency=district)
+        july_by_facts = await get(metrics, period="2025-07", agency=COMMUNE, procedure=LAND_PROCEDURE)
+        july = await get(metrics, period="2025-07", agency=COMMUNE)
+    assert july_district["received"]["carried_over"] == 0 and july_district["pending"]["total"] == 0
+    assert june_district["received"]["total"] == 1 and june_district["pending"]["total"] == 1
+    assert july_by_facts == july and july["pending"]["total"] == 1
