@@ -166,3 +166,10 @@ def test_a_machine_without_the_font_is_told_which_package_to_install(tmp_path: P
         letter_font((("LiberationSerif", tmp_path, "LiberationSerif-{style}.ttf"),))
     family, files = letter_font()
     assert family in ("LiberationSerif", "Tinos") and len(files) == 4
+
+
+def test_odd_fields_print_as_text_in_the_pdf_and_never_fail_it() -> None:
+    reason = "Thiếu giấy tờ </w:t> & <b>x</b> **đậm** 😀 東京 \x00\x07 " * 60
+    letter = fields(datetime(2026, 3, 16, 9, 15, tzinfo=VN_TZ), reason=reason[:2000], applicant="Ông A <B> & C")
+    text = assert_official_pdf(render_pdf(letter))  # a long reason runs onto a second A4 page
+    assert "Thiếu giấy tờ </w:t> & <b>x</b> **đậm**" in text and "Kính gửi: Ông A <B> & C" in text

@@ -135,8 +135,10 @@ def render_docx(fields: LetterFields) -> bytes:
 
 
 def _fill(text: str, fields: LetterFields) -> str:
+    """The wording with the fields in, as the DOCX shows them (characters XML cannot carry dropped);
+    a letter the font lacks (emoji, CJK) is left out by fpdf2 with a warning, never an error."""
     for key, value in asdict(fields).items():
-        text = text.replace("{{ " + key + " }}", value)
+        text = text.replace("{{ " + key + " }}", _NOT_XML.sub("", value))
     return text
 
 
