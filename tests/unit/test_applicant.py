@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from services.intake.door import DoorBounds, event_problems
-from services.intake.dvcqg import Memory, read_snapshot, snapshot_to_events
+from services.intake.dvcqg import Memory, SnapshotInvalid, read_snapshot, snapshot_to_events
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
 from shared.domain.codes import EventType
@@ -71,3 +73,10 @@ def test_the_door_bounds_the_applicant_fields() -> None:
         ["data", "applicant_name"],
         ["data", "applicant_id"],
     ]
+
+
+def test_a_snapshot_over_the_bounds_is_refused_naming_the_national_fields() -> None:
+    snapshot = read_snapshot({**SNAPSHOT, "ChuHoSo": "A" * 300, "SoGiayToChuHoSo": "9" * 70}, BOUNDS, NOW)
+    with pytest.raises(SnapshotInvalid) as info:
+        snapshot_to_events(snapshot, Memory(), REGISTRY, NOW, BOUNDS)
+    assert [d["loc"] for d in info.value.details] == [["ChuHoSo"], ["SoGiayToChuHoSo"]]
