@@ -138,6 +138,11 @@ async def apology_letter(case_code: str, request: Request, format: Literal["docx
     reserved = await context.db.apologies.find_one({"_id": case_code})
     if apology is None and reserved is None:
         raise ApiError(404, f"case {case_code!r} has no apology")
+    if not document.get("received_at") or not (document.get("due_at_reported") or document.get("due_at")):
+        # an apology reported by a one-stop system for a case whose receipt has not arrived yet
+        raise ApiError(
+            422, "the case has no receipt yet", details=[{"loc": ["path", "case_code"], "msg": "no received_at"}]
+        )
     data = reserved["data"] if reserved else {}
     reason = (apology or {}).get("reason") or data.get("reason", "")
     new_due = (apology or {}).get("new_due_at") or parse_instant(data["new_due_at"])
