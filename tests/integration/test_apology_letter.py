@@ -10,7 +10,7 @@ from services.deadline.app import create_app as deadline_app
 from services.intake.app import create_app as intake_app
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
-from tests.support.events import case_code, received
+from tests.support.events import AGENCY, case_code, event, received
 from tests.support.kafka_tools import eventually
 from tests.support.letters import assert_official_docx, assert_official_pdf
 
@@ -82,3 +82,28 @@ async def test_letters_follow_the_case_rule_set_with_applicant_receipt_date_and_
             assert part in text, (fmt, part)
         assert TITLE_61 not in text and "None" not in text
         assert "Kính gửi: ……" in text and "số định danh cá nhân/tổ chức: ……" in text
+
+
+async def test_an_apology_reported_before_the_receipt_has_no_letter_yet(settings: Settings) -> None:
+    code = case_code()
+    apology = event(
+        "apology.issued",
+        code,
+        "2026-03-20T10:00:00+07:00",
+        issuer_agency=AGENCY,
+        reason="Chờ xác minh",
+        new_due_at="2026-04-10T17:00:00+07:00",
+        issued_at="2026-03-20T10:00:00+07:00",
+    )
+    async with serve(intake_app(settings)) as intake, serve(deadline_app(settings)) as deadline:
+        assert (await intake.post("/v1/events", json=apology, headers=AUTH)).status_code == 202
+
+        async def folded():  # type: ignore[no-untyped-def]
+            r = await deadline.get(f"/v1/cases/{code}", headers=AUTH)
+            return r.json() if r.status_code == 200 and r.json().get("apology") else None
+
+        await eventually(folded, timeout=30)
+        for fmt in ("pdf", "docx"):
+            letter = await deadline.get(f"/v1/cases/{code}/apology-letter", params={"format": fmt}, headers=AUTH)
+            assert letter.status_code == 422, letter.text
+            assert letter.json()["error"]["message"] == "the case has no receipt yet"
