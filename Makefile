@@ -3,12 +3,16 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv tools up down status test test-unit bench simulate lint schema readme clean
+.PHONY: venv tools letter-font up down status test test-unit bench simulate lint schema readme clean
 
 # Debian tools some tests drive: docker-compose (compose config), promtool and prometheus (rules,
-# dashboards), headless Chromium and its driver (the web pages).
-TOOLS    := docker-compose promtool prometheus chromium chromedriver
-PACKAGES := docker-compose prometheus chromium chromium-driver
+# dashboards), headless Chromium and its driver (the web pages), poppler's pdftoppm, pdffonts and
+# pdftotext (the PDF letter).
+TOOLS    := docker-compose promtool prometheus chromium chromedriver pdftoppm pdffonts pdftotext
+PACKAGES := docker-compose prometheus chromium chromium-driver poppler-utils
+# The PDF letter's font: a serif metric-compatible with Times New Roman, with the Vietnamese letters
+# (Liberation Serif 2.x; Debian 12 ships it as fonts-liberation2, later releases as fonts-liberation).
+FONT_CHECK := $(PY) -c "from services.deadline.letters.render import letter_font; letter_font()" 2>/dev/null
 
 venv: $(VENV)/.installed
 
@@ -19,6 +23,7 @@ $(VENV)/.installed: requirements.lock
 	touch $@
 
 up: venv
+	@$(MAKE) -s letter-font || echo "warning: no font for the PDF letters; they answer 503 until one is installed"
 	$(PY) -m deploy.local.stack up
 
 down:
@@ -40,7 +45,17 @@ tools:
 	  fi; \
 	fi
 
-test: venv tools
+# Installs the PDF letter's font when it can (root and apt); otherwise stops naming the package.
+letter-font: venv
+	@$(FONT_CHECK) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq >/dev/null; \
+	    pkg=fonts-liberation2; apt-cache show $$pkg >/dev/null 2>&1 || pkg=fonts-liberation; \
+	    echo "installing the Debian package $$pkg (the PDF letter's font)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkg >/dev/null && $(FONT_CHECK); \
+	  else false; fi; } || { echo "no font for the PDF letter: install Debian's fonts-liberation2 (or fonts-croscore)"; exit 1; }
+
+test: venv tools letter-font
 	$(PY) -m pytest -q
 
 test-unit: venv

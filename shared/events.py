@@ -43,6 +43,11 @@ class ReceivedData(EventData):
     due_at_reported: AwareDatetime | None = Field(None, description="NgayHenTra as the one-stop system computed it")
     applicant_type: Annotated[str, Field(max_length=32)] | None = None
     fee_bearing: bool | None = None
+    # Unbounded here (older records may carry them as extras); the intake door bounds them.
+    applicant_name: str | None = Field(None, description="ChuHoSo: the applicant (người nộp), for the letters")
+    applicant_id: str | None = Field(
+        None, description="SoGiayToChuHoSo: số định danh cá nhân / mã số của tổ chức, for the letters"
+    )
 
 
 class ReasonRequired(EventData):
@@ -215,6 +220,8 @@ EXAMPLE_DATA: dict[EventType, dict[str, Any]] = {
         "due_at_reported": "2026-03-30T09:15:00+07:00",
         "applicant_type": "citizen",
         "fee_bearing": True,
+        "applicant_name": "Nguyễn Văn An",
+        "applicant_id": "001086012345",
     },
     EventType.RECEIPT_REFUSED: {"reason": "Hồ sơ không thuộc thẩm quyền giải quyết"},
     EventType.SUPPLEMENT_REQUESTED: {"reason": "Thiếu bản sao giấy chứng nhận", "requested_by_agency": "000.00.02.H99"},

@@ -20,8 +20,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 
 from services.deadline.context import DeadlineContext, get_context
-from services.deadline.letters.render import letter_fields, render_docx, render_pdf
+from services.deadline.letters.render import LetterFontMissing, letter_fields, render_docx, render_pdf
 from shared.domain.fold import parse_instant
+from shared.domain.rulesets import RuleSet, RuleSetError, load_rule_sets
 from shared.kafka import PublishFailed
 from shared.web import ApiError, Principal, content_disposition, error_responses, unavailable
 
@@ -122,45 +123,60 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
 
 @router.get("/v1/cases/{case_code:path}/apology-letter")
 async def apology_letter(case_code: str, request: Request, format: Literal["docx", "pdf"] = Query("pdf")) -> Response:
-    """Phiếu xin lỗi và đề nghị gia hạn thời gian giải quyết (Mẫu 04, TT 03/2025/TT-VPCP)."""
+    """Mẫu số 04 of the case's rule set: "Phiếu xin lỗi và hẹn lại ngày trả kết quả" (TT 01/2018/TT-VPCP)
+    for `nd61-2018` cases, "Phiếu xin lỗi và đề nghị gia hạn thời gian giải quyết" (TT 03/2025/TT-VPCP)
+    for `nd118-2025` ones; laid out as NĐ 30/2020/NĐ-CP Phụ lục I (A4, Times New Roman or an embedded
+    metric-compatible serif)."""
     context = get_context(request)
     principal = context.principal(request)
     document = await _case(context, case_code)
     scope = context.visible_agencies(principal)
     if scope is not None and document.get("agency_code") not in scope and document.get("agency_at_fault") not in scope:
-        raise ApiError(403, f"case {case_code!r} belongs to an agency outside this token's scope")
+        raise ApiError(404, f"no case {case_code!r}")  # outside the caller's subtree: as if absent (v1.1)
     apology = document.get("apology")
     reserved = await context.db.apologies.find_one({"_id": case_code})
     if apology is None and reserved is None:
         raise ApiError(404, f"case {case_code!r} has no apology")
+    if not document.get("received_at") or not (document.get("due_at_reported") or document.get("due_at")):
+        # an apology reported by a one-stop system for a case whose receipt has not arrived yet
+        raise ApiError(
+            422, "the case has no receipt yet", details=[{"loc": ["path", "case_code"], "msg": "no received_at"}]
+        )
     data = reserved["data"] if reserved else {}
     reason = (apology or {}).get("reason") or data.get("reason", "")
     new_due = (apology or {}).get("new_due_at") or parse_instant(data["new_due_at"])
     issued = (apology or {}).get("issued_at") or parse_instant(data["issued_at"])
     issuer_code = (apology or {}).get("issuer_agency") or data.get("issuer_agency") or document.get("agency_code")
-    agency = context.registry.agencies.get(issuer_code)
-    parent = context.registry.agencies.get(agency.parent_code) if agency and agency.parent_code else None
-    root = context.registry.ancestors(issuer_code)[0] if issuer_code in context.registry.agencies else None
-    applicant = data.get("applicant_name") or _applicant(document) or "Quý Ông/Bà"
+    registry = context.registry
+    agency = registry.agencies.get(issuer_code)
+    parent = registry.agencies.get(agency.parent_code) if agency and agency.parent_code else None
     fields = letter_fields(
         agency_name=agency.name if agency else issuer_code,
         parent_name=parent.name if parent else "",
-        place=(root.name.replace("UBND ", "").capitalize() if root else ""),
-        applicant=applicant,
+        place=registry.place_name(issuer_code) if agency else None,
+        applicant=data.get("applicant_name")
+        or document.get("applicant_name")
+        or _applicant(document, "applicant_name"),
+        applicant_id=document.get("applicant_id") or _applicant(document, "applicant_id"),
         case_code=case_code,
         procedure_name=document.get("procedure_name") or document.get("procedure_code") or "",
         received_at=document["received_at"],
-        due_at=document["due_at"],
+        # the appointment printed on the receipt, else the statutory one (tthc-rules §2.3)
+        due_at=document.get("due_at_reported") or document["due_at"],
         reason=reason,
         new_due_at=new_due,
         issued_at=issued,
+        rule_set=rule_set_of(document),
     )
-    if format == "docx":
-        content = render_docx(fields)
-        media = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-    else:
-        content = render_pdf(fields)
-        media = "application/pdf"
+    try:
+        if format == "docx":
+            content = render_docx(fields)
+            media = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        else:
+            content = render_pdf(fields)
+            media = "application/pdf"
+    except LetterFontMissing as exc:  # a machine without the Debian font package: say which, never a 500
+        raise ApiError(503, str(exc), headers={"Retry-After": "300"}) from exc
     return Response(
         content,
         media_type=media,
@@ -168,10 +184,23 @@ async def apology_letter(case_code: str, request: Request, format: Literal["docx
     )
 
 
-def _applicant(document: dict[str, Any]) -> str | None:
+def rule_set_of(document: dict[str, Any]) -> RuleSet:
+    """The case's rule set; for a document folded before cases carried one, the one at its receipt."""
+    rule_sets = load_rule_sets()
+    code = document.get("rule_set")
+    if code:
+        try:
+            return rule_sets.get(str(code))
+        except RuleSetError:
+            pass
+    return rule_sets.at(document["received_at"])
+
+
+def _applicant(document: dict[str, Any], key: str) -> str | None:
+    """From the case's receipt, for a document folded before the state carried the applicant."""
     for event in document.get("events", []):
         if event.get("type") == "case.received":
-            name = (event.get("data") or {}).get("applicant_name")
-            if name:
-                return str(name)
+            value = (event.get("data") or {}).get(key)
+            if isinstance(value, str) and value.strip():
+                return value
     return None

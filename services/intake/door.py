@@ -13,6 +13,7 @@ quarantine records that an older door let in.
 - `level: district` only for cases received before 2025-07-01 (Vietnam local);
 - no agency named by an event dated on or after its valid_to (dissolved; the message names the
   successor).
+- the applicant's name and identifier (`applicant_name`, `applicant_id`) within TEXT_BOUNDS.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ _TAG_ERRORS = frozenset({"union_tag_not_found", "union_tag_invalid"})
 # Due dates: a case received today is due weeks later, an apology moves it later still.
 DEADLINE_FIELDS = frozenset({"due_at_reported", "leg_due_at_reported", "new_due_at"})
 DEADLINE_HORIZON = timedelta(days=2 * 366)
+# Free text of case.received the shared model leaves unbounded (older records carry it as extras).
+TEXT_BOUNDS = {"applicant_name": 200, "applicant_id": 64}
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,10 @@ def event_problems(event: Envelope, bounds: DoorBounds, now: datetime, nesting: 
             time_problem = bounds.time_problem(value, now, deadline=name in DEADLINE_FIELDS)
             if time_problem:
                 problems.append({"loc": ["data", name], "msg": time_problem})
+    for name, limit in TEXT_BOUNDS.items():
+        text = values.get(name)
+        if isinstance(text, str) and len(text) > limit:
+            problems.append({"loc": ["data", name], "msg": f"{len(text)} characters, at most {limit}"})
     extra = data.__pydantic_extra__
     if extra:
         # the envelope, then `data` (which the list of its extra values stands for), then the values
@@ -93,8 +100,8 @@ def event_problems(event: Envelope, bounds: DoorBounds, now: datetime, nesting: 
         if depth > MAX_JSON_DEPTH:
             problems.append({"loc": ["data"], "msg": f"nested deeper than {MAX_JSON_DEPTH} levels"})
             return problems  # not serialised: that is what the depth bound protects
-        # Only extras can make `data` large: the declared fields total at most 2000 characters of
-        # text (≤ 12 KB as JSON, escapes included) plus short codes, so the fast path skips this.
+        # Only extras can make `data` large: the declared fields total at most 2264 characters of
+        # text (≤ 14 KB as JSON, escapes included) plus short codes, so the fast path skips this.
         size = len(data.__pydantic_serializer__.to_json(data))
         if size > MAX_DATA_BYTES:
             problems.append({"loc": ["data"], "msg": f"{size} bytes as JSON, at most {MAX_DATA_BYTES}"})

@@ -176,6 +176,10 @@ class HoSoDongBoDVC(_National):
     NgayTuChoi: NationalTime = None
     GhiChu: Text2000 = None
     LoaiDoiTuong: OptionalInt = None
+    ChuHoSo: OptionalText = None
+    SoGiayToChuHoSo: Annotated[str | None, BeforeValidator(_code_text)] = Field(
+        None, description="số định danh cá nhân / mã số of the organisation (digits sent as a number are read as text)"
+    )
     DuocThanhToanTrucTuyen: OptionalInt = Field(
         None, description="1 DVCQG, 2 the ministry's or province's gateway, 3 (or 0) not paid online"
     )
@@ -231,6 +235,8 @@ DATA_ORIGIN: dict[str, Loc] = {
     "submitted_at": ("NgayNopHoSo",),
     "due_at_reported": ("NgayHenTra",),
     "applicant_type": ("LoaiDoiTuong",),
+    "applicant_name": ("ChuHoSo",),
+    "applicant_id": ("SoGiayToChuHoSo",),
     "reason": ("GhiChu",),
     "amount": ("DanhSachLePhi",),
     "gateway": ("DuocThanhToanTrucTuyen",),
@@ -342,6 +348,8 @@ def _implied_events(
                 "applicant_type": {1: "citizen", 2: "business", 3: "agency", 4: "organisation"}.get(
                     snapshot.LoaiDoiTuong or 0
                 ),
+                "applicant_name": snapshot.ChuHoSo.strip() if snapshot.ChuHoSo else None,
+                "applicant_id": snapshot.SoGiayToChuHoSo,
             },
             {"data.due_at_reported": due_origin, "data.level": ("DonViXuLy",)},
         )

@@ -30,7 +30,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from services.web import labels
 from services.web.backend import Backend, BackendError
 from services.web.charts import month_bars
+from shared.domain.fold import parse_instant
 from shared.domain.indicators import PeriodError, parse_period
+from shared.domain.rulesets import RuleSet, RuleSetError, load_rule_sets
 from shared.limits import BodySizeLimit, BodyTooLarge
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -276,6 +278,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---- a case --------------------------------------------------------------------------------
 
+    def rule_set_of(case: dict[str, Any]) -> RuleSet | None:
+        """The case's rule set, else the one in force at receipt: the letter link names its Mẫu số 04."""
+        rule_sets = load_rule_sets()
+        try:
+            if case.get("rule_set"):
+                return rule_sets.get(str(case["rule_set"]))
+            return rule_sets.at(parse_instant(case["received_at"])) if case.get("received_at") else None
+        except (RuleSetError, ValueError, TypeError):
+            return None
+
     async def case_page(
         request: Request, code: str, status: int = 200, error: str | None = None, form: dict[str, str] | None = None
     ) -> HTMLResponse:
@@ -291,6 +303,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             case=case,
             names=names,
             can_apologize=can_apologize,
+            rules=rule_set_of(case),
             error=error,
             form=form or {},
             notice="Đã ghi nhận phiếu xin lỗi." if request.query_params.get("issued") else None,

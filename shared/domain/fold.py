@@ -66,6 +66,10 @@ def _optional_instant(value: object) -> datetime | None:
     return None if value in (None, "") else parse_instant(value)
 
 
+def _optional_text(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class CaseEvent:
     event_id: str
@@ -142,6 +146,8 @@ class CaseState:
     channel: str | None = None
     online_mode: str | None = None
     applicant_type: str | None = None
+    applicant_name: str | None = None  # chủ hồ sơ, for the letters
+    applicant_id: str | None = None  # số định danh cá nhân / mã số tổ chức
     full_online_eligible: bool = False
     fee_bearing: bool = False
     submitted_at: datetime | None = None
@@ -307,6 +313,8 @@ def _apply(state: CaseState, event: CaseEvent, restarts: list[datetime]) -> None
         state.channel = data.get("channel") or state.channel
         state.online_mode = data.get("online_mode")
         state.applicant_type = data.get("applicant_type")
+        state.applicant_name = _optional_text(data.get("applicant_name"))
+        state.applicant_id = _optional_text(data.get("applicant_id"))
         state.submitted_at = _optional_instant(data.get("submitted_at")) or state.submitted_at
         state.due_at_reported = _optional_instant(data.get("due_at_reported"))
         if data.get("fee_bearing") is not None:

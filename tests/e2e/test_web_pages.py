@@ -151,6 +151,7 @@ async def test_an_officer_works_through_the_pages(site: dict[str, str], tmp_path
             assert "Đã ghi nhận phiếu xin lỗi" in await page.inner_text(".notice")
             assert await page.inner_text("#apology-reason") == "Hồ sơ cần xác minh thêm nguồn gốc đất"
             assert await page.locator("#apology-form").count() == 0  # a second one is not offered
+            assert "(Mẫu số 04, Thông tư số 03/2025/TT-VPCP)" in await page.content()  # the case's rule set's form
             await page.screenshot(path=SHOTS / "case-apology.png", full_page=True)
             async with page.expect_download() as info:
                 await page.click("#letter-pdf")

@@ -262,7 +262,10 @@ async def test_apology_once_with_its_letter_and_due_at_unchanged(settings: Setti
     assert "Chờ kết quả xác minh nguồn gốc đất" in text and "10/04/2026" in text and "30/03/2026" in text
     paragraphs = "\n".join(p.text for p in Document(io.BytesIO(docx.content)).paragraphs)
     assert "Lý do: Chờ kết quả xác minh nguồn gốc đất." in paragraphs
-    assert "Thời hạn giải quyết theo quy định: 09 giờ 15 phút, ngày 30/03/2026." in paragraphs
+    assert (
+        "Thời gian hẹn trả kết quả ghi trên Giấy tiếp nhận hồ sơ và hẹn trả kết quả: 09 giờ 15 phút, ngày 30/03/2026."
+        in paragraphs
+    )
 
     async def notified():  # published by the projection once it has folded the apology
         kinds = [e["type"] for e in await derived(kafka, settings, code)]
