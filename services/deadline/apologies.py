@@ -19,10 +19,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 
+from services.deadline.cases import case_agencies
 from services.deadline.context import DeadlineContext, get_context
 from services.deadline.letters.render import LetterFontMissing, letter_fields, render_docx, render_pdf
 from shared.domain.fold import parse_instant
-from shared.domain.rulesets import RuleSet, RuleSetError, load_rule_sets
+from shared.domain.rulesets import rule_set_of
 from shared.kafka import PublishFailed
 from shared.web import ApiError, Principal, content_disposition, error_responses, unavailable
 
@@ -131,7 +132,7 @@ async def apology_letter(case_code: str, request: Request, format: Literal["docx
     principal = context.principal(request)
     document = await _case(context, case_code)
     scope = context.visible_agencies(principal)
-    if scope is not None and document.get("agency_code") not in scope and document.get("agency_at_fault") not in scope:
+    if scope is not None and not case_agencies(document) & scope:
         raise ApiError(404, f"no case {case_code!r}")  # outside the caller's subtree: as if absent (v1.1)
     apology = document.get("apology")
     reserved = await context.db.apologies.find_one({"_id": case_code})
@@ -182,18 +183,6 @@ async def apology_letter(case_code: str, request: Request, format: Literal["docx
         media_type=media,
         headers={"Content-Disposition": content_disposition(f"phieu-xin-loi-{case_code}.{format}")},
     )
-
-
-def rule_set_of(document: dict[str, Any]) -> RuleSet:
-    """The case's rule set; for a document folded before cases carried one, the one at its receipt."""
-    rule_sets = load_rule_sets()
-    code = document.get("rule_set")
-    if code:
-        try:
-            return rule_sets.get(str(code))
-        except RuleSetError:
-            pass
-    return rule_sets.at(document["received_at"])
 
 
 def _applicant(document: dict[str, Any], key: str) -> str | None:

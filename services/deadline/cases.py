@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from services.deadline.context import DeadlineContext, get_context
 from shared.domain.calendar import CalendarError
 from shared.domain.deadlines import remaining_in_words
+from shared.domain.rulesets import rule_set_of
 from shared.web import ApiError
 
 router = APIRouter(tags=["cases"])
@@ -35,6 +36,14 @@ def remaining(context: DeadlineContext, document: dict[str, Any], now: datetime)
     }
 
 
+def case_agencies(document: dict[str, Any]) -> set[str]:
+    """The agencies whose tokens may read a case: its holder, the agency at fault, and every agency
+    that held it before (a dissolved one reads the cases it held; contract v1.1)."""
+    found = {document.get("agency_code"), document.get("agency_at_fault")}
+    found.update(h.get("agency_code") for h in document.get("agency_history") or ())
+    return {code for code in found if code}
+
+
 @router.get("/v1/cases/{case_code:path}")
 async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     context = get_context(request)
@@ -45,7 +54,7 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     scope = context.visible_agencies(principal)
     # A successor holds the cases handed over to it (agency_code); a dissolved agency's token still
     # reads the cases it held (agency_history). Outside the caller's subtree: as if absent (v1.1).
-    holders = {held_by, *(h.get("agency_code") for h in (document or {}).get("agency_history") or ())}
+    holders = {held_by, *case_agencies(document or {})}
     if (document is None and mark is None) or (scope is not None and not holders & scope):
         raise ApiError(404, f"no case {case_code!r}")
     quarantine = {"reason": mark["reason"], "since": mark["since"]} if mark else None
@@ -53,6 +62,9 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
         return {"case_code": case_code, "agency_code": held_by, "status": None, "quarantine": quarantine}
     answer = {k: v for k, v in document.items() if k not in _HIDDEN}
     answer["quarantine"] = quarantine
+    if not answer.get("rule_set"):  # a document folded before cases carried their rule set
+        rule_set = rule_set_of(document)
+        answer["rule_set"] = rule_set.code if rule_set else None
     for held in answer.get("agency_history") or ():  # the dissolved agency's name, for pages
         agency = context.registry.agencies.get(held.get("agency_code"))
         held["name"] = agency.name if agency else None

@@ -46,6 +46,17 @@ GAUGES = (OPEN, OVERDUE, DUE_SOON, APOLOGY_MISSING, APOLOGY_DUE_SOON)
 KINDS = ("open", "overdue", "soon", "missing", "apology_due")
 
 
+# The fold's `overdue_from`; a document written before it existed has no such field (a missing
+# field is neither null nor a date to $ne/$lt): it counts from due unless its clock is stopped, as
+# the in-memory index judges it (open_cases._overdue_from).
+OVERDUE_FROM = {
+    "$ifNull": [
+        "$overdue_from",
+        {"$cond": [{"$eq": [{"$ifNull": ["$clock_stopped_since", None]}, None]}, "$due_at", None]},
+    ]
+}
+
+
 class CaseGauges:
     def __init__(self, context: Any, interval_s: float = 10.0) -> None:
         self.context = context
@@ -105,7 +116,7 @@ class CaseGauges:
                         "$sum": {
                             "$cond": [
                                 # the fold's overdue_from (S-766DOC 2.1); null sorts before dates
-                                {"$and": [{"$ne": ["$overdue_from", None]}, {"$lt": ["$overdue_from", now]}]},
+                                {"$and": [{"$ne": [OVERDUE_FROM, None]}, {"$lt": [OVERDUE_FROM, now]}]},
                                 1,
                                 0,
                             ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -35,6 +36,9 @@ class MetricsContext(ProjectionContext):
         self._changes: dict | None = None
         self.projection.attempts = self
         self.succession = FactsSuccessionRefold(self)  # an agency dissolved: its cases' facts folded again
+        # a consumer batch and a re-fold each hand their bucket deltas to `committed` through
+        # `_changes`: one at a time, or one would move the copy by the other's deltas (or lose them)
+        self._writing = asyncio.Lock()
 
     def aggregate(self, pairs: list) -> list:
         self._changes = changes(pairs)
@@ -51,18 +55,20 @@ class MetricsContext(ProjectionContext):
         self._changes = None
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
-        await self.mirror.settle()
-        self._changes = None
-        await self.projection.apply(records)
-        self._changes = None
+        async with self._writing:
+            await self.mirror.settle()
+            self._changes = None
+            await self.projection.apply(records)
+            self._changes = None
 
     async def refold(self, codes: list[str]) -> None:
         """Stored facts folded again under the current registry (services/metrics/succession.py),
         written like a batch: facts and bucket deltas in one transaction, the copy moved after."""
-        await self.mirror.settle()
-        self._changes = None
-        await self.projection.refold(codes)
-        self._changes = None
+        async with self._writing:
+            await self.mirror.settle()
+            self._changes = None
+            await self.projection.refold(codes)
+            self._changes = None
 
     async def find_buckets(
         self, collection: str, query: dict[str, Any], fields: dict[str, int], rollup_days: set[str] | None = None

@@ -30,9 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from services.web import labels
 from services.web.backend import Backend, BackendError
 from services.web.charts import month_bars
-from shared.domain.fold import parse_instant
 from shared.domain.indicators import PeriodError, parse_period
-from shared.domain.rulesets import RuleSet, RuleSetError, load_rule_sets
+from shared.domain.rulesets import rule_set_of
 from shared.limits import BodySizeLimit, BodyTooLarge
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -277,16 +276,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _download(answer)
 
     # ---- a case --------------------------------------------------------------------------------
-
-    def rule_set_of(case: dict[str, Any]) -> RuleSet | None:
-        """The case's rule set, else the one in force at receipt: the letter link names its Mẫu số 04."""
-        rule_sets = load_rule_sets()
-        try:
-            if case.get("rule_set"):
-                return rule_sets.get(str(case["rule_set"]))
-            return rule_sets.at(parse_instant(case["received_at"])) if case.get("received_at") else None
-        except (RuleSetError, ValueError, TypeError):
-            return None
 
     async def case_page(
         request: Request, code: str, status: int = 200, error: str | None = None, form: dict[str, str] | None = None

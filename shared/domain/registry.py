@@ -192,18 +192,6 @@ class Registry:
                 return agency.place_name
         return None
 
-    def predecessors(self, code: str) -> frozenset[str]:
-        """Every agency whose chain of successors leads to `code` (dissolved into it, directly or
-        through another), not `code` itself."""
-        found: set[str] = set()
-        frontier = {code}
-        while frontier:
-            frontier = {
-                a.code for a in self.agencies.values() if a.successor_code in frontier and a.code not in found
-            } - {code}
-            found |= frontier
-        return frozenset(found)
-
     def check_succession(self, agency: Agency) -> None:
         """RegistryError naming the field unless `agency`'s dissolution fits the registry (contract
         v1.1): a known successor, not itself dissolved on or before that day, no cycle, and no
@@ -238,8 +226,9 @@ class Registry:
                     )
 
     def with_predecessors(self, codes: set[str]) -> set[str]:
-        """`codes` plus every agency dissolved into one of them (directly or through another) and
-        the agencies below those: what a successor took over (contract v1.1)."""
+        """`codes` plus every agency dissolved into one of them (directly or through another) and the
+        agencies below those, which ended with it (a district's offices): what a successor took over
+        (contract v1.1). An agency that outlives its parent is re-parented in the registry first."""
         if self._dissolved is None:
             self._dissolved = tuple(a for a in self.agencies.values() if a.successor_code)
         if not self._dissolved:

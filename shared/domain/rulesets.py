@@ -106,6 +106,22 @@ class RuleSets:
         return cls(tuple(RuleSet.from_mapping(item) for item in items))
 
 
+def rule_set_of(case: Mapping[str, object], rule_sets: RuleSets | None = None) -> RuleSet | None:
+    """A case's rule set: the one it carries, else (a document folded before cases carried one) the
+    one in force at its receipt; None before it is received."""
+    rule_sets = rule_sets or load_rule_sets()
+    code = case.get("rule_set")
+    if code:
+        try:
+            return rule_sets.get(str(code))
+        except RuleSetError:
+            pass
+    received = case.get("received_at")
+    if isinstance(received, str):
+        received = datetime.fromisoformat(received)
+    return rule_sets.at(received) if isinstance(received, datetime) and received.tzinfo else None
+
+
 @cache
 def load_rule_sets(path: Path = DEFAULT_FILE) -> RuleSets:
     with path.open(encoding="utf-8") as handle:

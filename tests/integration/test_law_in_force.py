@@ -3,12 +3,12 @@ the real broker → the deadline projection → the real store → GET /v1/cases
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.deadline.app import create_app as deadline_app
-from services.deadline.gauges import OVERDUE
+from services.deadline.gauges import OVERDUE, CaseGauges
 from services.intake.app import create_app as intake_app
 from shared.settings import Settings
 from tests.conftest import AUTH, serve
@@ -76,13 +76,28 @@ async def test_a_case_waiting_after_one_request_by_due_is_not_counted_overdue(se
         one = await case_of(deadline, waiting, lambda d: d["status"] == "waiting_citizen")
         two = await case_of(deadline, twice, lambda d: d["supplement_requests"] == 2)
         plain = await case_of(deadline, running)
-        counted = []
-        for usable in (True, False):  # from the in-memory open cases, then from the store's aggregation
-            context.open_cases.usable = usable
-            await context.gauges.refresh(datetime.now(UTC))
-            counted.append(OVERDUE.labels(COMMUNE, "commune")._value.get())  # noqa: SLF001
+        now = datetime.now(UTC)
+        await context.gauges.refresh(now)  # from the in-memory open cases
+        from_memory = OVERDUE.labels(COMMUNE, "commune")._value.get()  # noqa: SLF001
+
+        async def from_store() -> int:  # the store's aggregation, which answers when the index cannot
+            rows = context.cases.aggregate(CaseGauges.pipeline(now, now + timedelta(days=1), now + timedelta(days=1)))
+            return sum([r["overdue"] async for r in rows if r["_id"] == {"agency": COMMUNE, "level": "commune"}])
+
+        counted = [from_memory, await from_store()]
+        # documents written before cases carried overdue_from: from due unless the clock stopped,
+        # on the store's path as in the index (a missing field is neither null nor a date there)
+        past = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+        old = {"open": True, "agency_code": COMMUNE, "level": "commune", "received_at": past, "due_at": past}
+        await context.cases.insert_many(
+            [
+                {"_id": "OLD-RUNNING", **old, "clock_stopped_since": None},
+                {"_id": "OLD-STOPPED", **old, "clock_stopped_since": past},
+            ]
+        )
+        counted.append(await from_store())
     assert one["overdue_from"] is None  # S-766DOC 2.1: judged at the request, made before due
     assert two["overdue_from"] == "2026-03-19T09:00:00+07:00"  # two requests: late from the second
     assert plain["overdue_from"] == plain["due_at"]
     # the gauge counts what the figures count: the running case and the twice-asked one, not the other
-    assert counted == [2, 2]
+    assert counted == [2, 2, 3]

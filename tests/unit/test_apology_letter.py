@@ -173,3 +173,10 @@ def test_odd_fields_print_as_text_in_the_pdf_and_never_fail_it() -> None:
     letter = fields(datetime(2026, 3, 16, 9, 15, tzinfo=VN_TZ), reason=reason[:2000], applicant="Ông A <B> & C")
     text = assert_official_pdf(render_pdf(letter))  # a long reason runs onto a second A4 page
     assert "Thiếu giấy tờ </w:t> & <b>x</b> **đậm**" in text and "Kính gửi: Ông A <B> & C" in text
+
+
+def test_a_field_that_looks_like_a_placeholder_is_printed_as_typed() -> None:
+    letter = fields(datetime(2026, 3, 16, 9, 15, tzinfo=VN_TZ), applicant="{{ applicant_id }}")
+    text = assert_official_pdf(render_pdf(letter))
+    assert "Kính gửi: {{ applicant_id }}" in text
+    assert "Kính gửi: 001086012345" not in text

@@ -161,6 +161,15 @@ def test_the_nd297_group_has_its_cutoff_and_apologises_at_expiry(received_at: st
     assert state.apology_deadline_at == state.due_at  # Điều 6 k5
 
 
+def test_a_case_received_before_nd297_keeps_the_rules_in_force_then() -> None:
+    # the law in force at receipt (tthc-rules §0.1): NĐ 297/2025 of 17/11/2025 (its Điều 6 k3, k5)
+    # is a version of the procedure from that date; a case received earlier has no cut-off and the
+    # apology one working day before due
+    state = fold_case([_nd297_case("2025-10-01T16:30:00")], SAMPLE)
+    assert state.due_at == vn("2025-10-23T16:30:00")  # counted from the receipt itself
+    assert state.apology_deadline_at == vn("2025-10-22T16:30:00")
+
+
 def test_an_apology_is_on_time_when_issued_by_the_apology_deadline() -> None:
     # contract: apology_coverage counts apologies issued by apology_deadline_at (at due for NĐ 297)
     apology = {"issuer_agency": "001.30.00.H99", "reason": "Chờ phối hợp", "new_due_at": "2026-04-20T09:00:00+07:00"}

@@ -137,9 +137,12 @@ def render_docx(fields: LetterFields) -> bytes:
 def _fill(text: str, fields: LetterFields) -> str:
     """The wording with the fields in, as the DOCX shows them (characters XML cannot carry dropped);
     a letter the font lacks (emoji, CJK) is left out by fpdf2 with a warning, never an error."""
-    for key, value in asdict(fields).items():
-        text = text.replace("{{ " + key + " }}", _NOT_XML.sub("", value))
-    return text
+    values = {key: _NOT_XML.sub("", value) for key, value in asdict(fields).items()}
+    # one pass: a field holding "{{ other }}" stays as typed, never filled in turn
+    return _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), text)
+
+
+_PLACEHOLDER = re.compile(r"\{\{ (\w+) \}\}")
 
 
 # ---- the PDF font ------------------------------------------------------------------------------
