@@ -92,7 +92,10 @@ def _encode_cursor(value: Any, case_code: str) -> str:
 
 def _bad_cursor() -> ApiError:
     return ApiError(
-        422, "cursor is not one this service issued", details=[{"loc": ["query", "cursor"], "msg": "bad cursor"}]
+        422,
+        "cursor is not one this service issued",
+        reason="bad_cursor",
+        details=[{"loc": ["query", "cursor"], "msg": "bad cursor"}],
     )
 
 
@@ -125,7 +128,7 @@ def check_as_of(as_of: datetime) -> datetime:
     """An instant the calendar can answer for: 2015-01-01 (Vietnam) to about ten years from now."""
     if not EARLIEST_AS_OF <= as_of <= datetime.now(UTC) + AS_OF_HORIZON:
         message = "as_of must lie between 2015-01-01 and ten years from now"
-        raise ApiError(422, message, details=[{"loc": ["query", "as_of"], "msg": message}])
+        raise ApiError(422, message, reason="invalid_as_of", details=[{"loc": ["query", "as_of"], "msg": message}])
     return as_of
 
 

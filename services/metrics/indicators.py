@@ -78,11 +78,13 @@ def _period(text: str) -> Period:
         span = parse_period(text)
     except PeriodError as exc:
         raise ApiError(
-            422, str(exc), code="invalid_period", details=[{"loc": ["query", "period"], "msg": str(exc)}]
+            422, str(exc), reason="invalid_period", details=[{"loc": ["query", "period"], "msg": str(exc)}]
         ) from None
     if span.first < EARLIEST_DAY or span.last > latest_day():
         message = f"period {text!r} must lie between {EARLIEST_DAY.isoformat()} and {latest_day().isoformat()}"
-        raise ApiError(422, message, code="period_out_of_range", details=[{"loc": ["query", "period"], "msg": message}])
+        raise ApiError(
+            422, message, reason="period_out_of_range", details=[{"loc": ["query", "period"], "msg": message}]
+        )
     return span
 
 
