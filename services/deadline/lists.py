@@ -4,6 +4,7 @@ as of an instant.
 The apology-due list (contract v1.1, issue #19) holds the open cases with no apology whose apology
 deadline lies within TTHC_APOLOGY_DUE_WORKING_HOURS after `as_of`, or has passed while their due
 instant has not (shared/domain/apology_due.py); its JSON answer adds `counts` of the whole list.
+Every list's JSON answer adds `total`: how many cases all its pages hold (issue #20).
 
 Filters: agency (with every agency below it), level, field, procedure, channel, apology
 (issued | missing), as_of. Keyset pagination on (sort key, case code) with an opaque cursor, so a
@@ -330,9 +331,19 @@ async def case_list(
         "items": [row(context, doc, as_of, kind) for doc in page],
         "next_cursor": _encode_cursor(page[-1][key], page[-1]["_id"]) if more and page else None,
     }
+    answer["total"] = await list_total(context, filters)
     if kind == "apology-due":
         answer["counts"] = await apology_counts(context, filters)
     return answer
+
+
+async def list_total(context: DeadlineContext, filters: ListFilters) -> int:
+    """How many cases the whole list holds (every page), additive to the contract (issue #20): from
+    the in-memory index when it answers (a walk of the due range, no I/O), else counted by the store."""
+    index = context.open_cases
+    if index.answers(filters.as_of):
+        return index.count(index_query(context, filters))
+    return int(await context.cases.count_documents(build_query(context, filters)))
 
 
 async def apology_counts(context: DeadlineContext, filters: ListFilters) -> dict[str, int]:

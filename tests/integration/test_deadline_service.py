@@ -389,6 +389,10 @@ async def test_lists_from_memory_equal_lists_from_the_store(settings: Settings) 
                     index.usable = False
                     from_store = await walk(path, **params)
                     assert from_memory == from_store, (path, params)
+                    for usable in (True, False):  # the total of every page, counted either way
+                        index.usable = usable
+                        first = await deadline.get(path, params={**params, "limit": 1}, headers=AUTH)
+                        assert first.json()["total"] == len(from_memory), (path, params, usable)
                     seen += len(from_memory)
         index.usable = True
         assert seen > 0
