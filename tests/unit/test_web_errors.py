@@ -232,3 +232,26 @@ def test_search_tries_the_code_as_typed_when_the_stored_form_is_not_upper_case(c
 def test_search_for_an_absent_case_lands_on_its_vietnamese_404(client: TestClient) -> None:
     response = client.get("/find", params={"code": "000.00.02.h99-x"})
     assert response.headers["location"] == "/cases/000.00.02.H99-X"
+
+
+def test_a_letter_not_yet_issued_says_so(client: TestClient) -> None:
+    path = f"/v1/cases/{CASE}/apology-letter"
+    FakeBackend.errors[("GET", path)] = BackendError(404, f"case {CASE!r} has no apology", code="not_found", path=path)
+    text = assert_vietnamese_page_with_menu(client.get(f"/cases/{CASE}/letter.pdf"), 404)
+    assert f"Hồ sơ {CASE} chưa có phiếu xin lỗi" in text
+
+
+def test_a_letter_that_fails_is_a_vietnamese_502(client: TestClient) -> None:
+    path = f"/v1/cases/{CASE}/apology-letter"
+    FakeBackend.errors[("GET", path)] = BackendError(500, "internal error", code="internal", path=path)
+    assert "gặp lỗi khi xử lý yêu cầu" in assert_vietnamese_page_with_menu(
+        client.get(f"/cases/{CASE}/letter.docx"), 502
+    )
+
+
+def test_an_unreachable_service_is_named_in_vietnamese(client: TestClient) -> None:
+    FakeBackend.errors[("GET", f"/v1/cases/{CASE}")] = BackendError(
+        503, "the deadline service does not answer (ConnectError)", reason="service_unreachable", service="deadline"
+    )
+    text = assert_vietnamese_page_with_menu(client.get(f"/cases/{CASE}"), 503)
+    assert "Không kết nối được tới dịch vụ theo dõi hạn giải quyết" in text
