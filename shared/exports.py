@@ -16,6 +16,8 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 
 from shared.domain.calendar import VN_TZ
 
@@ -24,6 +26,7 @@ XLSX_DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
 XLSX_DATE_FORMAT = "dd/mm/yyyy"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+MIN_WIDTH, MAX_WIDTH = 8, 60  # characters; Excel's default is 8.43
 
 
 def neutralise(text: str) -> str:
@@ -71,19 +74,61 @@ def csv_bytes(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-def xlsx_bytes(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+def _shown_length(value: Any) -> int:
+    """About how many characters a cell shows (a date cell: its dd/mm/yyyy hh:mm form)."""
+    if isinstance(value, datetime):
+        return len(XLSX_DATETIME_FORMAT)
+    if isinstance(value, date):
+        return len(XLSX_DATE_FORMAT)
+    if isinstance(value, float):
+        return len(f"{value:.2f}")
+    return max((len(line) for line in str(value).splitlines()), default=0) if value is not None else 0
+
+
+def xlsx_bytes(
+    title: str,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    heading: str | None = None,
+    notes: Sequence[str] = (),
+) -> bytes:
+    """One sheet named `title`: `heading` and `notes` (one line each) above the table, then a blank
+    row, the header row (bold, with an autofilter over the table) and the rows. Without heading or
+    notes the header row is row 1."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = title
+    above = ([heading] if heading else []) + list(notes)
+    for line in above:
+        sheet.append([xlsx_cell(line)])
+    if heading:
+        sheet["A1"].font = Font(bold=True, size=13)
+    if above:
+        sheet.append([])  # a blank row between the notes and the table
+    header_row = len(above) + 2 if above else 1
+    widths = [_shown_length(h) for h in headers]
     sheet.append([xlsx_cell(h) for h in headers])
+    for column in range(1, len(headers) + 1):
+        cell = sheet.cell(row=header_row, column=column)
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="EEF1F4")
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
     for values in rows:
         cells = [xlsx_cell(v) for v in values]
         sheet.append(cells)
         for column, value in enumerate(cells, start=1):
+            if column <= len(widths):
+                widths[column - 1] = max(widths[column - 1], _shown_length(value))
             if isinstance(value, (datetime, date)):
                 cell = sheet.cell(row=sheet.max_row, column=column)
                 cell.number_format = XLSX_DATETIME_FORMAT if isinstance(value, datetime) else XLSX_DATE_FORMAT
-    sheet.freeze_panes = "A2"
+    for column, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(column)].width = min(max(width + 2, MIN_WIDTH), MAX_WIDTH)
+    if headers:
+        last = get_column_letter(len(headers))
+        sheet.auto_filter.ref = f"A{header_row}:{last}{max(sheet.max_row, header_row)}"
+    sheet.freeze_panes = f"A{header_row + 1}"
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

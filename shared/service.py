@@ -72,7 +72,7 @@ class ServiceContext:
     def require_admin(self, request: Request) -> Principal:
         principal = self.principal(request)
         if not principal.is_admin:
-            raise ApiError(403, "this needs the admin token")
+            raise ApiError(403, "this needs the admin token", reason="admin_only")
         return principal
 
     def agency_filter(self, principal: Principal, agency: str | None) -> set[str] | None:
@@ -86,11 +86,14 @@ class ServiceContext:
             return scope
         if agency not in self.registry.agencies:
             raise ApiError(
-                422, f"unknown agency_code {agency!r}", details=[{"loc": ["query", "agency"], "msg": "unknown"}]
+                422,
+                f"unknown agency_code {agency!r}",
+                reason="unknown_agency",
+                details=[{"loc": ["query", "agency"], "msg": "unknown"}],
             )
         subtree = set(self.registry.subtree(agency))
         if scope is not None and not subtree <= scope:
-            raise ApiError(403, f"agency {agency} is outside this token's scope")
+            raise ApiError(403, f"agency {agency} is outside this token's scope", reason="outside_scope")
         return subtree
 
     def visible_agencies(self, principal: Principal) -> set[str] | None:
@@ -231,7 +234,9 @@ class ProjectionContext(ServiceContext):
         """Readers only: a source-system key may only submit (contract v1.1)."""
         principal = super().principal(request)
         if principal.kind == "source":
-            raise ApiError(403, "a source-system key may only submit events; reading needs an agency token")
+            raise ApiError(
+                403, "a source-system key may only submit events; reading needs an agency token", reason="submit_only"
+            )
         return principal
 
     async def start(self) -> None:

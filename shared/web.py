@@ -48,6 +48,7 @@ class ErrorInfo(BaseModel):
     code: str
     message: str
     details: list[ErrorDetail] = []
+    reason: str | None = None  # additive (issue #20): a stable machine word finer than `code`
 
 
 class ErrorBody(BaseModel):
@@ -62,7 +63,12 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 class ApiError(Exception):
-    """An error answered in the contract's shape: {"error": {"code", "message", "details"}}."""
+    """An error answered in the contract's shape: {"error": {"code", "message", "details"}}.
+
+    `reason` (additive, issue #20) is a stable machine word finer than the status's `code`
+    (`apology_exists`, `new_due_not_after_due`, `outside_scope`, …): the web pages map it to
+    Vietnamese words, never the English `message`. Absent when not given.
+    """
 
     def __init__(
         self,
@@ -72,8 +78,10 @@ class ApiError(Exception):
         code: str | None = None,
         details: Iterable[dict[str, Any]] = (),
         headers: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.reason = reason
         self.status = status
         self.code = code or _STATUS_CODES.get(status, "error")
         self.message = message
@@ -81,7 +89,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def response(self) -> JSONResponse:
-        body = {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "details": self.details}
+        if self.reason:
+            error["reason"] = self.reason
+        body = {"error": error}
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 

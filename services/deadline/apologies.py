@@ -40,7 +40,7 @@ class ApologyIn(BaseModel):
 async def _case(context: DeadlineContext, case_code: str) -> dict[str, Any]:
     document = await context.cases.find_one({"_id": case_code}, {"timeline": 0})
     if document is None:
-        raise ApiError(404, f"no case {case_code!r}")
+        raise ApiError(404, f"no case {case_code!r}", reason="case_not_found")
     return document
 
 
@@ -50,7 +50,11 @@ def _may_apologise(context: DeadlineContext, principal: Principal, document: dic
     scope = context.visible_agencies(principal) or set()
     at_fault = document.get("agency_at_fault") or document.get("agency_code")
     if principal.kind != "agency" or at_fault not in scope:
-        raise ApiError(403, f"only the agency at fault ({at_fault}) or an agency above it may apologise for this case")
+        raise ApiError(
+            403,
+            f"only the agency at fault ({at_fault}) or an agency above it may apologise for this case",
+            reason="not_agency_at_fault",
+        )
 
 
 @router.post("/v1/cases/{case_code:path}/apology", status_code=201)
@@ -62,16 +66,20 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
     due = document.get("due_at")
     if due is None or not document.get("received_at"):
         raise ApiError(
-            422, "the case has no statutory due date yet", details=[{"loc": ["path", "case_code"], "msg": "no due_at"}]
+            422,
+            "the case has no statutory due date yet",
+            reason="no_due_date",
+            details=[{"loc": ["path", "case_code"], "msg": "no due_at"}],
         )
     if body.new_due_at <= due:
         raise ApiError(
             422,
             f"new_due_at must be after the statutory due_at {due.isoformat()}",
+            reason="new_due_not_after_due",
             details=[{"loc": ["body", "new_due_at"], "msg": "not after due_at"}],
         )
     if document.get("apology") is not None:
-        raise ApiError(409, "this case already has an apology; rescheduling is allowed once")
+        raise ApiError(409, "this case already has an apology; rescheduling is allowed once", reason="apology_exists")
     issued_at = datetime.now(UTC)
     issuer = document.get("agency_at_fault") or document.get("agency_code")
     event = {
@@ -93,7 +101,9 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
     try:
         await context.db.apologies.insert_one({"_id": case_code, **event})
     except DuplicateKeyError:
-        raise ApiError(409, "this case already has an apology; rescheduling is allowed once") from None
+        raise ApiError(
+            409, "this case already has an apology; rescheduling is allowed once", reason="apology_exists"
+        ) from None
     try:
         payload = json.dumps(event, ensure_ascii=False).encode()
         # The fact goes on the log; the projection folds it and publishes the apology.issued

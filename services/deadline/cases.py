@@ -56,7 +56,7 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
     # reads the cases it held (agency_history). Outside the caller's subtree: as if absent (v1.1).
     holders = {held_by, *case_agencies(document or {})}
     if (document is None and mark is None) or (scope is not None and not holders & scope):
-        raise ApiError(404, f"no case {case_code!r}")
+        raise ApiError(404, f"no case {case_code!r}", reason="case_not_found")
     quarantine = {"reason": mark["reason"], "since": mark["since"]} if mark else None
     if document is None:  # only records that could not be applied: the case is its quarantine
         return {"case_code": case_code, "agency_code": held_by, "status": None, "quarantine": quarantine}

@@ -4,6 +4,7 @@ as of an instant.
 The apology-due list (contract v1.1, issue #19) holds the open cases with no apology whose apology
 deadline lies within TTHC_APOLOGY_DUE_WORKING_HOURS after `as_of`, or has passed while their due
 instant has not (shared/domain/apology_due.py); its JSON answer adds `counts` of the whole list.
+Every list's JSON answer adds `total`: how many cases all its pages hold (issue #20).
 
 Filters: agency (with every agency below it), level, field, procedure, channel, apology
 (issued | missing), as_of. Keyset pagination on (sort key, case code) with an opaque cursor, so a
@@ -36,6 +37,7 @@ from shared.domain.apology_due import DUE_AFTER_APOLOGY_AT_MOST, apology_late
 from shared.domain.calendar import VN_TZ, CalendarError
 from shared.domain.deadlines import remaining_in_words
 from shared.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, csv_bytes, xlsx_bytes
+from shared.labels import APOLOGY_FILTER, CHANNEL, FIELD, LEVEL, SORT, STATUS, label
 from shared.web import ApiError, content_disposition, error_responses
 
 router = APIRouter(tags=["lists"], responses=error_responses(401, 403, 422))
@@ -52,23 +54,36 @@ SORTS = {
     "received_at": ("received_at", 1),
     "-received_at": ("received_at", -1),
 }
+# every code beside its Vietnamese words (issue #20): the code for machines and filters, the words
+# for people (shared/labels.py, the same words as the pages)
 COLUMNS = [
     ("case_code", "Mã hồ sơ"),
     ("agency_code", "Mã cơ quan"),
     ("agency_name", "Cơ quan"),
     ("procedure_code", "Mã TTHC"),
     ("procedure_name", "Tên thủ tục"),
-    ("field_code", "Lĩnh vực"),
-    ("level", "Cấp"),
-    ("channel", "Kênh"),
+    ("field_code", "Mã lĩnh vực"),
+    ("field_name", "Lĩnh vực"),
+    ("level", "Mã cấp"),
+    ("level_name", "Cấp"),
+    ("channel", "Mã kênh"),
+    ("channel_name", "Kênh nộp"),
     ("received_at", "Ngày tiếp nhận"),
     ("due_at", "Hạn giải quyết"),
     ("remaining_text", "Thời gian còn lại"),
     ("remaining_working_hours", "Số giờ làm việc còn lại"),
     ("apology_issued", "Đã xin lỗi"),
-    ("agency_at_fault", "Cơ quan chậm"),
-    ("status", "Trạng thái"),
+    ("agency_at_fault", "Mã cơ quan chậm"),
+    ("agency_at_fault_name", "Cơ quan chậm"),
+    ("status", "Mã trạng thái"),
+    ("status_name", "Trạng thái"),
 ]
+WORDS = {  # export column → (the code's column, its words)
+    "field_name": ("field_code", FIELD),
+    "level_name": ("level", LEVEL),
+    "channel_name": ("channel", CHANNEL),
+    "status_name": ("status", STATUS),
+}
 # the apology-due export: the apology deadline and the time left to it after the due instant (every
 # row has no apology: that column is left out)
 _AFTER_DUE = COLUMNS.index(("due_at", "Hạn giải quyết")) + 1
@@ -83,6 +98,11 @@ EXPORTS = {  # kind → (file name, sheet title, columns)
     "due-soon": ("ho-so-sap-den-han", "Sắp đến hạn", COLUMNS),
     "apology-due": ("ho-so-can-xin-loi", "Cần xin lỗi", APOLOGY_COLUMNS),
 }
+HEADINGS = {
+    "overdue": "Danh sách hồ sơ quá hạn",
+    "due-soon": "Danh sách hồ sơ sắp đến hạn",
+    "apology-due": "Danh sách hồ sơ cần xin lỗi",
+}
 
 
 def _encode_cursor(value: Any, case_code: str) -> str:
@@ -92,7 +112,10 @@ def _encode_cursor(value: Any, case_code: str) -> str:
 
 def _bad_cursor() -> ApiError:
     return ApiError(
-        422, "cursor is not one this service issued", details=[{"loc": ["query", "cursor"], "msg": "bad cursor"}]
+        422,
+        "cursor is not one this service issued",
+        reason="bad_cursor",
+        details=[{"loc": ["query", "cursor"], "msg": "bad cursor"}],
     )
 
 
@@ -125,7 +148,7 @@ def check_as_of(as_of: datetime) -> datetime:
     """An instant the calendar can answer for: 2015-01-01 (Vietnam) to about ten years from now."""
     if not EARLIEST_AS_OF <= as_of <= datetime.now(UTC) + AS_OF_HORIZON:
         message = "as_of must lie between 2015-01-01 and ten years from now"
-        raise ApiError(422, message, details=[{"loc": ["query", "as_of"], "msg": message}])
+        raise ApiError(422, message, reason="invalid_as_of", details=[{"loc": ["query", "as_of"], "msg": message}])
     return as_of
 
 
@@ -318,8 +341,10 @@ async def case_list(
     if format != "json":
         # up to EXPORT_LIMIT rows: built in a worker thread, so the consumer and the timer sweep of
         # this process keep running meanwhile
+        names = {code: agency.name for code, agency in context.registry.agencies.items()}
+        notes = export_notes(filters, sort, names, datetime.now(UTC), len(documents))
         return await asyncio.to_thread(
-            lambda: export([row(context, doc, as_of, kind) for doc in documents], kind, format)
+            lambda: export([row(context, doc, as_of, kind) for doc in documents], kind, format, names, notes)
         )
     page, more = documents[:limit], len(documents) > limit
     answer = {
@@ -327,9 +352,19 @@ async def case_list(
         "items": [row(context, doc, as_of, kind) for doc in page],
         "next_cursor": _encode_cursor(page[-1][key], page[-1]["_id"]) if more and page else None,
     }
+    answer["total"] = await list_total(context, filters)
     if kind == "apology-due":
         answer["counts"] = await apology_counts(context, filters)
     return answer
+
+
+async def list_total(context: DeadlineContext, filters: ListFilters) -> int:
+    """How many cases the whole list holds (every page), additive to the contract (issue #20): from
+    the in-memory index when it answers (a walk of the due range, no I/O), else counted by the store."""
+    index = context.open_cases
+    if index.answers(filters.as_of):
+        return index.count(index_query(context, filters))
+    return int(await context.cases.count_documents(build_query(context, filters)))
 
 
 async def apology_counts(context: DeadlineContext, filters: ListFilters) -> dict[str, int]:
@@ -347,15 +382,63 @@ async def apology_counts(context: DeadlineContext, filters: ListFilters) -> dict
     return {"total": len(deadlines), "apology_late": late, "apology_due_soon": len(deadlines) - late}
 
 
-def export(rows: list[dict[str, Any]], kind: str, format: str) -> Response:
-    """The rows as CSV or XLSX, every cell inert (shared/exports.py)."""
+def _local(moment: datetime) -> str:
+    return moment.astimezone(VN_TZ).strftime("%d/%m/%Y %H:%M")
+
+
+def export_notes(filters: ListFilters, sort: str, names: dict[str, str], now: datetime, count: int) -> list[str]:
+    """The lines above an XLSX table: the filters as the officer chose them, in words, and when."""
+    chosen = []
+    if filters.agency:
+        chosen.append(
+            f"Cơ quan: {names.get(filters.agency, filters.agency)} ({filters.agency}) và các cơ quan trực thuộc"
+        )
+    if filters.level:
+        chosen.append(f"Cấp: {label(LEVEL, filters.level)}")
+    if filters.field:
+        chosen.append(f"Lĩnh vực: {label(FIELD, filters.field)} ({filters.field})")
+    if filters.procedure:
+        chosen.append(f"Thủ tục: {filters.procedure}")
+    if filters.channel:
+        chosen.append(f"Kênh nộp: {label(CHANNEL, filters.channel)}")
+    if filters.apology:
+        chosen.append(f"Xin lỗi: {label(APOLOGY_FILTER, filters.apology)}")
+    return [
+        "Bộ lọc: " + ("; ".join(chosen) if chosen else "không có (mọi hồ sơ trong phạm vi được xem)"),
+        f"Sắp xếp: {label(SORT, sort)}",
+        f"Tính đến: {_local(filters.as_of)} (giờ Việt Nam)",
+        f"Thời điểm xuất: {_local(now)} (giờ Việt Nam)",
+        f"Số hồ sơ: {count}",
+    ]
+
+
+def export(
+    rows: list[dict[str, Any]],
+    kind: str,
+    format: str,
+    names: dict[str, str] | None = None,
+    notes: list[str] | None = None,
+) -> Response:
+    """The rows as CSV or XLSX, every cell inert (shared/exports.py); each code beside its words, the
+    XLSX with the filters and the time of export above the table (the CSV: the same columns only)."""
     name, sheet, columns = EXPORTS[kind]
     headers = [title for _, title in columns]
-    values = ([item.get(key) for key, _ in columns] for item in rows)
+    names = names or {}
+
+    def value(item: dict[str, Any], key: str) -> Any:
+        if key in WORDS:
+            code_key, words = WORDS[key]
+            return label(words, item.get(code_key)) if item.get(code_key) else None
+        if key == "agency_at_fault_name":
+            return names.get(item.get("agency_at_fault") or "")
+        return item.get(key)
+
+    values = ([value(item, key) for key, _ in columns] for item in rows)
     if format == "csv":
         content, media = csv_bytes(headers, values), CSV_MEDIA_TYPE
     else:
-        content, media = xlsx_bytes(sheet, headers, values), XLSX_MEDIA_TYPE
+        content = xlsx_bytes(sheet, headers, values, heading=HEADINGS[kind], notes=notes or [])
+        media = XLSX_MEDIA_TYPE
     return Response(content, media_type=media, headers={"Content-Disposition": content_disposition(f"{name}.{format}")})
 
 

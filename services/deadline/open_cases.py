@@ -298,6 +298,10 @@ class OpenCaseIndex(SoleWriterCopy):
                     break
         return out
 
+    def count(self, query: ListQuery) -> int:
+        """How many cases match: the lists' `total` (issue #20), walking only the due range."""
+        return sum(1 for case in self._walk(query, "due_at", None) if query.matches(case))
+
     def _walk(self, query: ListQuery, sort: str, after: tuple[datetime, str] | None) -> Iterator[OpenCase]:
         descending = sort.startswith("-")
         by_due = sort.lstrip("-") == "due_at"

@@ -81,10 +81,14 @@ def _period(text: str) -> Period:
     try:
         span = parse_period(text)
     except PeriodError as exc:
-        raise ApiError(422, str(exc), details=[{"loc": ["query", "period"], "msg": str(exc)}]) from None
+        raise ApiError(
+            422, str(exc), reason="invalid_period", details=[{"loc": ["query", "period"], "msg": str(exc)}]
+        ) from None
     if span.first < EARLIEST_DAY or span.last > latest_day():
         message = f"period {text!r} must lie between {EARLIEST_DAY.isoformat()} and {latest_day().isoformat()}"
-        raise ApiError(422, message, details=[{"loc": ["query", "period"], "msg": message}])
+        raise ApiError(
+            422, message, reason="period_out_of_range", details=[{"loc": ["query", "period"], "msg": message}]
+        )
     return span
 
 

@@ -19,17 +19,21 @@ from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.web import labels
 from services.web.backend import Backend, BackendError
 from services.web.charts import month_bars
+from services.web.errors import Explained, explain
+from services.web.search import code_variants
 from shared.domain.indicators import PeriodError, parse_period
 from shared.domain.rulesets import rule_set_of
 from shared.limits import BodySizeLimit, BodyTooLarge
@@ -109,6 +113,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         PAGES.labels(template.removesuffix(".html"), str(status)).inc()
         return templates.TemplateResponse(request, template, context, status_code=status)
 
+    async def error_page(request: Request, status: int, words: Explained) -> HTMLResponse:
+        """An error in Vietnamese inside the site's frame: the menu, the search box and, when the
+        session still answers, who is logged in (issue #20)."""
+        who = None
+        token = request.cookies.get(COOKIE, "")
+        if token and status not in (401, 503):
+            try:
+                who = await me(token)
+            except Exception:  # the error page must render whatever else is wrong
+                who = None
+        return page(
+            request,
+            "error.html",
+            status,
+            who=who,
+            menu=True,
+            title=words.title,
+            message=words.message,
+            fields=words.fields,
+        )
+
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, _: LoginRequired) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -120,30 +145,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response = RedirectResponse("/login?expired=1", status_code=303)
             response.delete_cookie(COOKIE)
             return response
-        titles = {
-            400: "Yêu cầu chưa hợp lệ",
-            403: "Không có quyền xem nội dung này",
-            404: "Không tìm thấy",
-            409: "Yêu cầu xung đột với dữ liệu hiện có",
-            413: "Dữ liệu gửi lên quá lớn",
-            422: "Yêu cầu chưa hợp lệ",
-            429: "Quá nhiều yêu cầu, vui lòng thử lại sau",
-            503: "Hệ thống tạm thời chưa sẵn sàng",
-        }
         # a refusal of the officer's input stays a 4xx here; only a service's own failure is a 502
-        status = exc.status if exc.status in titles or 400 <= exc.status < 500 else 502
-        return page(
-            request,
-            "error.html",
-            status,
-            title=titles.get(status, "Yêu cầu chưa hợp lệ" if status < 500 else "Lỗi từ hệ thống nghiệp vụ"),
-            message=exc.message,
-            details=exc.details,
-        )
+        status = exc.status if exc.status < 500 or exc.status == 503 else 502
+        if status >= 500:
+            log.warning("a service failed", extra={"status": exc.status, "path": exc.path, "error": exc.message})
+        return await error_page(request, status, explain_backend(request, exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # unknown URLs (404) and wrong methods (405) answer a page, never {"detail": "Not Found"}
+        status = 404 if exc.status_code in (404, 405) else exc.status_code
+        return await error_page(request, status, explain(status, asked="page"))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        details = [{"loc": list(e.get("loc", ())), "msg": ""} for e in exc.errors()]
+        return await error_page(request, 422, explain(422, details=details))
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
-        return page(request, "error.html", 413, title="Dữ liệu gửi lên quá lớn", message=str(exc.detail), details=[])
+        return await error_page(request, 413, explain(413))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error in a page", extra={"path": request.url.path})
+        return await error_page(request, 500, explain(500, code="internal"))
 
     # ---- ops -----------------------------------------------------------------------------------
 
@@ -207,9 +233,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/find")
     async def find(request: Request, code: str = "") -> Response:
-        token_of(request)
-        code = code.strip()
-        return RedirectResponse(f"/cases/{quote(code, safe='')}" if code else "/overdue", status_code=303)
+        """Case and spaces do not matter: the variants of the code are tried, the stored form first."""
+        token = token_of(request)
+        variants = code_variants(code)
+        if not variants:
+            return RedirectResponse("/overdue", status_code=303)
+        for variant in variants:
+            try:
+                await backend.call("deadline", "GET", f"/v1/cases/{quote(variant, safe='')}", token)
+            except BackendError as exc:
+                if exc.status != 404:
+                    raise
+                continue
+            return RedirectResponse(f"/cases/{quote(variant, safe='')}", status_code=303)
+        return RedirectResponse(f"/cases/{quote(variants[0], safe='')}", status_code=303)  # its "not found" page
 
     # ---- lists ---------------------------------------------------------------------------------
 
@@ -246,6 +283,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             filters=filters,
             limit=limit,
             page_number=len(trail) + 1,
+            total=answer.get("total"),
+            first_row=len(trail) * limit + 1,  # every earlier page was full
             next_url=next_url,
             previous_url=previous_url,
             exports=exports,
@@ -270,7 +309,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def export(request: Request, kind: str, fmt: str) -> Response:
         token = token_of(request)
         if kind not in KINDS or fmt not in ("csv", "xlsx"):
-            raise BackendError(404, f"no export {kind}.{fmt}")
+            raise BackendError(404, f"no export {kind}.{fmt}", reason="page_not_found")
         params = {name: request.query_params.get(name) for name in KIND_FILTERS[kind]} | {"format": fmt}
         answer = await backend.call("deadline", "GET", f"/v1/cases/{kind}", token, params)
         return _download(answer)
@@ -311,14 +350,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await backend.call("deadline", "POST", f"/v1/cases/{quote(code, safe='')}/apology", token, json=body)
         except BackendError as exc:
-            if exc.status in (401, 404, 503):
+            if exc.status in (401, 404) or exc.status >= 500:
                 raise
-            words = {
-                403: "Chỉ cơ quan để hồ sơ quá hạn mới được xin lỗi.",
-                409: "Hồ sơ này đã có phiếu xin lỗi.",
-                422: "Thông tin chưa hợp lệ.",
-            }
-            message = f"{words.get(exc.status, 'Không ghi nhận được phiếu xin lỗi.')} ({exc.message})"
+            case = await backend.get("deadline", f"/v1/cases/{quote(code, safe='')}", token)
+            words = explain(
+                exc.status, exc.reason, exc.code, exc.details, case_code=code, due_at=labels.when(case.get("due_at"))
+            )
+            message = " ".join([words.message, *(f"{line}." for line in words.fields)])
             return await case_page(request, code, exc.status, message, form)
         log.info("apology issued through the web", extra={"case_code": code})
         # The apology is on the log; give the projection a moment so the page shows it (read your write).
@@ -333,7 +371,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def letter(request: Request, code: str, fmt: str) -> Response:
         token = token_of(request)
         if fmt not in ("docx", "pdf"):
-            raise BackendError(404, f"no letter format {fmt}")
+            raise BackendError(404, f"no letter format {fmt}", reason="page_not_found")
         answer = await backend.call(
             "deadline", "GET", f"/v1/cases/{quote(code, safe='')}/apology-letter", token, {"format": fmt}
         )
@@ -379,6 +417,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def explain_backend(request: Request, exc: BackendError) -> Explained:
+    """The Vietnamese words for a service's refusal, with what the page asked for (a case, its letter)."""
+    asked, case_code = "", ""
+    if exc.path.startswith("/v1/cases/") and exc.path.rsplit("/", 1)[-1] not in KINDS:
+        rest = exc.path.removeprefix("/v1/cases/")
+        asked = "letter" if rest.endswith("/apology-letter") else "case"
+        case_code = unquote(rest.removesuffix("/apology-letter").removesuffix("/apology"))
+    return explain(
+        exc.status,
+        exc.reason,
+        exc.code,
+        exc.details,
+        asked=asked,
+        case_code=case_code,
+        agency=request.query_params.get("agency", ""),
+        service=exc.service,
+    )
 
 
 def landing(me: dict[str, Any]) -> str:

@@ -14,13 +14,29 @@ from shared.settings import Settings
 
 
 class BackendError(Exception):
-    """A non-2xx answer (or no answer) from a service, with the contract's error code and message."""
+    """A non-2xx answer (or no answer) from a service, with the contract's error code, its machine
+    `reason` when the service gives one, and what was asked (service, path) so the pages can say in
+    Vietnamese what went wrong (services/web/errors.py); `message` is the API's English, for logs only."""
 
-    def __init__(self, status: int, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        *,
+        code: str | None = None,
+        reason: str | None = None,
+        service: str | None = None,
+        path: str = "",
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.details = details or []
+        self.code = code
+        self.reason = reason
+        self.service = service
+        self.path = path
 
 
 class Backend:
@@ -50,9 +66,15 @@ class Backend:
                 headers={"Authorization": f"Bearer {token}"},
             )
         except httpx.HTTPError as exc:
-            raise BackendError(503, f"the {service} service does not answer ({type(exc).__name__})") from None
+            raise BackendError(
+                503,
+                f"the {service} service does not answer ({type(exc).__name__})",
+                reason="service_unreachable",
+                service=service,
+                path=path,
+            ) from None
         if response.status_code >= 400:
-            raise _error(response)
+            raise _error(response, service, path)
         return response
 
     async def get(self, service: str, path: str, token: str, **params: Any) -> Any:
@@ -68,9 +90,17 @@ class Backend:
         return True
 
 
-def _error(response: httpx.Response) -> BackendError:
+def _error(response: httpx.Response, service: str, path: str) -> BackendError:
     try:
         error = response.json()["error"]
-        return BackendError(response.status_code, str(error.get("message", "")), error.get("details") or [])
-    except (ValueError, KeyError, TypeError):
-        return BackendError(response.status_code, response.text[:200])
+        return BackendError(
+            response.status_code,
+            str(error.get("message", "")),
+            error.get("details") or [],
+            code=error.get("code"),
+            reason=error.get("reason"),
+            service=service,
+            path=path,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return BackendError(response.status_code, response.text[:200], service=service, path=path)

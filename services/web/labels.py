@@ -7,37 +7,8 @@ from typing import Any
 
 from shared.domain.calendar import VN_TZ
 from shared.domain.rulesets import RuleSetError, load_rule_sets
+from shared.labels import CHANNEL, FIELD, LEVEL, ONLINE_MODE, STATUS, label  # shared with the exports
 
-STATUS = {
-    "pending": "Đang giải quyết",
-    "waiting_citizen": "Chờ bổ sung",
-    "paused": "Tạm dừng",
-    "processed": "Đã giải quyết",
-    "returned": "Đã trả kết quả",
-    "withdrawn": "Rút hồ sơ",
-    "stopped": "Dừng xử lý",
-    "refused": "Từ chối tiếp nhận",
-}
-CHANNEL = {"direct": "Trực tiếp", "online": "Trực tuyến", "postal": "Bưu chính"}
-ONLINE_MODE = {"full": "Toàn trình", "partial": "Một phần"}
-LEVEL = {"province": "Cấp tỉnh", "district": "Cấp huyện", "commune": "Cấp xã"}
-FIELD = {
-    "G09-CT": "Công thương",
-    "G09-CTh": "Chứng thực",
-    "G09-DD": "Đất đai",
-    "G09-DTTG": "Dân tộc, tôn giáo",
-    "G09-GD": "Giáo dục và đào tạo",
-    "G09-HT": "Hộ tịch",
-    "G09-KD": "Đăng ký kinh doanh",
-    "G09-KHCN": "Khoa học và công nghệ",
-    "G09-LLTP": "Lý lịch tư pháp",
-    "G09-NV": "Nội vụ",
-    "G09-TC": "Tài chính",
-    "G09-TTr": "Thanh tra, khiếu nại",
-    "G09-VH": "Văn hóa, thể thao và du lịch",
-    "G09-XD": "Xây dựng",
-    "G09-YT": "Y tế",
-}
 EVENT = {
     "case.submitted": "Nộp hồ sơ",
     "case.received": "Tiếp nhận hồ sơ",
@@ -109,12 +80,6 @@ def number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
     return f"{value:,}".replace(",", ".")
-
-
-def label(table: dict[str, str], code: Any) -> str:
-    if code is None or code == "":
-        return "—"
-    return table.get(str(code), str(code))
 
 
 def rule_set(code: Any) -> str:

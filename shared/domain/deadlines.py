@@ -233,7 +233,8 @@ def apology_deadline(
 
 
 def remaining_in_words(working_seconds: int) -> str:
-    """'còn 1 ngày 3 giờ' before due, 'quá 2 ngày 1 giờ' after, in 8-hour working days."""
+    """'còn 1 ngày 3 giờ làm việc' before due, 'quá 2 ngày 1 giờ làm việc' after, in 8-hour working
+    days: it says "làm việc" so an officer does not read calendar days (issue #20)."""
     if working_seconds == 0:
         return "đến hạn"
     prefix = "còn" if working_seconds > 0 else "quá"
@@ -250,4 +251,4 @@ def remaining_in_words(working_seconds: int) -> str:
         parts.append(f"{minutes} phút")
     if not parts:
         parts.append("dưới 1 phút")
-    return f"{prefix} {' '.join(parts)}"
+    return f"{prefix} {' '.join(parts)} làm việc"

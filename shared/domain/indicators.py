@@ -12,6 +12,7 @@ judged by due_at), agency_code and agency_history (who held the case when, contr
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -48,33 +49,80 @@ def _month_end(year: int, month: int) -> date:
     return (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
 
 
+PERIOD_FORMS = (
+    "tháng: 11/2026 hoặc 2026-11; quý: Q1/2026, quý 1/2026 hoặc 2026-Q1; "
+    "6 tháng: 6 tháng đầu năm 2026 (6 tháng cuối năm 2026) hoặc 2026-H1; "
+    "9 tháng: 9 tháng 2026 hoặc 2026-9M; năm: năm 2026 hoặc 2026; "
+    "khoảng ngày: 01/03/2026-31/03/2026 hoặc 2026-03-01..2026-03-31"
+)
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4}
+
+
+def _canonical(text: str) -> str:
+    """The contract form (2026-03, 2026-Q1, 2026-H1, 2026-9M, 2026, DATE..DATE) of a period as
+    officers write it (11/2026, Q1/2026, quý 1/2026, 6 tháng đầu năm 2026, 9 tháng 2026, năm 2026);
+    the text unchanged when it is neither."""
+    words = " ".join(unicodedata.normalize("NFC", text).lower().split())
+    words = re.sub(r"\s*([/\-.])\s*", r"\1", words)  # "11 / 2026" → "11/2026"
+    words = re.sub(r"^(kỳ|kì|báo cáo)\s+", "", words)
+    if m := re.fullmatch(r"(?:tháng\s*)?(\d{1,2})[/-](\d{4})", words):
+        return f"{m[2]}-{int(m[1]):02d}"
+    if m := re.fullmatch(
+        r"(?:q|quý\s*)(\d|i{1,3}|iv)[/-](\d{4})|(?:q|quý\s*)(\d|i{1,3}|iv)\s+(?:năm\s+)?(\d{4})", words
+    ):
+        quarter, year = (m[1], m[2]) if m[1] else (m[3], m[4])
+        return f"{year}-Q{_ROMAN.get(quarter, quarter)}"
+    if m := re.fullmatch(r"(\d{4})-q(\d)", words):
+        return f"{m[1]}-Q{m[2]}"
+    if m := re.fullmatch(r"6\s*tháng\s+(đầu|cuối)\s+(?:năm\s*)?(\d{4})", words):
+        return f"{m[2]}-H{1 if m[1] == 'đầu' else 2}"
+    if m := re.fullmatch(r"(\d{4})-h([12])", words):
+        return f"{m[1]}-H{m[2]}"
+    if m := re.fullmatch(r"9\s*tháng\s+(?:đầu\s+)?(?:năm\s*)?(\d{4})|(\d{4})-9m", words):
+        return f"{m[1] or m[2]}-9M"
+    if m := re.fullmatch(r"(?:năm\s*)?(\d{4})", words):
+        return m[1]
+    day = r"(\d{1,2})/(\d{1,2})/(\d{4})"
+    if m := re.fullmatch(rf"(?:từ\s+)?{day}(?:-|\.\.|\s+đến\s+){day}", words):
+        return f"{m[3]}-{int(m[2]):02d}-{int(m[1]):02d}..{m[6]}-{int(m[5]):02d}-{int(m[4]):02d}"
+    return text.strip()
+
+
 def parse_period(text: str) -> Period:
-    """2026-03 | 2026-Q1 | 2026-H1 | 2026-9M | 2026 | 2026-03-01..2026-03-31."""
+    """2026-03 | 2026-Q1 | 2026-H1 | 2026-9M | 2026 | 2026-03-01..2026-03-31 (the contract's forms),
+    and as officers write them (issue #20): 11/2026, tháng 11/2026, Q1/2026, quý 1/2026, quý I/2026,
+    6 tháng đầu năm 2026, 6 tháng cuối năm 2026, 9 tháng 2026, năm 2026, 01/03/2026-31/03/2026.
+    Case and spaces do not matter. A PeriodError names the forms, in Vietnamese (the pages show it)."""
+    canonical = _canonical(text)
     try:
-        if ".." in text:
-            a, b = text.split("..", 1)
+        if ".." in canonical:
+            a, b = canonical.split("..", 1)
             first, last = date.fromisoformat(a), date.fromisoformat(b)
             if last < first:
-                raise PeriodError(f"period {text!r} ends before it starts")
+                raise PeriodError(f"Kỳ báo cáo '{text}' kết thúc trước khi bắt đầu.")
             return Period(first, last)
-        if m := re.fullmatch(r"(\d{4})", text):
+        if m := re.fullmatch(r"(\d{4})", canonical):
             year = int(m[1])
             return Period(date(year, 1, 1), date(year, 12, 31))
-        if m := re.fullmatch(r"(\d{4})-(\d{2})", text):
+        if m := re.fullmatch(r"(\d{4})-(\d{2})", canonical):
             year, month = int(m[1]), int(m[2])
             return Period(date(year, month, 1), _month_end(year, month))
-        if m := re.fullmatch(r"(\d{4})-Q([1-4])", text):
+        if m := re.fullmatch(r"(\d{4})-Q([1-4])", canonical):
             year, quarter = int(m[1]), int(m[2])
             return Period(date(year, 3 * quarter - 2, 1), _month_end(year, 3 * quarter))
-        if m := re.fullmatch(r"(\d{4})-H([12])", text):
+        if m := re.fullmatch(r"(\d{4})-H([12])", canonical):
             year, half = int(m[1]), int(m[2])
             return Period(date(year, 6 * half - 5, 1), _month_end(year, 6 * half))
-        if m := re.fullmatch(r"(\d{4})-9M", text):
+        if m := re.fullmatch(r"(\d{4})-9M", canonical):
             year = int(m[1])
             return Period(date(year, 1, 1), date(year, 9, 30))
     except ValueError as exc:
-        raise PeriodError(f"period {text!r}: {exc}") from None
-    raise PeriodError(f"period {text!r} is not YYYY, YYYY-MM, YYYY-Qn, YYYY-Hn, YYYY-9M or DATE..DATE")
+        if isinstance(exc, PeriodError):
+            raise
+        raise PeriodError(
+            f"Kỳ báo cáo '{text}' có ngày, tháng không tồn tại. Cách ghi được chấp nhận: {PERIOD_FORMS}."
+        ) from None
+    raise PeriodError(f"Không hiểu kỳ báo cáo '{text}'. Cách ghi được chấp nhận: {PERIOD_FORMS}.")
 
 
 def _rate(numerator: int, denominator: int) -> float | None:

@@ -168,7 +168,7 @@ async def test_apology_due_list_timer_webhook_gauge_and_landing_page(settings: S
             assert [i["case_code"] for i in everything] == sorted(listed, key=lambda c: (documents[c]["due_at"], c))
             rows = {i["case_code"]: i for i in everything}
             assert rows[late]["apology_late"] is True and rows[late]["apology_remaining_text"].startswith("quá ")
-            assert rows[soon]["apology_late"] is False and rows[soon]["apology_remaining_text"] == "còn 4 giờ"
+            assert rows[soon]["apology_late"] is False and rows[soon]["apology_remaining_text"] == "còn 4 giờ làm việc"
             assert rows[soon]["apology_deadline_at"] == documents[soon]["apology_deadline_at"]
             assert [i["case_code"] for i in await walk(agency=AGENCY)] == [
                 c for c in rows if c.startswith(AGENCY)

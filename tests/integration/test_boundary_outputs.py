@@ -100,8 +100,9 @@ async def test_exports_letters_and_odd_case_codes(settings: Settings) -> None:
         xlsx = await deadline.get("/v1/cases/overdue", params={**params, "format": "xlsx"}, headers=AUTH)
         assert filename_star(xlsx) == "ho-so-qua-han.xlsx"
         sheet = load_workbook(io.BytesIO(xlsx.content)).active
-        titles = [c.value for c in sheet[1]]
-        row = next(r for r in sheet.iter_rows(min_row=2) if r[0].value == formula_code)
+        header = int(re.search(r"\d+", sheet.auto_filter.ref)[0])  # the table starts below its notes
+        titles = [c.value for c in sheet[header]]
+        row = next(r for r in sheet.iter_rows(min_row=header + 1) if r[0].value == formula_code)
         cells = dict(zip(titles, row, strict=True))
         assert cells["Lĩnh vực"].data_type == "s" and cells["Lĩnh vực"].value == "'" + FORMULA
         assert cells["Số giờ làm việc còn lại"].data_type == "n" and cells["Số giờ làm việc còn lại"].value < 0

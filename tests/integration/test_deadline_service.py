@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import time
 from datetime import datetime, timedelta
 
@@ -320,7 +321,9 @@ async def test_overdue_and_due_soon_lists_filter_page_and_export(settings: Setti
         assert rows[0][0] == "Mã hồ sơ" and len(rows) == 7
         xlsx = await deadline.get("/v1/cases/overdue", params={"as_of": as_of, "format": "xlsx"}, headers=AUTH)
         sheet = load_workbook(io.BytesIO(xlsx.content)).active
-        assert sheet.title == "Quá hạn" and sheet.max_row == 7
+        header = int(re.search(r"\d+", sheet.auto_filter.ref)[0])  # the table starts below its notes
+        assert sheet.title == "Quá hạn" and sheet.max_row - header == 6
+        assert sheet["A1"].value == "Danh sách hồ sơ quá hạn" and sheet.cell(header, 1).value == "Mã hồ sơ"
         token = (await intake.post("/v1/admin/agency-tokens", json={"agency_code": COMMUNE}, headers=AUTH)).json()[
             "token"
         ]
@@ -392,6 +395,10 @@ async def test_lists_from_memory_equal_lists_from_the_store(settings: Settings) 
                     index.usable = False
                     from_store = await walk(path, **params)
                     assert from_memory == from_store, (path, params)
+                    for usable in (True, False):  # the total of every page, counted either way
+                        index.usable = usable
+                        first = await deadline.get(path, params={**params, "limit": 1}, headers=AUTH)
+                        assert first.json()["total"] == len(from_memory), (path, params, usable)
                     seen += len(from_memory)
         index.usable = True
         assert seen > 0

@@ -127,11 +127,12 @@ def test_bad_durations_name_the_field(spec, field) -> None:
 @pytest.mark.parametrize(
     "seconds, words",
     [
-        (11 * 3600, "còn 1 ngày 3 giờ"),
-        (-(17 * 3600), "quá 2 ngày 1 giờ"),
-        (45 * 60, "còn 45 phút"),
+        (11 * 3600, "còn 1 ngày 3 giờ làm việc"),
+        (-(17 * 3600), "quá 2 ngày 1 giờ làm việc"),
+        (45 * 60, "còn 45 phút làm việc"),
         (0, "đến hạn"),
-        (16 * 3600, "còn 2 ngày"),
+        (16 * 3600, "còn 2 ngày làm việc"),
+        (-(431 * 8 * 3600), "quá 431 ngày làm việc"),
     ],
 )
 def test_remaining_in_words(seconds, words) -> None:

@@ -106,6 +106,7 @@ def test_pages_equal_the_store_semantics_after_updates(seed: int) -> None:
             expected = reference(documents, query, sort)
             assert walk(index, query, sort, limit=7) == expected, (query, sort)
             assert [c.case_code for c in index.page(query, sort, None, 1000)] == expected
+        assert index.count(query) == len(reference(documents, query, "due_at"))  # the lists' total
 
 
 def test_answers_only_when_usable_and_not_before_a_dropped_end() -> None:
