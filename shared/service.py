@@ -135,6 +135,7 @@ async def who_am_i(request: Request) -> dict[str, Any]:
                     "level": agency.level.value,
                     "parent_code": agency.parent_code,
                     "depth": depth,
+                    "valid_to": agency.valid_to.isoformat() if agency.valid_to else None,
                 }
             )
         stack.extend((child, depth + 1) for child in sorted(children.get(code, []), reverse=True))

@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from services.web import labels
 from services.web.backend import Backend, BackendError
-from services.web.charts import month_bars
+from services.web.views import indicator_views
 from shared.domain.indicators import PeriodError, parse_period
 from shared.limits import BodySizeLimit, BodyTooLarge
 from shared.logs import configure_logging
@@ -58,6 +58,7 @@ templates.env.globals.update(
     LEVEL=labels.LEVEL,
     FIELD=labels.FIELD,
     RATE=labels.RATE,
+    RATE_CHARTS=labels.RATE_CHARTS,
     KINDS=KINDS,
     PAGE_SIZES=PAGE_SIZES,
 )
@@ -344,35 +345,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ---- indicators ----------------------------------------------------------------------------
 
     @app.get("/indicators", response_class=HTMLResponse)
-    async def indicators(request: Request, period: str = "", agency: str = "") -> HTMLResponse:
+    async def indicators(request: Request, period: str = "", agency: str = "", rank: str = "on_time") -> HTMLResponse:
         token = token_of(request)
         period = period.strip() or f"{date.today().year}-Q{(date.today().month - 1) // 3 + 1}"
+        rank = rank if rank in labels.RATE_CHARTS else "on_time"
         try:
             span = parse_period(period)
         except PeriodError as exc:
             who = await me(token)
             return page(request, "indicators.html", 422, who=who, period=period, agency=agency, error=str(exc))
         year = span.last.year
-        who, answer, index766, par, monthly = await asyncio.gather(
+        who, answer, index766, par, by_month, by_agency = await asyncio.gather(
             me(token),
             backend.get("metrics", "/v1/indicators", token, period=period, agency=agency),
             backend.get("metrics", "/v1/index/766", token, period=period, agency=agency),
             backend.get("metrics", "/v1/index/par", token, year=year, agency=agency),
-            backend.get("metrics", "/v1/indicators/monthly", token, year=year, agency=agency),
+            backend.get("metrics", "/v1/indicators/by-month", token, period=period, agency=agency),
+            backend.get("metrics", "/v1/indicators/by-agency", token, period=period, agency=agency),
         )
-        for series in monthly["series"]:
-            series["svg"] = month_bars(series["points"], f"Tỷ lệ đúng hạn theo tháng: {series['name']}")
         return page(
             request,
             "indicators.html",
-            who=who,
+            **indicator_views(who, span, answer, index766, par, by_month, by_agency, settings.config_dir, rank),
             period=period,
             agency=agency,
             span=span,
             answer=answer,
             index766=index766,
-            par=par,
-            monthly=monthly,
             error=None,
         )
 
