@@ -1,10 +1,11 @@
 """Pages for agency officers and the provincial office, rendered on the server (FastAPI + Jinja2).
 
 Log in with an agency token; an agency officer lands on "Hồ sơ cần xin lỗi" (the cases whose apology
-is due soon or late but still possible, issue #19; admin lands on the overdue list); overdue and
+is due soon or late but still possible, issue #19; admin lands on the indicators by agency, #20); overdue and
 due-soon lists with filters, paging and CSV/XLSX download;
 a case page with its timeline, the remaining working time in words, the apology form and the letter;
-indicators for a period (Biểu 06, 766, PAR) with the monthly on-time rate by agency.
+indicators for a period (Biểu 06, 766, PAR) with SVG charts: each rate by month against the plan's
+target, the agencies ranked worst-first, the 766 points by group (services/web/views.py, charts.py).
 
 Every figure comes from the deadline and metrics APIs, called with the officer's own token, so an
 agency sees only its own subtree here exactly as it does through the API. No JavaScript is needed.
@@ -379,8 +380,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def landing(me: dict[str, Any]) -> str:
-    """The first page after login: an agency officer's is the cases whose apology is due (#19)."""
-    return "/overdue" if me.get("kind") == "admin" else "/apology-due"
+    """The first page after login: an agency officer's is the cases whose apology is due (#19); the
+    provincial office's is the indicators by agency, the province's departments and communes (#20)."""
+    return "/indicators" if me.get("kind") == "admin" else "/apology-due"
 
 
 def _download(answer: Any) -> Response:

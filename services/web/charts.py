@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from services.web.labels import goal_words, group_766, number, percent
+from services.web.labels import goal_words, group_766, number, percent, points_text
 from shared.domain.plans import meets
 
-WIDTH = 360
-FONT = 12  # in viewBox units: about 11 px on a 390 px phone, where the chart is about 330 px wide
-SMALL = 11
+WIDTH = 320
+FONT = 13  # in viewBox units: about 12 px on a 390 px phone, where a chart is about 300 px wide
+SMALL = 12
 
 
 @dataclass(frozen=True)
@@ -141,11 +141,11 @@ def month_count(month: Mapping[str, Any], rate: str) -> int:
 
 # ---- agencies ranked, worst first --------------------------------------------------------------
 
-ROW, NAME_MAX, BAR_MAX = 36, 48, 280
+ROW, NAME_MAX, BAR_MAX = 38, 40, 240
 
 
 def ranked(rows: Sequence[Mapping[str, Any]], rate: str) -> list[Mapping[str, Any]]:
-    """Worst first; agencies with no case for the rate at the end, by name."""
+    """Worst first; agencies with no case for the rate at the end, by name (the chart leaves them out)."""
     with_rate = sorted(
         (r for r in rows if r["rates"].get(rate) is not None), key=lambda r: (r["rates"][rate], r["name"])
     )
@@ -158,9 +158,10 @@ def short_name(name: str) -> str:
 
 
 def ranking(rows: Sequence[Mapping[str, Any]], rate: str, label: str, target: Target | None = None) -> str:
-    """One row per agency ({"agency_code", "name", "rates": {...}}): its name, then a bar of the rate
-    with the value printed after it; worst first; the target as a vertical dashed line."""
-    ordered = ranked(rows, rate)
+    """One row per agency ({"agency_code", "name", "rates": {...}}) that has the rate: its name, then a
+    bar of the rate with the value printed after it; worst first; the target as a vertical dashed line.
+    Agencies without the rate (no case) are not drawn: the page names them under the chart."""
+    ordered = [row for row in ranked(rows, rate) if row["rates"].get(rate) is not None]
     head = 24
     height = head + ROW * max(len(ordered), 1)
     body: list[str] = []
@@ -177,16 +178,15 @@ def ranking(rows: Sequence[Mapping[str, Any]], rate: str, label: str, target: Ta
         y = head + ROW * i
         value = row["rates"].get(rate)
         body.append(
-            f'<text class="name" x="0" y="{y + 12}" font-size="{FONT}"><title>{escape(row["name"])}</title>'
+            f'<text class="name" x="0" y="{y + 13}" font-size="{FONT}"><title>{escape(row["name"])}</title>'
             f"{escape(short_name(row['name']))}</text>"
         )
-        body.append(f'<rect class="track" x="0" y="{y + 17}" width="{BAR_MAX}" height="12"/>')
-        if value is not None:
-            w = max(round(BAR_MAX * min(value, 1.0), 1), 1.0)
-            body.append(f'<rect class="bar {_met_class(target, value)}" x="0" y="{y + 17}" width="{w}" height="12"/>')
-        words = value_text(value) + ("%" if value is not None else " chưa có hồ sơ")
+        body.append(f'<rect class="track" x="0" y="{y + 18}" width="{BAR_MAX}" height="13"/>')
+        w = max(round(BAR_MAX * min(value, 1.0), 1), 1.0)
+        body.append(f'<rect class="bar {_met_class(target, value)}" x="0" y="{y + 18}" width="{w}" height="13"/>')
+        words = value_text(value) + "%"
         body.append(
-            f'<text class="value" data-agency="{escape(row["agency_code"])}" x="{WIDTH}" y="{y + 28}" '
+            f'<text class="value" data-agency="{escape(row["agency_code"])}" x="{WIDTH}" y="{y + 30}" '
             f'font-size="{FONT}" text-anchor="end">{escape(words)}</text>'
         )
     return _svg("ranking", height, label, body)
@@ -222,8 +222,3 @@ def points_by_group(groups: Sequence[Mapping[str, Any]], label: str) -> str:
             f'font-size="{FONT}" text-anchor="end">{words}</text>'
         )
     return _svg("points", height, label, body)
-
-
-def points_text(value: Any) -> str:
-    """Points as the API gives them, decimal comma, no trailing zeros: 12.5 → "12,5", 18.0 → "18"."""
-    return f"{float(value):.2f}".rstrip("0").rstrip(".").replace(".", ",")

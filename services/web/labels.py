@@ -170,15 +170,15 @@ ITEM_766 = {
     "3.tt": ("", "Hồ sơ trực tuyến toàn trình"),
     "3.3": ("3.3", "Hồ sơ nộp trực tuyến"),
     "3.5": ("3.5", "TTHC có nghĩa vụ tài chính tích hợp thanh toán trực tuyến"),
-    "3.5b": ("3.5", "TTHC có phát sinh giao dịch thanh toán trực tuyến"),
+    "3.5b": ("3.5b", "TTHC có phát sinh giao dịch thanh toán trực tuyến"),
     "3.6": ("3.6", "Hồ sơ thanh toán trực tuyến"),
     "4.1": ("4.1", "Hồ sơ có kết quả giải quyết điện tử"),
     "4.2": ("4.2", "Hồ sơ được số hóa"),
     "4.cttd": ("", "Chứng thực điện tử"),
     "4.3": ("4.3", "Hồ sơ sử dụng lại dữ liệu số hóa"),
     "4.4": ("4.4", "Hồ sơ số hóa kết nối kho dữ liệu cá nhân"),
-    "4.5a": ("4.5", "TTHC kết nối, chia sẻ dữ liệu dân cư"),
-    "4.5b": ("4.5", "Hồ sơ sử dụng dữ liệu dân cư"),
+    "4.5a": ("4.5a", "TTHC kết nối, chia sẻ dữ liệu dân cư"),
+    "4.5b": ("4.5b", "Hồ sơ sử dụng dữ liệu dân cư"),
     "5.2": ("5.2", "Tiến độ xử lý phản ánh, kiến nghị"),
     "5.3": ("5.3", "Hài lòng trong xử lý phản ánh, kiến nghị"),
     "5.4": ("5.4", "Hài lòng trong tiếp nhận, giải quyết TTHC"),
@@ -250,6 +250,13 @@ def rules_version(code: Any) -> str:
     return text or "—"
 
 
+def points_text(value: Any) -> str:
+    """Points as the API gives them, decimal comma, no trailing zeros: 12.5 → "12,5", 18.0 → "18"."""
+    if value is None:
+        return "—"
+    return f"{float(value):.2f}".rstrip("0").rstrip(".").replace(".", ",")
+
+
 def whole_percent(rate: float) -> str:
     """0.3 → "30%", 0.985 → "98,5%": a goal as a plan writes it."""
     return f"{rate * 100:.2f}".rstrip("0").rstrip(".").replace(".", ",") + "%"
@@ -274,6 +281,7 @@ FILTERS.update(
     {
         "item_766": item_766,
         "group_766": group_766,
+        "points": points_text,
         "par_criterion": par_criterion,
         "plan_target": plan_target,
         "rules_version": rules_version,

@@ -90,21 +90,30 @@ def item_note(item: dict[str, Any]) -> str | None:
     return None
 
 
+def has_cases(row: dict[str, Any]) -> bool:
+    received = row.get("received") or {}
+    return bool(received.get("total", 0) + received.get("carried_over", 0))
+
+
 def agency_groups(rows: list[dict[str, Any]], rank: str, target: Target | None) -> list[dict[str, Any]]:
-    """The agencies below the chosen one, grouped by level (departments, communes), each group with
-    its ranking chart (worst first) and its rows in that order."""
+    """The agencies below the chosen one, grouped by level (departments, communes): each group with
+    its ranking chart (worst first, only those with the rate), its rows with cases in that order, and
+    the names of those with no case in the period (one line, not a screen of empty rows)."""
     out = []
     for level, title in LEVEL_GROUPS.items():
         members = [r for r in rows if r.get("level") == level]
         if not members:
             continue
         label = f"{labels.RATE_CHARTS[rank]}, {title.lower()}, xếp từ thấp đến cao"
+        rated = [r for r in members if r["rates"].get(rank) is not None]
         out.append(
             {
                 "level": level,
                 "title": title,
-                "rows": charts.ranked(members, rank),
-                "svg": charts.ranking(members, rank, label, target),
+                "count": len(members),
+                "rows": [r for r in charts.ranked(members, rank) if has_cases(r)],
+                "empty": sorted(r["name"] for r in members if not has_cases(r)),
+                "svg": charts.ranking(rated, rank, label, target) if rated else None,
             }
         )
     return out

@@ -58,7 +58,7 @@ def test_month_chart_prints_month_labels_values_and_the_plans_target_line() -> N
     assert svg.count('class="bar unmet"') == 1 and svg.count('class="bar met"') == 1  # 25% no, 31% yes
     assert 'role="img"' in svg and 'aria-label="Tỷ lệ hồ sơ trực tuyến theo tháng"' in svg
     assert "<title>Tỷ lệ hồ sơ trực tuyến theo tháng</title>" in svg
-    assert 'width="100%"' in svg and 'viewBox="0 0 360 ' in svg
+    assert 'width="100%"' in svg and 'viewBox="0 0 320 ' in svg
 
 
 def test_exactly_at_a_goal_worded_above_is_not_met_but_at_least_is() -> None:
@@ -76,15 +76,11 @@ def test_ranking_is_worst_first_with_the_value_printed_and_no_rate_last() -> Non
         {"agency_code": "D", "name": "Sở D", "rates": {"on_time": 0.85}},
     ]
     svg = charts.ranking(rows, "on_time", "Xếp hạng", Target(1.0, "at_least"))
-    assert list(values(svg, "agency").items()) == [
-        ("B", "70%"),
-        ("D", "85%"),
-        ("A", "99%"),
-        ("C", "— chưa có hồ sơ"),
-    ]
+    assert list(values(svg, "agency").items()) == [("B", "70%"), ("D", "85%"), ("A", "99%")]  # C has no rate
     widths = re.findall(r'<rect class="bar unmet" x="0" y="[^"]+" width="([^"]+)"', svg)
-    assert widths == ["196.0", "238.0", "277.2"]  # 280 × rate
-    assert 'x1="280.0"' in svg  # the 100% line
+    assert widths == ["168.0", "204.0", "237.6"]  # 240 × rate
+    assert 'x1="240.0"' in svg  # the 100% line
+    assert [r["agency_code"] for r in charts.ranked(rows, "on_time")] == ["B", "D", "A", "C"]
 
 
 def test_points_by_group_print_points_over_the_maximum() -> None:
@@ -107,8 +103,8 @@ def test_points_by_group_print_points_over_the_maximum() -> None:
     svg = charts.points_by_group(groups, "766")
     assert values(svg, "group") == {"1": "4,5 / 18", "3&#x27;": "0 / 10"}
     assert "1. Công khai, minh bạch" in svg and ">Thanh toán trực tuyến<" in svg  # no "3'" shown
-    assert '<rect class="track" x="0" y="17" width="280.0"' in svg
-    assert '<rect class="scorable" x="0" y="17" width="93.3"' in svg  # 6 of the 18 points
+    assert '<rect class="track" x="0" y="17" width="240.0"' in svg
+    assert '<rect class="scorable" x="0" y="17" width="80.0"' in svg  # 6 of the 18 points
 
 
 def test_every_par_criterion_and_766_item_in_config_has_a_vietnamese_label() -> None:
@@ -123,6 +119,7 @@ def test_every_par_criterion_and_766_item_in_config_has_a_vietnamese_label() -> 
     assert labels.par_criterion("on_time_province") == "Tỷ lệ đúng hạn cấp tỉnh"
     assert labels.item_766("3.tt") == "Hồ sơ trực tuyến toàn trình"
     assert labels.item_766("2.1") == "2.1. Hồ sơ xử lý trước hạn, đúng hạn"
+    assert labels.item_766("4.cttd") == "Chứng thực điện tử"
     assert labels.rules_version("766-2026.2") == "Bộ tiêu chí 766 (bản 2026.2)"
     assert labels.rules_version("par-2026.1") == "Bộ tiêu chí PAR INDEX (bản 2026.1)"
     assert labels.plan_target("on_time:G09-DD") == "Đúng hạn · Đất đai"
@@ -151,6 +148,22 @@ def test_districts_and_dissolved_agencies_are_not_listed_after_they_ended() -> N
     par = {"year": 2026, "criteria": [{"criterion": "on_time_district", "level": "district"}, {"criterion": "x"}]}
     assert [c["criterion"] for c in views.par_criteria(par)] == ["x"]
     assert len(views.par_criteria(par | {"year": 2025})) == 2
+
+
+def test_agencies_with_no_case_are_named_under_the_ranking_not_drawn() -> None:
+    def row(code: str, rate: float | None, received: int) -> dict:
+        return {
+            "agency_code": code,
+            "name": f"Xã {code}",
+            "level": "commune",
+            "rates": {"on_time": rate},
+            "received": {"total": received, "carried_over": 0},
+        }
+
+    groups = views.agency_groups([row("A", 0.9, 3), row("B", None, 0), row("C", 0.5, 2)], "on_time", None)
+    assert [(g["level"], g["count"]) for g in groups] == [("commune", 3)]
+    assert [r["agency_code"] for r in groups[0]["rows"]] == ["C", "A"] and groups[0]["empty"] == ["Xã B"]
+    assert values(groups[0]["svg"], "agency") == {"C": "50%", "A": "90%"}
 
 
 def test_targets_come_from_the_plan() -> None:
