@@ -30,9 +30,16 @@ DISTRICTS_END = date(2025, 7, 1)  # NĐ 118/2025: no district level from this da
 
 
 def months_through(span: Period, today: date) -> list[Period]:
-    """The calendar months of span.last's year up to span.last (the last one cut at span.last), never
-    past today's month: the November page ends with November, whatever today is."""
-    last = min(span.last, max(today, date(span.last.year, 1, 1)))
+    """The calendar months of span.last's year up to span.last's month (that one cut at span.last when
+    the period ends inside it), never a month after today's: the November page ends with November,
+    whatever today is. Each month is the period /v1/indicators?period=YYYY-MM answers for."""
+    last = span.last
+    if (last.year, last.month) > (today.year, today.month):
+        if last.year > today.year:
+            return []
+        last = (
+            date(today.year, today.month + 1, 1) - timedelta(days=1) if today.month < 12 else date(today.year, 12, 31)
+        )
     out = []
     for month in range(1, last.month + 1):
         first = date(last.year, month, 1)

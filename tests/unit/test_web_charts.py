@@ -133,8 +133,9 @@ def test_the_november_page_ends_with_november_whatever_today_is() -> None:
     november = months_through(parse_period("2026-11"), today=date(2026, 12, 2))
     assert [m.first.month for m in november] == list(range(1, 12))
     assert november[-1] == Period(date(2026, 11, 1), date(2026, 11, 30))
-    year = months_through(parse_period("2026"), today=date(2026, 12, 2))
-    assert year[-1].first == date(2026, 12, 1)  # the current month, not the future
+    year = months_through(parse_period("2026"), today=date(2026, 10, 2))
+    assert year[-1] == Period(date(2026, 10, 1), date(2026, 10, 31))  # the current month (whole), not the future
+    assert months_through(parse_period("2027"), today=date(2026, 10, 2)) == []
     assert months_through(parse_period("2026-03-01..2026-03-15"), today=date(2026, 12, 2))[-1].last == date(2026, 3, 15)
 
 
