@@ -352,9 +352,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rank = rank if rank in labels.RATE_CHARTS else "on_time"
         try:
             span = parse_period(period)
-        except PeriodError as exc:
+        except PeriodError:  # its message is for developers; the officer gets the forms the field takes
             who = await me(token)
-            return page(request, "indicators.html", 422, who=who, period=period, agency=agency, error=str(exc))
+            message = f"“{period}” không phải một kỳ báo cáo. Nhập theo các ví dụ dưới ô Kỳ báo cáo."
+            return page(request, "indicators.html", 422, who=who, period=period, agency=agency, error=message)
         year = span.last.year
         who, answer, index766, par, by_month, by_agency = await asyncio.gather(
             me(token),

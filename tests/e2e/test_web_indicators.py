@@ -223,6 +223,21 @@ async def test_the_indicators_pages_in_a_browser_at_both_widths(site: dict[str, 
                         await page.goto(f"{web}/indicators?period={PERIOD}&agency={AGENCY}&rank=online")
                         await check_page(page, site, token, agency=AGENCY, rank="online")
                         await page.screenshot(path=SHOTS / f"indicators-agency-{size}.png", full_page=True)
+                    if who == "admin" and size == "phone":
+                        # a malformed period: said in Vietnamese, no developer's message
+                        await page.goto(f"{web}/indicators?period=2026-13")
+                        text = await page.inner_text("main")
+                        assert "Kỳ báo cáo chưa hợp lệ" in text and not FORBIDDEN.search(text), text
+                        # before 01/07/2025 the district existed: listed, and its PAR row is there
+                        await page.goto(f"{web}/indicators?period=2025-06")
+                        assert "UBND huyện Mẫu Sơn" in await page.inner_text("#by-agency")
+                        assert "UBND huyện Mẫu Sơn" in await page.inner_text("#i-agency")
+                        assert "cấp huyện" in await page.inner_text("#index-par")
+                        months = await page.locator("#chart-on_time svg text.month").all_text_contents()
+                        assert months == [f"T{m}" for m in range(1, 7)]
+                        scroll = await page.evaluate("document.documentElement.scrollWidth")
+                        assert scroll <= width, f"2025-06 is {scroll}px wide on a {width}px screen"
+                        await page.screenshot(path=SHOTS / "indicators-2025-06-phone.png", full_page=True)
                     await context.close()
         finally:
             await browser.close()
