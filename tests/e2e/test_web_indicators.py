@@ -41,6 +41,13 @@ FORBIDDEN = re.compile(
     r"read as|error|internal)\b"
 )
 
+# Every word of the page written in plain ASCII must be a Vietnamese word without diacritics or a code.
+VIETNAMESE_ASCII = set(
+    "an ban cho chia danh gia giao in khai khi kho minh qua quan quy sau sinh so thang thanh thao theo tin "
+    "trong xanh xem xin y du khoa long nam ninh trung".split()
+)
+CODE = re.compile(r"T\d{1,2}|Q[1-4]|H[12]|9M|\d+[ab]|TTHC|UBND|CSDL|DVCQG|BCQG|PAR|INDEX")
+
 
 @pytest.fixture
 async def site(settings: Settings, run_dir: Path) -> AsyncIterator[dict[str, str]]:
@@ -143,6 +150,9 @@ async def check_page(page: Any, urls: dict[str, str], token: str, agency: str = 
     text = await page.inner_text("main")
     leaks = sorted({m.group(0) for m in FORBIDDEN.finditer(text)})
     assert not leaks, f"English or internal ids on {page.url}: {leaks}"
+    ascii_words = {w for w in re.findall(r"\w+", text) if w.isascii() and not w.isdigit()}
+    strange = sorted(w for w in ascii_words if w.lower() not in VIETNAMESE_ASCII and not CODE.fullmatch(w))
+    assert not strange, f"words that are neither Vietnamese nor a code on {page.url}: {strange}"
     params = {"agency": agency} if agency else {}
 
     answers = {
