@@ -55,9 +55,12 @@ def month_label(month: str) -> str:
     return f"T{int(month[5:7])}"
 
 
-def _svg(kind: str, height: float, label: str, body: list[str]) -> str:
+def _svg(kind: str, height: float, label: str, body: list[str], summary: list[str] | None = None) -> str:
+    """The chart's frame. A screen reader reads an image's label, not its texts: the label carries the
+    printed values too (`summary`); the visible `<title>` stays short."""
+    spoken = f"{label}. {'; '.join(summary)}." if summary else label
     return (
-        f'<svg class="chart {kind}" role="img" aria-label="{escape(label)}" viewBox="0 0 {WIDTH} {height:g}" '
+        f'<svg class="chart {kind}" role="img" aria-label="{escape(spoken)}" viewBox="0 0 {WIDTH} {height:g}" '
         f'width="100%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(label)}</title>" + "".join(body) + "</svg>"
     )
@@ -129,7 +132,10 @@ def rate_by_month(months: Sequence[Mapping[str, Any]], rate: str, label: str, ta
             f'<text class="month" x="{centre}" y="{base + 16}" font-size="{FONT}" text-anchor="middle">'
             f"{month_label(month['month'])}</text>"
         )
-    return _svg("by-month", height, label, body)
+    spoken = [f"tháng {int(m['month'][5:7])}: {percent(m['rates'].get(rate))}" for m in months]
+    if target is not None:
+        spoken.insert(0, f"chỉ tiêu {target.words}")
+    return _svg("by-month", height, label, body, spoken)
 
 
 def month_count(month: Mapping[str, Any], rate: str) -> int:
@@ -141,7 +147,7 @@ def month_count(month: Mapping[str, Any], rate: str) -> int:
 
 # ---- agencies ranked, worst first --------------------------------------------------------------
 
-ROW, NAME_MAX, BAR_MAX = 38, 40, 240
+ROW, NAME_MAX, BAR_MAX = 38, 46, 240
 
 
 def ranked(rows: Sequence[Mapping[str, Any]], rate: str) -> list[Mapping[str, Any]]:
@@ -177,9 +183,10 @@ def ranking(rows: Sequence[Mapping[str, Any]], rate: str, label: str, target: Ta
     for i, row in enumerate(ordered):
         y = head + ROW * i
         value = row["rates"].get(rate)
+        name = row["name"] + (" (hồ sơ của chính cơ quan)" if row.get("own_cases_only") else "")
         body.append(
-            f'<text class="name" x="0" y="{y + 13}" font-size="{FONT}"><title>{escape(row["name"])}</title>'
-            f"{escape(short_name(row['name']))}</text>"
+            f'<text class="name" x="0" y="{y + 13}" font-size="{FONT}"><title>{escape(name)}</title>'
+            f"{escape(short_name(name))}</text>"
         )
         body.append(f'<rect class="track" x="0" y="{y + 18}" width="{BAR_MAX}" height="13"/>')
         w = max(round(BAR_MAX * min(value, 1.0), 1), 1.0)
@@ -189,7 +196,7 @@ def ranking(rows: Sequence[Mapping[str, Any]], rate: str, label: str, target: Ta
             f'<text class="value" data-agency="{escape(row["agency_code"])}" x="{WIDTH}" y="{y + 30}" '
             f'font-size="{FONT}" text-anchor="end">{escape(words)}</text>'
         )
-    return _svg("ranking", height, label, body)
+    return _svg("ranking", height, label, body, [f"{r['name']}: {percent(r['rates'][rate])}" for r in ordered])
 
 
 # ---- 766 points by group -----------------------------------------------------------------------
@@ -221,4 +228,5 @@ def points_by_group(groups: Sequence[Mapping[str, Any]], label: str) -> str:
             f'<text class="value" data-group="{escape(str(group["group"]))}" x="{WIDTH}" y="{y + 28}" '
             f'font-size="{FONT}" text-anchor="end">{words}</text>'
         )
-    return _svg("points", height, label, body)
+    spoken = [f"{group_766(g)}: {points_text(g['points'])} trên {points_text(g['max_points'])} điểm" for g in groups]
+    return _svg("points", height, label, body, spoken)
