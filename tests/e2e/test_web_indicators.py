@@ -23,11 +23,20 @@ from services.web.charts import value_text
 from services.web.labels import points_text
 from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN, AUTH, settings_env
-from tests.e2e.test_web_pages import CHROMIUM, CHROMIUM_FLAGS, SHOTS
 from tests.support.events import AGENCY, COMMUNE, case_code, event, received
 from tests.support.kafka_tools import eventually
 
 pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+]
+SHOTS = infra.REPO / "tests" / "output" / "screenshots"  # with the other pages' screenshots
 
 FINANCE = "000.00.03.H99"  # Sở Tài chính
 FULL_ONLINE_PROCEDURE = "1.012792"  # Đất đai, 3 working days, toàn trình, fee-bearing

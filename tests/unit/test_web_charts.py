@@ -56,7 +56,11 @@ def test_month_chart_prints_month_labels_values_and_the_plans_target_line() -> N
     target = re.search(r'<line class="target" x1="0" y1="([^"]+)"', svg)
     assert target and float(target.group(1)) == charts.y_of(0.30) == 136.2
     assert svg.count('class="bar unmet"') == 1 and svg.count('class="bar met"') == 1  # 25% no, 31% yes
-    assert 'role="img"' in svg and 'aria-label="Tỷ lệ hồ sơ trực tuyến theo tháng"' in svg
+    assert 'role="img"' in svg
+    assert (
+        'aria-label="Tỷ lệ hồ sơ trực tuyến theo tháng. chỉ tiêu trên 30%; tháng 1: 25,00 %; tháng 2: 31,00 %; '
+        'tháng 3: —."' in svg
+    )
     assert "<title>Tỷ lệ hồ sơ trực tuyến theo tháng</title>" in svg
     assert 'width="100%"' in svg and 'viewBox="0 0 320 ' in svg
 
