@@ -139,6 +139,8 @@ async def who_am_i(request: Request) -> dict[str, Any]:
                     "parent_code": agency.parent_code,
                     "depth": depth,
                 }
+                # a dissolved agency says since when (contract v1.1), so pickers can leave it out of later periods
+                | ({"valid_to": agency.valid_to.isoformat()} if agency.valid_to else {})
             )
         stack.extend((child, depth + 1) for child in sorted(children.get(code, []), reverse=True))
     return {

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 
-from services.metrics import indicators, sync_counts
+from services.metrics import indicators, series, sync_counts
 from services.metrics.context import MetricsContext, get_context
 from shared import quarantine
 from shared.service import service_app
@@ -32,5 +32,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         MetricsContext(settings or get_settings()),
         "TTHC metrics",
         "Indicators of TTHC case handling for Biểu 06, the 766 index and the PAR Index.",
-        [indicators.router, sync_counts.router, stats_router, quarantine.router],
+        [indicators.router, series.router, sync_counts.router, stats_router, quarantine.router],
     )

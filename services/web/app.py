@@ -1,10 +1,11 @@
 """Pages for agency officers and the provincial office, rendered on the server (FastAPI + Jinja2).
 
 Log in with an agency token; an agency officer lands on "Hồ sơ cần xin lỗi" (the cases whose apology
-is due soon or late but still possible, issue #19; admin lands on the overdue list); overdue and
+is due soon or late but still possible, issue #19; admin lands on the indicators by agency, #20); overdue and
 due-soon lists with filters, paging and CSV/XLSX download;
 a case page with its timeline, the remaining working time in words, the apology form and the letter;
-indicators for a period (Biểu 06, 766, PAR) with the monthly on-time rate by agency.
+indicators for a period (Biểu 06, 766, PAR) with SVG charts: each rate by month against the plan's
+target, the agencies ranked worst-first, the 766 points by group (services/web/views.py, charts.py).
 
 Every figure comes from the deadline and metrics APIs, called with the officer's own token, so an
 agency sees only its own subtree here exactly as it does through the API. No JavaScript is needed.
@@ -31,9 +32,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.web import labels
 from services.web.backend import Backend, BackendError
-from services.web.charts import month_bars
 from services.web.errors import Explained, explain
 from services.web.search import code_variants
+from services.web.views import indicator_views
 from shared.domain.indicators import PeriodError, parse_period
 from shared.domain.rulesets import rule_set_of
 from shared.limits import BodySizeLimit, BodyTooLarge
@@ -63,6 +64,7 @@ templates.env.globals.update(
     LEVEL=labels.LEVEL,
     FIELD=labels.FIELD,
     RATE=labels.RATE,
+    RATE_CHARTS=labels.RATE_CHARTS,
     KINDS=KINDS,
     PAGE_SIZES=PAGE_SIZES,
 )
@@ -384,35 +386,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ---- indicators ----------------------------------------------------------------------------
 
     @app.get("/indicators", response_class=HTMLResponse)
-    async def indicators(request: Request, period: str = "", agency: str = "") -> HTMLResponse:
+    async def indicators(request: Request, period: str = "", agency: str = "", rank: str = "on_time") -> HTMLResponse:
         token = token_of(request)
         period = period.strip() or f"{date.today().year}-Q{(date.today().month - 1) // 3 + 1}"
+        rank = rank if rank in labels.RATE_CHARTS else "on_time"
         try:
             span = parse_period(period)
-        except PeriodError as exc:
+        except PeriodError:  # its message is for developers; the officer gets the forms the field takes
             who = await me(token)
-            return page(request, "indicators.html", 422, who=who, period=period, agency=agency, error=str(exc))
+            message = f"“{period}” không phải một kỳ báo cáo. Nhập theo các ví dụ dưới ô Kỳ báo cáo."
+            return page(request, "indicators.html", 422, who=who, period=period, agency=agency, error=message)
         year = span.last.year
-        who, answer, index766, par, monthly = await asyncio.gather(
+        who, answer, index766, par, by_month, by_agency = await asyncio.gather(
             me(token),
             backend.get("metrics", "/v1/indicators", token, period=period, agency=agency),
             backend.get("metrics", "/v1/index/766", token, period=period, agency=agency),
             backend.get("metrics", "/v1/index/par", token, year=year, agency=agency),
-            backend.get("metrics", "/v1/indicators/monthly", token, year=year, agency=agency),
+            backend.get("metrics", "/v1/indicators/by-month", token, period=period, agency=agency),
+            backend.get("metrics", "/v1/indicators/by-agency", token, period=period, agency=agency),
         )
-        for series in monthly["series"]:
-            series["svg"] = month_bars(series["points"], f"Tỷ lệ đúng hạn theo tháng: {series['name']}")
         return page(
             request,
             "indicators.html",
-            who=who,
+            **indicator_views(who, span, answer, index766, par, by_month, by_agency, settings.config_dir, rank),
             period=period,
             agency=agency,
             span=span,
             answer=answer,
             index766=index766,
-            par=par,
-            monthly=monthly,
             error=None,
         )
 
@@ -439,8 +440,9 @@ def explain_backend(request: Request, exc: BackendError) -> Explained:
 
 
 def landing(me: dict[str, Any]) -> str:
-    """The first page after login: an agency officer's is the cases whose apology is due (#19)."""
-    return "/overdue" if me.get("kind") == "admin" else "/apology-due"
+    """The first page after login: an agency officer's is the cases whose apology is due (#19); the
+    provincial office's is the indicators by agency, the province's departments and communes (#20)."""
+    return "/indicators" if me.get("kind") == "admin" else "/apology-due"
 
 
 def _download(answer: Any) -> Response:

@@ -173,7 +173,7 @@ async def test_an_officer_works_through_the_pages(site: dict[str, str], tmp_path
             assert await page.inner_text("#rate-online") == "40,00 %"
             assert await page.locator("#index-766 tbody tr").count() > 5
             assert await page.locator("#index-par tbody tr").count() >= 3
-            assert await page.locator("#monthly svg.bars").count() >= 1
+            assert await page.locator("#rates-by-month svg.chart").count() == 6  # issue #20: every rate by month
             await page.screenshot(path=SHOTS / "indicators.png", full_page=True)
             await page.fill("#period", "2026-13")
             await page.click("#show-indicators")

@@ -1,9 +1,8 @@
-"""The web pages' pure helpers: Vietnamese formats, safe redirects, datetime-local, the bar chart."""
+"""The web pages' pure helpers: Vietnamese formats, safe redirects, datetime-local (charts: test_web_charts)."""
 
 from __future__ import annotations
 
 from services.web.app import _int, _local_instant, _safe_next
-from services.web.charts import month_bars, tone
 from services.web.labels import FILTERS, local_input, number, percent, when
 
 status = FILTERS["status"]
@@ -47,15 +46,3 @@ def test_form_values() -> None:
     assert _int("50", 20, (20, 50, 100)) == 50
     assert _int("7", 20, (20, 50, 100)) == 20
     assert _int("x", 20, (20, 50, 100)) == 20
-
-
-def test_bars_height_follows_the_rate_and_names_are_escaped() -> None:
-    svg = month_bars(
-        [{"month": "2026-01", "on_time": 1.0, "counted": 3}, {"month": "2026-02", "on_time": None, "counted": 0}],
-        "Sở <A&B>",
-    )
-    assert 'aria-label="Sở &lt;A&amp;B&gt;"' in svg
-    assert 'class="good" x="0" y="2" width="14" height="42"' in svg
-    assert 'class="none" x="18" y="42" width="14" height="2"' in svg
-    assert svg.count("<rect") == 2
-    assert (tone(0.95), tone(0.9), tone(0.5), tone(None)) == ("good", "fair", "poor", "none")
