@@ -35,7 +35,7 @@ from services.web.backend import Backend, BackendError
 from services.web.errors import Explained, explain
 from services.web.search import code_variants
 from services.web.views import indicator_views
-from shared.domain.indicators import PeriodError, parse_period
+from shared.domain.indicators import PERIOD_FORMS, PeriodError, parse_period
 from shared.domain.rulesets import rule_set_of
 from shared.limits import BodySizeLimit, BodyTooLarge
 from shared.logs import configure_logging
@@ -394,7 +394,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             span = parse_period(period)
         except PeriodError:  # its message is for developers; the officer gets the forms the field takes
             who = await me(token)
-            message = f"“{period}” không phải một kỳ báo cáo. Nhập theo các ví dụ dưới ô Kỳ báo cáo."
+            message = (
+                f"Kỳ báo cáo chưa hợp lệ: “{period}” không phải một kỳ báo cáo. "
+                f"Cách ghi được chấp nhận: {PERIOD_FORMS}."
+            )
             return page(request, "indicators.html", 422, who=who, period=period, agency=agency, error=message)
         year = span.last.year
         who, answer, index766, par, by_month, by_agency = await asyncio.gather(

@@ -279,4 +279,4 @@ async def test_apology_due_list_timer_webhook_gauge_and_landing_page(settings: S
                     table = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
                     assert sorted(r[0] for r in table[1:]) == sorted([soon, late])
                     pages.cookies.set(COOKIE, settings.admin_token)
-                    assert (await pages.get("/")).headers["location"] == "/overdue"  # admin keeps its landing
+                    assert (await pages.get("/")).headers["location"] == "/indicators"  # admin: by agency (#20)
