@@ -218,6 +218,10 @@ def plain(value: Any) -> Any:
     cls = type(value)
     if cls in _LEAVES:
         return value
+    if cls is list:  # before the dataclass lookup: most containers are lists (often empty) and dicts
+        return [v if type(v) in _LEAVES else plain(v) for v in value]
+    if cls is dict:
+        return {k if type(k) in _LEAVES else plain(k): v if type(v) in _LEAVES else plain(v) for k, v in value.items()}
     names = _FIELD_NAMES.get(cls)
     if names is None:
         if hasattr(cls, "__dataclass_fields__"):
@@ -226,10 +230,6 @@ def plain(value: Any) -> Any:
             return value
     if names is not None:
         return {name: v if type(v := getattr(value, name)) in _LEAVES else plain(v) for name in names}
-    if cls is list:
-        return [v if type(v) in _LEAVES else plain(v) for v in value]
-    if cls is dict:
-        return {k if type(k) in _LEAVES else plain(k): v if type(v) in _LEAVES else plain(v) for k, v in value.items()}
     if cls is tuple:
         return tuple(plain(v) for v in value)
     return copy.deepcopy(value)
