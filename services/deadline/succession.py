@@ -20,13 +20,13 @@ agency. No index on the cases (ADR 0009): a dissolution is rare, and the query s
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
-from shared.domain.fold import dissolution_instant
-from shared.domain.registry import Agency, Registry
+from shared.domain.registry import Agency
 from shared.periodic import Periodic
+from shared.succession import stale_handover_query, succession_changed
 
 if TYPE_CHECKING:
     from services.deadline.context import DeadlineContext
@@ -37,29 +37,6 @@ CASES_REFOLDED = Counter(
     "tthc_deadline_cases_refolded_total", "Cases folded again after an agency was dissolved into a successor"
 )
 CHUNK = 500  # cases per refold (one projection write each)
-
-
-def succession_changed(before: Agency | None, after: Agency) -> bool:
-    old = (before.valid_to, before.successor_code) if before is not None else (None, None)
-    return old != (after.valid_to, after.successor_code)
-
-
-def stale_handover_query(registry: Registry, codes: set[str] | None = None) -> dict[str, Any] | None:
-    """The cases whose holder the fold now changes: held by a dissolved agency (of `codes`, or
-    any), received before it ended and not finished before; None when there is none to look for."""
-    branches: list[dict[str, Any]] = []
-    for agency in registry.agencies.values():
-        if agency.valid_to is None or not agency.successor_code or (codes is not None and agency.code not in codes):
-            continue
-        instant = dissolution_instant(agency.valid_to)
-        branches.append(
-            {
-                "agency_code": agency.code,
-                "received_at": {"$lt": instant},
-                "$or": [{"end_at": None}, {"end_at": {"$gte": instant}}],
-            }
-        )
-    return {"$or": branches} if branches else None
 
 
 class SuccessionRefold:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
-from services.deadline.succession import stale_handover_query, succession_changed
 from shared.domain.registry import Agency
 from shared.periodic import Periodic
+from shared.succession import stale_handover_query, succession_changed
 
 if TYPE_CHECKING:
     from services.metrics.context import MetricsContext
