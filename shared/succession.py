@@ -1,12 +1,22 @@
 """Agencies change (contract v1.1): which stored cases a dissolution concerns. Shared by the
-deadline and metrics projections, which both fold those cases again (ADR 0014, 0015)."""
+deadline and metrics projections, which both fold those cases again with `SuccessionRefold`
+(ADR 0014, 0015)."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Protocol
+
+from motor.motor_asyncio import AsyncIOMotorCollection
+from prometheus_client import Counter
 
 from shared.domain.fold import dissolution_instant
 from shared.domain.registry import Agency, Registry
+from shared.periodic import Periodic
+from shared.registry_sync import RegistryState
+
+log = logging.getLogger(__name__)
+CHUNK = 500  # cases per refold (one projection write each)
 
 
 def succession_changed(before: Agency | None, after: Agency) -> bool:
@@ -30,3 +40,76 @@ def stale_handover_query(registry: Registry, codes: set[str] | None = None) -> d
             }
         )
     return {"$or": branches} if branches else None
+
+
+class RefoldingProjection(Protocol):
+    """What the re-fold job needs of a projection's service context."""
+
+    registry_state: RegistryState
+    collection: AsyncIOMotorCollection
+
+    @property
+    def registry(self) -> Registry: ...
+
+    async def refold(self, codes: list[str]) -> None: ...
+
+
+class SuccessionRefold:
+    """Folds the stored cases a dissolution concerns again, through the projection (its lock, its
+    writes, its derived effects), so they show under the successor without waiting for an event:
+
+    - at start, once the registry has caught up (a dissolution put while the service was down);
+    - a few seconds after each change of an agency's valid_to or successor_code on the registry
+      topic: the cases held by it or by the agencies dissolved into it, and those whose
+      `agency_history` names one of them (a changed or withdrawn dissolution).
+
+    No index on the cases (ADR 0009): a dissolution is rare, and the query scans them once."""
+
+    def __init__(self, name: str, context: RefoldingProjection, refolded: Counter, interval_s: float = 2.0) -> None:
+        self.name = name
+        self.context = context
+        self.refolded = refolded
+        self.pending: set[str] | None = None  # None: everything (at start)
+        self.periodic = Periodic(f"{name}-succession-refold", interval_s, self.run)
+        context.registry_state.agency_listeners.append(self.agency_changed)
+
+    def agency_changed(self, before: Agency | None, after: Agency) -> None:
+        if succession_changed(before, after) and self.pending is not None:
+            self.pending.add(after.code)
+
+    def start(self) -> None:
+        self.periodic.start()
+
+    async def stop(self) -> None:
+        await self.periodic.stop()
+
+    async def run(self) -> int:
+        """One round: refold what the changes since the last round call for; the count refolded."""
+        if self.pending is not None and not self.pending:
+            return 0
+        changed, self.pending = self.pending, set()
+        try:
+            codes = await self.cases_to_refold(changed)
+            for start in range(0, len(codes), CHUNK):
+                await self.context.refold(codes[start : start + CHUNK])
+        except BaseException:
+            self.pending = None if changed is None else self.pending | changed  # next round, again
+            raise
+        if codes:
+            self.refolded.inc(len(codes))
+            log.info("cases refolded after an agency change", extra={"projection": self.name, "cases": len(codes)})
+        return len(codes)
+
+    async def cases_to_refold(self, changed: set[str] | None) -> list[str]:
+        registry = self.context.registry
+        related = None if changed is None else registry.with_predecessors(set(changed))
+        queries = []
+        stale = stale_handover_query(registry, related)
+        if stale is not None:
+            queries.append(stale)
+        if related:
+            queries.append({"agency_history.agency_code": {"$in": sorted(related)}})
+        if not queries:
+            return []
+        query = queries[0] if len(queries) == 1 else {"$or": queries}
+        return sorted({doc["_id"] async for doc in self.context.collection.find(query, {"_id": 1})})

@@ -24,7 +24,7 @@ from shared.domain.codes import EventType
 
 log = logging.getLogger(__name__)
 
-_STATUS_CODES = {
+STATUS_CODES = {  # the contract's error `code` of each status
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -59,7 +59,7 @@ class ErrorBody(BaseModel):
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` declaring the contract error body for these statuses."""
-    return {status: {"model": ErrorBody, "description": _STATUS_CODES.get(status, "error")} for status in statuses}
+    return {status: {"model": ErrorBody, "description": STATUS_CODES.get(status, "error")} for status in statuses}
 
 
 class ApiError(Exception):
@@ -83,7 +83,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.reason = reason
         self.status = status
-        self.code = code or _STATUS_CODES.get(status, "error")
+        self.code = code or STATUS_CODES.get(status, "error")
         self.message = message
         self.details = list(details)
         self.headers = headers or {}

@@ -11,18 +11,23 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from fastapi import Request
 from motor.motor_asyncio import AsyncIOMotorCollection
+from prometheus_client import Counter
 from pymongo import UpdateOne
 
 from services.deadline.gauges import CaseGauges
 from services.deadline.open_cases import OpenCaseIndex
 from services.deadline.projection import case_document, derived_events
-from services.deadline.succession import SuccessionRefold
 from services.deadline.timers import TIMER_INDEX, Sweeper, timer_inputs, timer_writes
 from services.deadline.webhooks import WebhookDispatcher
 from shared.domain.fold import CaseState
 from shared.projection import OtherWrites, Staged
 from shared.service import ProjectionContext
 from shared.settings import Settings
+from shared.succession import SuccessionRefold
+
+CASES_REFOLDED = Counter(
+    "tthc_deadline_cases_refolded_total", "Cases folded again after an agency was dissolved into a successor"
+)
 
 
 class DeadlineContext(ProjectionContext):
@@ -42,7 +47,8 @@ class DeadlineContext(ProjectionContext):
         self.sweeper = Sweeper(self, settings.timer_interval_s)
         self.webhooks = WebhookDispatcher(self)
         self.gauges = CaseGauges(self)
-        self.succession = SuccessionRefold(self)  # an agency dissolved: its cases folded again
+        # an agency dissolved into a successor: the cases it concerns folded again
+        self.succession = SuccessionRefold("deadline", self, CASES_REFOLDED)
         self._writing = asyncio.Lock()  # a batch and a refold: one at a time (`projection.landed`)
 
     def to_document(
@@ -64,7 +70,7 @@ class DeadlineContext(ProjectionContext):
         await self._landing(lambda: self.projection.apply(records))
 
     async def refold(self, codes: list[str]) -> None:
-        """Stored cases folded again (services/deadline/succession.py), written like a batch."""
+        """Stored cases folded again (shared/succession.py), written like a batch."""
         await self._landing(lambda: self.projection.refold(codes))
 
     async def _landing(self, write: Callable[[], Awaitable[object]]) -> None:

@@ -9,14 +9,19 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from fastapi import Request
+from prometheus_client import Counter
 
 from services.metrics.aggregates import COLLECTIONS, bucket_writes, changes, writes_of
 from services.metrics.exposition import IndicatorGauges
 from services.metrics.facts import case_facts
 from services.metrics.mirror import BucketMirror
-from services.metrics.succession import FactsSuccessionRefold
 from shared.service import ProjectionContext
 from shared.settings import Settings
+from shared.succession import SuccessionRefold
+
+FACTS_REFOLDED = Counter(
+    "tthc_metrics_cases_refolded_total", "Case facts folded again after an agency was dissolved into a successor"
+)
 
 log = logging.getLogger(__name__)
 # bump when the bucket layout or a counter's meaning changes: the next start rebuilds them
@@ -35,7 +40,8 @@ class MetricsContext(ProjectionContext):
         self.gauges = IndicatorGauges(self)
         self._changes: dict | None = None
         self.projection.attempts = self
-        self.succession = FactsSuccessionRefold(self)  # an agency dissolved: its cases' facts folded again
+        # an agency dissolved into a successor: the cases it concerns folded again
+        self.succession = SuccessionRefold("metrics", self, FACTS_REFOLDED)
         # a consumer batch and a re-fold each hand their bucket deltas to `committed` through
         # `_changes`: one at a time, or one would move the copy by the other's deltas (or lose them)
         self._writing = asyncio.Lock()
@@ -62,7 +68,7 @@ class MetricsContext(ProjectionContext):
             self._changes = None
 
     async def refold(self, codes: list[str]) -> None:
-        """Stored facts folded again under the current registry (services/metrics/succession.py),
+        """Stored facts folded again under the current registry (shared/succession.py),
         written like a batch: facts and bucket deltas in one transaction, the copy moved after."""
         async with self._writing:
             await self.mirror.settle()

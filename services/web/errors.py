@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.indicators import PERIOD_FORMS
+from shared.web import STATUS_CODES
 
 TITLES = {
     400: "Yêu cầu chưa hợp lệ",
@@ -67,19 +68,6 @@ BY_CODE = {
     "unavailable": "Hệ thống nghiệp vụ tạm thời chưa sẵn sàng (máy chủ dữ liệu hoặc hàng đợi sự kiện chưa trả lời). "
     "Vui lòng thử lại sau ít phút.",
     "internal": "Hệ thống nghiệp vụ gặp lỗi khi xử lý yêu cầu. Lỗi đã được ghi lại; vui lòng thử lại sau ít phút.",
-}
-BY_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "too_many_requests",
-    503: "unavailable",
 }
 # a 404 names what was not found by what the page asked for
 NOT_FOUND_OF = {"case": "case_not_found", "letter": "no_apology", "page": "page_not_found"}
@@ -156,7 +144,7 @@ def explain(
         message = BY_REASON[str(reason)].format(**values)
         fields = [] if reason in ("invalid_period", "new_due_not_after_due") else field_lines(details)
         return Explained(title_of(status), message, fields)
-    word = code if code in BY_CODE else BY_STATUS.get(status, "internal" if status >= 500 else "bad_request")
+    word = code if code in BY_CODE else STATUS_CODES.get(status, "internal" if status >= 500 else "bad_request")
     return Explained(title_of(status), BY_CODE[word], field_lines(details) if status in (400, 422) else [])
 
 

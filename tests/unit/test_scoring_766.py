@@ -1,7 +1,7 @@
 """The 766 rules in config/scoring/766.json, item by item, and item 1.4 from the national counts.
 
 Each table row: the case (rates or counts), the expected points, and where the rule comes from
-(S-766DOC = "Mô tả công thức tính chỉ số 766.docx"; tthc-rules = /work/shared/docs/tthc-rules.md).
+(S-766DOC = "Mô tả công thức tính chỉ số 766.docx"; tthc-rules = the team's shared docs, tthc-rules.md).
 """
 
 from __future__ import annotations
