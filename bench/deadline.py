@@ -140,7 +140,7 @@ def documents_of(
     each case's later event is applied too)."""
     out = []
     for state, events in folded(items, context.registry, later):
-        document = context.to_document(state, events, None)
+        document = context.port.document(state, events, None)
         document["_id"] = state.case_code
         document["events"] = events
         out.append(document)
@@ -158,7 +158,7 @@ def folded(
 
 def timers_of(context: DeadlineContext, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The timer documents the projection arms for these new cases."""
-    [(_, writes)] = context.arm_timers([(d["_id"], None, d) for d in documents])
+    [(_, writes)] = context.port.prelude([(d["_id"], None, d) for d in documents])
     return [w._doc for w in writes]  # inserts: the cases are new
 
 

@@ -223,7 +223,7 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
             for i in range(first, min(cases, first + 5000)):
                 events = history_events(i, rng, agencies, procedures)
                 state = fold_case([CaseEvent.from_dict(e) for e in events], registry)
-                document = deadline.to_document(state, events, None)
+                document = deadline.port.document(state, events, None)
                 document.update(_id=state.case_code, events=events)  # no timer: long fired
                 documents.append(document)
                 facts.append(case_facts(state, events, None) | {"_id": state.case_code, "events": events})

@@ -5,6 +5,10 @@ Both the deadline and the metrics services keep one document per case holding th
 the consumer commits its offsets only after the bulk write (at-least-once delivery, exactly-once
 effect). A record that cannot be decoded, folded or written stops nothing but its own case: it goes
 to the dead-letter topic with the reason and its case is marked (shared/quarantine.py).
+
+A service gives its projection one port (`ProjectionPort`: the document, derived events, a prelude,
+a transactional companion) at construction; the projection hands back each write's outcome as it
+lands (`ProjectionRun`), and the service acts on it (index, publish, move a copy).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import json
 import logging
 import time
 from collections import ChainMap
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 import bson
 from aiokafka import ConsumerRecord
@@ -42,7 +46,7 @@ from shared.domain.codes import EventType
 from shared.domain.fold import CaseEvent, CaseState, event_identity, fold_case
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER
-from shared.kafka import Publisher, PublishFailed
+from shared.kafka import PublishFailed
 from shared.quarantine import Poison, Quarantine, poison_of
 from shared.store import ABSENT_IDS_PER_QUERY, find_by_ids
 
@@ -66,27 +70,62 @@ RECEIVED = EventType.RECEIVED.value  # a case's first event, as a rule: the batc
 WRITE_CHUNK = 500  # cases per bulk write within a consumer batch (the next chunk is folded meanwhile)
 FIRST_CHUNK = 100  # the batch's first write: the store waits for its fold
 
-# (state, events, previous document or None) → the case document (without `_id` and events)
-ToDocument = Callable[[CaseState, list[dict[str, Any]], dict[str, Any] | None], dict[str, Any]]
-# (state, previous document or None) → derived events to publish after the write
-Derive = Callable[[CaseState, dict[str, Any] | None], list[dict[str, Any]]]
-# (previous document or None, new fields) pairs of a batch → more writes, in the same transaction
-Pairs = list[tuple[dict[str, Any] | None, dict[str, Any]]]
+Document = dict[str, Any]
+# (previous document or None, new fields) pairs of a batch
+Pairs = list[tuple[Document | None, Document]]
 OtherWrites = list[tuple[AsyncIOMotorCollection, list]]  # (collection, its bulk operations)
-Companion = Callable[[Pairs], OtherWrites]
-# (case code, previous document or None, new document) of one write chunk → writes that land first
-Staged = list[tuple[str, dict[str, Any] | None, dict[str, Any]]]
-Prelude = Callable[[Staged], OtherWrites]
-# (case code, document) written and derived events of one chunk, once its write reached the store
-Landed = Callable[[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]], None]
+# (case code, previous document or None, new document) of one write chunk
+Staged = list[tuple[str, Document | None, Document]]
+
+Outcome = TypeVar("Outcome")
 
 
-class Attempts(Protocol):
-    """Told of each attempt at writing a set of cases: it began, then (unless it failed) it committed."""
+@dataclass(frozen=True)
+class CompanionWrites(Generic[Outcome]):
+    """A transactional companion's writes for a batch, and what they change (known to the service
+    once the transaction committed)."""
 
-    def begin(self) -> None: ...
+    writes: OtherWrites
+    outcome: Outcome
 
-    def committed(self) -> None: ...
+
+class ProjectionPort(Protocol[Outcome]):
+    """What a case projection asks of its service, given once at construction.
+
+    `transactional`: the batch's case documents and the companion's writes land in one transaction
+    (nothing is stored before it commits); otherwise there is no companion and each chunk lands as
+    it is written. The defaults: nothing derived, no prelude, no companion."""
+
+    transactional: bool = False
+
+    def document(self, state: CaseState, events: list[Document], previous: Document | None) -> Document:
+        """The case document (without `_id` and events)."""
+        ...
+
+    def derive(self, state: CaseState, previous: Document | None) -> list[Document]:
+        """Derived events to publish once the case's write landed."""
+        return []
+
+    def prelude(self, staged: Staged) -> OtherWrites:
+        """Writes that land before a chunk's case documents (the deadline's timers): a batch that
+        fails between the two finds its cases unchanged when it is applied again, and writes both
+        again; the other order could lose the first."""
+        return []
+
+    def companion(self, pairs: Pairs) -> CompanionWrites[Outcome] | None:
+        """With `transactional`: more writes for the whole batch, in its transaction."""
+        return None
+
+
+@dataclass(frozen=True)
+class ChunkOutcome(Generic[Outcome]):
+    """What a write put in the store, once it is there: a chunk's (case code, document) pairs and
+    derived events; with a transactional companion, the whole attempt's, and the companion's
+    outcome, once the transaction committed (a failed or retried attempt yields nothing)."""
+
+    written: list[tuple[str, Document]]
+    derived: list[Document]
+    companion: Outcome | None = None
 
 
 @dataclass
@@ -94,11 +133,35 @@ class BatchResult:
     applied: int = 0
     duplicates: int = 0
     dead_lettered: int = 0  # records quarantined (dead-lettered, their cases marked)
-    # What was written and derived goes to `CaseProjection.landed`, chunk by chunk, as it lands: the
-    # batch does not hold on to its documents.
 
 
-def decode(record: ConsumerRecord) -> dict[str, Any]:
+Refused = list[tuple[str, BaseException]]  # cases whose fold or write failed on what they hold
+Incoming = dict[str, list[Document]]  # case code → its new events (none for a re-fold)
+
+
+class ProjectionRun(Generic[Outcome]):
+    """One batch (or re-fold) through the projection. Iterated once, it yields each write's
+    outcome as it lands, while the next is written; `result` holds the counts once it ended."""
+
+    def __init__(self, outcomes: Callable[[BatchResult], AsyncGenerator[ChunkOutcome[Outcome], None]]) -> None:
+        self.result = BatchResult()
+        self._outcomes = outcomes(self.result)
+
+    def __aiter__(self) -> AsyncIterator[ChunkOutcome[Outcome]]:
+        return self._outcomes
+
+    async def aclose(self) -> None:
+        await self._outcomes.aclose()
+
+    async def finish(self) -> BatchResult:
+        """Run it to its end, its outcomes unheard (a rebuild, a test)."""
+        async with contextlib.aclosing(self):
+            async for _ in self:
+                pass
+        return self.result
+
+
+def decode(record: ConsumerRecord) -> Document:
     """The stored form of one record: the validated event plus its arrival position and source."""
     raw = json.loads(record.value)
     event = EVENT_ADAPTER.validate_python(raw)
@@ -117,118 +180,108 @@ class CaseTooLarge(ValueError):
     """A case whose document would outgrow the projection's limit (the store refuses 16 MiB)."""
 
 
-class CaseProjection:
+CaseWrite = InsertOne | ReplaceOne
+TRANSACTION_RETRY_S = 120.0  # as pymongo's with_transaction
+
+
+@dataclass
+class FoldedChunk:
+    """A chunk of cases folded: their writes, the prelude's, and what they derive."""
+
+    writes: list[CaseWrite] = field(default_factory=list)
+    staged: Staged = field(default_factory=list)
+    derived: list[Document] = field(default_factory=list)
+    first: OtherWrites = field(default_factory=list)
+
+    def landed(self) -> ChunkOutcome[Any]:
+        return ChunkOutcome([(code, document) for code, _, document in self.staged], self.derived)
+
+
+class CaseProjection(Generic[Outcome]):
     def __init__(
         self,
         name: str,
         collection: AsyncIOMotorCollection,
         registry: Callable[[], Registry],
-        to_document: ToDocument,
-        dead_letters: Publisher | None,
-        dlq_topic: str,
-        derive: Derive | None = None,
-        companion: Companion | None = None,
-        prelude: Prelude | None = None,
+        port: ProjectionPort[Outcome],
+        quarantine: Quarantine,
         cache: DocumentCache | None = None,
         max_document_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.name = name
+        self.collection = collection
+        self.registry = registry
+        self.port = port
+        # records that cannot be folded or written: dead-lettered, their cases marked (contract v1.1)
+        self.quarantine = quarantine
         # the documents this process wrote, while it holds their partitions (ADR 0012)
         self.cache = cache
-        self.companion = companion
-        # Writes to other collections that must land before each chunk's case documents (the
-        # deadline's timers): a batch that fails between the two finds its cases unchanged when it
-        # is applied again, and writes both again; the other order could lose the first.
-        self.prelude = prelude
-        self.collection = collection
         self.codec_options = collection.codec_options
-        self.registry = registry
-        self.to_document = to_document
-        self.derive = derive
         self.max_document_bytes = max_document_bytes
-        # records that cannot be folded or written: dead-lettered, their cases marked (contract v1.1)
-        self.quarantine = Quarantine(
-            name, collection.database[f"{collection.name}_quarantine"], dead_letters, dlq_topic
-        )
         # Cases per bulk write; while one is written, the next is folded (the fold is this
         # process's CPU, the write the store's). The companion's writes and the transaction, if
         # any, still span the whole batch.
         self.write_chunk = WRITE_CHUNK
-        # Told of each chunk as its write lands, while the next is written (without a companion:
-        # with one, nothing is stored before the batch's transaction commits). The deadline updates
-        # its index and publishes the derived events there instead of after the whole batch.
-        self.landed: Landed | None = None
-        # Told when an attempt at a set of cases begins and when it committed (with a companion: its
-        # transaction): the metrics service moves its in-memory buckets by the companion's deltas then.
-        self.attempts: Attempts | None = None
-        # A batch and a quarantine retry of this process never fold the same case at once.
+        # A batch and a re-fold of this process never fold the same case at once.
         self.lock = asyncio.Lock()
-        self._refolding: frozenset[str] = frozenset()  # cases folded again without a new event
 
-    async def refold(self, codes: list[str]) -> BatchResult:
-        """Fold these stored cases again from the events they hold, under the current registry
-        (an agency dissolved into a successor, contract v1.1), and write those that exist. A case
+    def applying(self, records: list[ConsumerRecord]) -> ProjectionRun[Outcome]:
+        """A consumer batch, its outcomes heard chunk by chunk as they land."""
+        return ProjectionRun(lambda result: self._apply(records, result))
+
+    def refolding(self, codes: list[str]) -> ProjectionRun[Outcome]:
+        """These stored cases folded again from the events they hold, under the current registry
+        (an agency dissolved into a successor, contract v1.1), those that exist written. A case
         that cannot be folded any more is logged and left as it is (no record to dead-letter)."""
-        async with self.lock:
-            result = BatchResult()
-            refused: list[tuple[str, BaseException]] = []
-            self._refolding = frozenset(codes)
-            try:
-                await self._apply_isolating({code: [] for code in codes}, result, refused)
-            finally:
-                self._refolding = frozenset()
-            for case_code, exc in refused:
-                log.warning("case not refolded", extra={"case_code": case_code, "error": repr(exc)[:300]})
-            return result
+        return ProjectionRun(lambda result: self._refold(codes, result))
 
     async def apply(self, records: list[ConsumerRecord]) -> BatchResult:
+        return await self.applying(records).finish()
+
+    async def refold(self, codes: list[str]) -> BatchResult:
+        return await self.refolding(codes).finish()
+
+    async def _refold(self, codes: list[str], result: BatchResult) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
         async with self.lock:
-            return await self._apply(records)
+            refused: Refused = []
+            async for landed in self._isolating({code: [] for code in codes}, result, refused):
+                yield landed
+            for case_code, exc in refused:
+                log.warning("case not refolded", extra={"case_code": case_code, "error": repr(exc)[:300]})
 
-    async def _apply(self, records: list[ConsumerRecord]) -> BatchResult:
-        started = time.perf_counter()
-        result = BatchResult()
-        incoming: dict[str, list[dict[str, Any]]] = {}
-        origins: dict[str, list[tuple[ConsumerRecord, dict[str, Any]]]] = {}
-        poison: list[Poison] = []
-        for record in records:
-            try:
-                event = decode(record)
-            except Exception as exc:  # whatever the record holds (RecursionError for a deep one)
-                poison.append(poison_of(record, exc, _reason(exc), case_code=_case_of_key(record)))
-                continue
-            incoming.setdefault(event["case_code"], []).append(event)
-            origins.setdefault(event["case_code"], []).append((record, event))
+    async def _apply(
+        self, records: list[ConsumerRecord], result: BatchResult
+    ) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
+        async with self.lock:
+            started = time.perf_counter()
+            incoming, origins, poison = _decoded(records)
+            refused: Refused = []
+            if incoming:
+                async for landed in self._isolating(incoming, result, refused):
+                    yield landed
+            for case_code, exc in refused:
+                for record, event in origins[case_code]:
+                    poison.append(poison_of(record, exc, case_code=case_code, event=event))
+            if poison:
+                # Raises PublishFailed if the broker does not take the dead letters: the batch is then
+                # not committed, never committed with its poison dropped.
+                await self.quarantine.hold(poison)
+                result.dead_lettered = len(poison)
+                EVENTS_DEAD_LETTERED.labels(self.name).inc(len(poison))
+            EVENTS_APPLIED.labels(self.name).inc(result.applied)
+            EVENTS_DUPLICATE.labels(self.name).inc(result.duplicates)
+            BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
-        refused: list[tuple[str, BaseException]] = []  # cases whose fold or write failed on what they hold
-        if incoming:
-            await self._apply_isolating(incoming, result, refused)
-        for case_code, exc in refused:
-            for record, event in origins[case_code]:
-                poison.append(poison_of(record, exc, case_code=case_code, event=event))
-        if poison:
-            # Raises PublishFailed if the broker does not take the dead letters: the batch is then
-            # not committed, never committed with its poison dropped.
-            await self.quarantine.hold(poison)
-            result.dead_lettered = len(poison)
-            EVENTS_DEAD_LETTERED.labels(self.name).inc(len(poison))
-        EVENTS_APPLIED.labels(self.name).inc(result.applied)
-        EVENTS_DUPLICATE.labels(self.name).inc(result.duplicates)
-        BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
-        return result
-
-    async def _apply_isolating(
-        self,
-        incoming: dict[str, list[dict[str, Any]]],
-        result: BatchResult,
-        refused: list[tuple[str, BaseException]],
-    ) -> None:
+    async def _isolating(
+        self, incoming: Incoming, result: BatchResult, refused: Refused
+    ) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
         """Apply the cases; when the write of a set fails on what one of its cases holds (not on the
         store or the broker being away), apply its halves apart, down to the case at fault, which is
         refused. Cases already written are found unchanged the second time (their events are known)."""
         counts, refusals = (result.applied, result.duplicates), len(refused)
         try:
-            await self._apply_retrying(incoming, result, refused)
+            async for landed in self._retrying(incoming, result, refused):
+                yield landed
             return
         except Exception as exc:
             if is_infrastructure(exc):
@@ -245,22 +298,19 @@ class CaseProjection:
         cases = list(incoming.items())
         half = len(cases) // 2
         for part in (cases[:half], cases[half:]):
-            await self._apply_isolating(dict(part), result, refused)
+            async for landed in self._isolating(dict(part), result, refused):
+                yield landed
 
-    async def _apply_retrying(
-        self,
-        incoming: dict[str, list[dict[str, Any]]],
-        result: BatchResult,
-        refused: list[tuple[str, BaseException]],
-    ) -> None:
+    async def _retrying(
+        self, incoming: Incoming, result: BatchResult, refused: Refused
+    ) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
         counts, refusals = (result.applied, result.duplicates), len(refused)
         retry_until = time.monotonic() + TRANSACTION_RETRY_S
         for attempt in itertools.count():
-            if self.attempts is not None:
-                self.attempts.begin()
             try:
-                await self._apply_cases(incoming, result, refused)
-                break
+                async for landed in self._write(incoming, result, refused):
+                    yield landed
+                return
             except PyMongoError as exc:
                 # a write conflict in the transaction (a killed predecessor's transaction still
                 # holds the documents until the store expires it): fold again from a fresh read,
@@ -271,15 +321,11 @@ class CaseProjection:
                 result.applied, result.duplicates = counts
                 del refused[refusals:]
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
-        if self.attempts is not None:
-            self.attempts.committed()
 
-    async def _apply_cases(
-        self,
-        incoming: dict[str, list[dict[str, Any]]],
-        result: BatchResult,
-        refused: list[tuple[str, BaseException]],
-    ) -> None:
+    async def _write(
+        self, incoming: Incoming, result: BatchResult, refused: Refused
+    ) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
+        """One attempt at a set of cases: read, fold chunk by chunk, write."""
         generation = self.cache.generation if self.cache is not None else 0
         previous = await self._read(incoming)
         registry = self.registry()
@@ -287,10 +333,19 @@ class CaseProjection:
         size = self.write_chunk
         bounds = [0, *range(min(size, FIRST_CHUNK), len(cases), size), len(cases)]
         kept: list[Entry] = []  # what the cache keeps of the batch's writes, once they all landed
+        # folded lazily: the next chunk while the one before is written
+        chunks = (
+            self._fold(cases[start:end], previous, registry, result, kept, refused)
+            for start, end in itertools.pairwise(bounds)
+        )
         try:
-            async with self._writer() as writer:
-                for start, end in itertools.pairwise(bounds):
-                    await writer.send(*self._fold(cases[start:end], previous, registry, result, kept, refused))
+            if self.port.transactional:
+                committed = await self._write_in_transaction(chunks)
+                if committed is not None:
+                    yield committed
+            else:
+                async for landed in self._write_landing(chunks):
+                    yield landed
         except BaseException:
             if self.cache is not None:  # the store holds some of the batch's writes, or none
                 self.cache.discard(incoming)
@@ -298,153 +353,206 @@ class CaseProjection:
         if self.cache is not None:
             self.cache.store(generation, kept)
 
-    async def _read(self, incoming: dict[str, list[dict[str, Any]]]) -> Mapping[str, dict[str, Any]]:
+    async def _write_landing(self, chunks: Iterator[FoldedChunk]) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
+        """Each chunk's outcome as soon as its write landed, while the next is written; also when
+        a later chunk fails (the chunks before it are in the store)."""
+        writer = ChunkWriter(self.collection, None)
+        try:
+            for chunk in chunks:
+                landed = await writer.send(chunk)
+                if landed is not None:
+                    yield landed
+            landed = await writer.drain()
+        except Exception:
+            landed = await writer.settle()
+            if landed is not None:
+                yield landed
+            raise
+        except BaseException:
+            await writer.settle()
+            raise
+        if landed is not None:
+            yield landed
+
+    async def _write_in_transaction(self, chunks: Iterator[FoldedChunk]) -> ChunkOutcome[Outcome] | None:
+        """The case documents and what is derived from them (aggregates) change together or not
+        at all: a batch redelivered after a crash finds its cases already at the new state, so the
+        difference it would add is zero, never counted twice. A transient error is retried by
+        `_retrying` (folded again from a fresh read); any other fails it."""
+        written: list[tuple[str, Document]] = []
+        derived: list[Document] = []
+        pairs: Pairs = []
+        companion: CompanionWrites[Outcome] | None = None
+        async with await self.collection.database.client.start_session() as session:
+            async with session.start_transaction():
+                writer = ChunkWriter(self.collection, session)
+                try:
+                    for chunk in chunks:
+                        pairs.extend((before, document) for _, before, document in chunk.staged)
+                        await writer.send(chunk)
+                    await writer.drain()
+                    companion = self.port.companion(pairs) if pairs else None
+                    if companion is not None:
+                        await writer.write_other(companion.writes)
+                finally:
+                    await writer.settle()
+                for landed in writer.landed:
+                    written.extend(landed.written)
+                    derived.extend(landed.derived)
+        if not written and companion is None:
+            return None
+        return ChunkOutcome(written, derived, companion.outcome if companion is not None else None)
+
+    async def _read(self, incoming: Incoming) -> Mapping[str, Document]:
         """The batch's cases as stored: those this process holds from memory, the others from the
         store: those the batch receives (mostly new: absent) in large queries, the rest in small ones."""
-        held: Mapping[str, dict[str, Any]] = {}
+        held: Mapping[str, Document] = {}
         missing: list[str] = list(incoming)
         if self.cache is not None:
             held, missing = self.cache.lookup(incoming)
-        new, other = [], []
+        new: list[str] = []
+        other: list[str] = []
         for code in missing:
             (new if any(e["type"] == RECEIVED for e in incoming[code]) else other).append(code)
         found = await find_by_ids(self.collection, new, per_query=ABSENT_IDS_PER_QUERY)
         found.update(await find_by_ids(self.collection, other))
-        return ChainMap(found, held) if held else found
+        # ChainMap only reads `held` (its writes go to `found`); typeshed asks for a MutableMapping
+        return ChainMap(found, held) if held else found  # type: ignore[arg-type]
 
     def _fold(
         self,
-        cases: list[tuple[str, list[dict[str, Any]]]],
-        previous: Mapping[str, dict[str, Any]],
+        cases: list[tuple[str, list[Document]]],
+        previous: Mapping[str, Document],
         registry: Registry,
         result: BatchResult,
         kept: list[Entry],
-        refused: list[tuple[str, BaseException]],
-    ) -> tuple[list[CaseWrite], Pairs, OtherWrites, tuple[list, list]]:
-        writes: list[CaseWrite] = []
-        pairs: Pairs = []
-        staged: Staged = []
-        written: list[tuple[str, dict[str, Any]]] = []
-        derived: list[dict[str, Any]] = []
+        refused: Refused,
+    ) -> FoldedChunk:
+        chunk = FoldedChunk()
         for case_code, new_events in cases:
             before = previous.get(case_code)
-            events = list(before.get("events", [])) if before else []
-            known = {event_identity(e) for e in events}
-            fresh = []
-            for event in new_events:
-                identity = event_identity(event)
-                if identity in known:
-                    result.duplicates += 1
-                    continue
-                known.add(identity)
-                fresh.append(event)
-            if not fresh and (before is None or case_code not in self._refolding):
+            events, fresh = _with_fresh(before, new_events, result)
+            # nothing new: skipped, unless a re-fold (no new events) of a stored case
+            if not fresh and (before is None or new_events):
                 continue
-            events.extend(fresh)
             try:
-                state = fold_case([CaseEvent.from_dict(e) for e in events], registry)
-                derived_here = self.derive(state, before) if self.derive is not None else []
-                document = self.to_document(state, events, before)
-                document["events"] = events
-                # encoded here, once: for the write (pymongo sends a RawBSONDocument as it is) and for the cache
-                stored = RawBSONDocument(bson.encode({"_id": case_code, **document}, codec_options=self.codec_options))
-                if len(stored.raw) > self.max_document_bytes:
-                    raise CaseTooLarge(
-                        f"the case document would be {len(stored.raw)} bytes, over the limit of "
-                        f"{self.max_document_bytes} ({len(events)} events)"
-                    )
+                document, stored, derived = self._fold_case(case_code, events, before, registry)
             except Exception as exc:  # whatever this case holds stops this case only
                 if is_infrastructure(exc):
                     raise
                 refused.append((case_code, exc))
                 continue
-            result.applied += len(fresh)
-            derived.extend(derived_here)
-            pairs.append((before, document))
-            written.append((case_code, document))
-            staged.append((case_code, before, document))
-            writes.append(case_write(stored, before))
+            result.applied += fresh
+            chunk.derived.extend(derived)
+            chunk.staged.append((case_code, before, document))
+            chunk.writes.append(case_write(stored, before))
             if self.cache is not None:
                 kept.append(self.cache.entry(case_code, document, stored))
-        first = self.prelude(staged) if self.prelude is not None and staged else []
-        return writes, pairs, first, (written, derived)
+        if chunk.staged:
+            chunk.first = self.port.prelude(chunk.staged)
+        return chunk
 
-    @contextlib.asynccontextmanager
-    async def _writer(self) -> AsyncIterator[ChunkWriter]:
-        async with contextlib.AsyncExitStack() as stack:
-            session = None
-            if self.companion is not None:
-                # The case documents and what is derived from them (aggregates) change together or
-                # not at all: a batch redelivered after a crash finds its cases already at the new
-                # state, so the difference it would add is zero, never counted twice. A transient
-                # error is retried by `apply` (folded again from a fresh read); any other fails it.
-                session = await stack.enter_async_context(await self.collection.database.client.start_session())
-                await stack.enter_async_context(session.start_transaction())
-            writer = ChunkWriter(self.collection, self.companion, session, self.landed if session is None else None)
-            try:
-                yield writer
-                await writer.finish()
-            finally:
-                await writer.settle()
+    def _fold_case(
+        self, case_code: str, events: list[Document], before: Document | None, registry: Registry
+    ) -> tuple[Document, RawBSONDocument, list[Document]]:
+        """One case's new document, encoded, and the events it derives."""
+        state = fold_case([CaseEvent.from_dict(e) for e in events], registry)
+        derived = self.port.derive(state, before)
+        document = self.port.document(state, events, before)
+        document["events"] = events
+        # encoded here, once: for the write (pymongo sends a RawBSONDocument as it is) and for the cache
+        stored = RawBSONDocument(bson.encode({"_id": case_code, **document}, codec_options=self.codec_options))
+        if len(stored.raw) > self.max_document_bytes:
+            raise CaseTooLarge(
+                f"the case document would be {len(stored.raw)} bytes, over the limit of "
+                f"{self.max_document_bytes} ({len(events)} events)"
+            )
+        return document, stored, derived
 
 
-CaseWrite = InsertOne | ReplaceOne
-TRANSACTION_RETRY_S = 120.0  # as pymongo's with_transaction
+def _with_fresh(before: Document | None, new_events: list[Document], result: BatchResult) -> tuple[list[Document], int]:
+    """The case's events with the new ones it did not hold yet (the others counted as duplicates),
+    and how many were new."""
+    events = list(before.get("events", [])) if before else []
+    known = {event_identity(e) for e in events}
+    fresh = 0
+    for event in new_events:
+        identity = event_identity(event)
+        if identity in known:
+            result.duplicates += 1
+            continue
+        known.add(identity)
+        events.append(event)
+        fresh += 1
+    return events, fresh
+
+
+def _decoded(
+    records: list[ConsumerRecord],
+) -> tuple[Incoming, dict[str, list[tuple[ConsumerRecord, Document]]], list[Poison]]:
+    """A batch's records by case (and where each came from); those that cannot be decoded, as poison."""
+    incoming: Incoming = {}
+    origins: dict[str, list[tuple[ConsumerRecord, Document]]] = {}
+    poison: list[Poison] = []
+    for record in records:
+        try:
+            event = decode(record)
+        except Exception as exc:  # whatever the record holds (RecursionError for a deep one)
+            poison.append(poison_of(record, exc, _reason(exc), case_code=_case_of_key(record)))
+            continue
+        incoming.setdefault(event["case_code"], []).append(event)
+        origins.setdefault(event["case_code"], []).append((record, event))
+    return incoming, origins, poison
 
 
 class ChunkWriter:
     """Writes a batch's case documents chunk by chunk, one bulk write in flight while the caller
-    folds the next chunk (the fold is this process's CPU, the write the store's); then the
-    companion's writes for the whole batch (merged over it), in the same session."""
+    folds the next chunk (the fold is this process's CPU, the write the store's), each after its
+    prelude's writes; in the batch's session, if any."""
 
-    def __init__(
-        self,
-        collection: AsyncIOMotorCollection,
-        companion: Companion | None,
-        session: Any,
-        landed: Landed | None = None,
-    ) -> None:
+    def __init__(self, collection: AsyncIOMotorCollection, session: Any) -> None:
         self.collection = collection
-        self.companion = companion
         self.session = session
-        self.landed = landed
-        self.pairs: Pairs = []
-        self.in_flight: asyncio.Future[None] | None = None
+        self.landed: list[ChunkOutcome[Any]] = []  # every chunk written, in order
+        self.in_flight: asyncio.Future[ChunkOutcome[Any]] | None = None
 
-    async def send(
-        self,
-        writes: list[CaseWrite],
-        pairs: Pairs,
-        first: OtherWrites | None = None,
-        after: tuple[list, list] | None = None,
-    ) -> None:
-        await self._drain()
-        self.pairs.extend(pairs)
-        if writes:
-            self.in_flight = asyncio.ensure_future(self._bulk(writes, first or [], after))
+    async def send(self, chunk: FoldedChunk) -> ChunkOutcome[Any] | None:
+        """Start writing this chunk once the one before landed; the one before's outcome."""
+        landed = await self.drain()
+        if chunk.writes:
+            self.in_flight = asyncio.ensure_future(self._written(chunk))
             await asyncio.sleep(0)  # the write leaves for the store before the next fold
+        return landed
 
-    async def finish(self) -> None:
-        await self._drain()
-        if self.companion is not None and self.pairs:
-            for collection, ops in self.companion(self.pairs):
-                if ops:
-                    await collection.bulk_write(ops, ordered=False, session=self.session)
+    async def drain(self) -> ChunkOutcome[Any] | None:
+        """The write in flight landed: its outcome (None if there was none)."""
+        if self.in_flight is None:
+            return None
+        in_flight, self.in_flight = self.in_flight, None
+        return await in_flight
 
-    async def settle(self) -> None:
+    async def settle(self) -> ChunkOutcome[Any] | None:
         """After a failure: let a write still out land before the error goes up (and the
-        transaction, if any, aborts)."""
-        if self.in_flight is not None:
-            with contextlib.suppress(Exception):
-                await self.in_flight
-            self.in_flight = None
+        transaction, if any, aborts); its outcome if it landed."""
+        if self.in_flight is None:
+            return None
+        in_flight, self.in_flight = self.in_flight, None
+        with contextlib.suppress(Exception):
+            return await in_flight
+        return None
 
-    async def _drain(self) -> None:
-        if self.in_flight is not None:
-            in_flight, self.in_flight = self.in_flight, None
-            await in_flight
+    async def write_other(self, writes: OtherWrites) -> None:
+        for collection, ops in writes:
+            if ops:
+                await collection.bulk_write(ops, ordered=False, session=self.session)
 
-    async def _bulk(self, writes: list[CaseWrite], first: OtherWrites, after: tuple[list, list] | None = None) -> None:
+    async def _written(self, chunk: FoldedChunk) -> ChunkOutcome[Any]:
+        await self._bulk(chunk.writes, chunk.first)
+        landed = chunk.landed()
+        self.landed.append(landed)
+        return landed
+
+    async def _bulk(self, writes: list[CaseWrite], first: OtherWrites) -> None:
         for collection, ops in first:
             if ops:
                 await self._first(collection, ops)
@@ -459,8 +567,6 @@ class ChunkWriter:
                 ) from exc
             raise
         _check_all_written(result, writes)
-        if self.landed is not None and after is not None:
-            self.landed(*after)
 
     async def _first(self, collection: AsyncIOMotorCollection, ops: list) -> None:
         """The prelude's writes. An insert that finds its document there is a leftover of an earlier

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic
 
 from aiokafka import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
@@ -14,10 +14,11 @@ from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 
 from shared.document_cache import DocumentCache
 from shared.domain.registry import Registry
-from shared.kafka import BatchConsumer, Publisher
+from shared.kafka import BatchConsumer, Ownership, Publisher
 from shared.limits import BodySizeLimit, RateLimiter
 from shared.logs import configure_logging
-from shared.projection import CaseProjection, Companion, Derive, Prelude, ToDocument
+from shared.projection import CaseProjection, Outcome, ProjectionPort
+from shared.quarantine import Quarantine
 from shared.registry_sync import RegistryFollower, RegistryState
 from shared.settings import Settings
 from shared.store import mongo_client, ping, service_database
@@ -184,50 +185,59 @@ def service_app(context: ServiceContext, title: str, description: str, routers: 
     return app
 
 
-class ProjectionContext(ServiceContext):
-    """A service that keeps a case projection of tthc.case-events (its own consumer group)."""
+class ProjectionContext(ServiceContext, Generic[Outcome]):
+    """A service that keeps a case projection of tthc.case-events (its own consumer group).
+
+    The service builds its port and the owners of its partitions (copies usable while it is the
+    only writer) from the store, then hands them over once, to `project`, in its constructor."""
 
     group_id = "tthc-projection"
+    projection: CaseProjection[Outcome]
+    consumer: BatchConsumer
 
     def __init__(
-        self,
-        settings: Settings,
-        collection: str,
-        to_document: ToDocument,
-        derive: Derive | None = None,
-        companion: Companion | None = None,
-        prelude: Prelude | None = None,
-        keep: Callable[[dict[str, Any]], bool] | None = None,
+        self, settings: Settings, collection: str, keep: Callable[[dict[str, Any]], bool] | None = None
     ) -> None:
         super().__init__(settings)
         self.collection: AsyncIOMotorCollection = self.db[collection]
         self.documents = DocumentCache(
             self.service, settings.projection_cache_mib * 2**20, self.collection.codec_options, keep
         )
+
+    def project(
+        self, port: ProjectionPort[Outcome], owners: Sequence[Ownership] = (), dead_letters: bool = True
+    ) -> None:
+        """The projection through `port`, and the consumer that feeds it. Without `dead_letters`
+        (a replay) nothing is dead-lettered again: quarantined cases are only marked."""
+        quarantine = Quarantine(
+            self.service,
+            self.db[f"{self.collection.name}_quarantine"],
+            self.publisher if dead_letters else None,
+            self.settings.dlq_topic,
+        )
         self.projection = CaseProjection(
             self.service,
             self.collection,
             lambda: self.registry,
-            to_document,
-            self.publisher,
-            settings.dlq_topic,
-            derive,
-            companion,
-            prelude,
+            port,
+            quarantine,
             self.documents,
-            max_document_bytes=settings.max_case_document_bytes,
+            max_document_bytes=self.settings.max_case_document_bytes,
         )
-        self.quarantine = self.projection.quarantine
         self.consumer = BatchConsumer(
-            bootstrap=settings.kafka_bootstrap,
-            topics=[settings.case_events_topic],
+            bootstrap=self.settings.kafka_bootstrap,
+            topics=[self.settings.case_events_topic],
             group_id=self.group_id,
             handler=self.apply,
-            max_records=settings.poll_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
-            owners=[self.documents],
-            stall_s=settings.consumer_stall_s,
+            max_records=self.settings.poll_max_records,
+            poll_timeout_ms=self.settings.poll_timeout_ms,
+            owners=[self.documents, *owners],
+            stall_s=self.settings.consumer_stall_s,
         )
+
+    @property
+    def quarantine(self) -> Quarantine:
+        return self.projection.quarantine
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         await self.projection.apply(records)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +16,10 @@ from pymongo import UpdateOne
 
 from services.deadline.gauges import CaseGauges
 from services.deadline.open_cases import OpenCaseIndex
-from services.deadline.projection import case_document, derived_events
-from services.deadline.timers import TIMER_INDEX, Sweeper, timer_inputs, timer_writes
+from services.deadline.projection import DeadlinePort
+from services.deadline.timers import TIMER_INDEX, Sweeper, timer_inputs
 from services.deadline.webhooks import WebhookDispatcher
-from shared.domain.fold import CaseState
-from shared.projection import OtherWrites, Staged
+from shared.projection import ProjectionRun
 from shared.service import ProjectionContext
 from shared.settings import Settings
 from shared.succession import SuccessionRefold
@@ -30,66 +29,49 @@ CASES_REFOLDED = Counter(
 )
 
 
-class DeadlineContext(ProjectionContext):
+class DeadlineContext(ProjectionContext[None]):
     service = "deadline"
     group_id = "tthc-deadline"
 
-    def __init__(self, settings: Settings, collection: str = "cases") -> None:
+    def __init__(self, settings: Settings, collection: str = "cases", replay: bool = False) -> None:
+        """`replay`: a rebuild's projection, which publishes no derived events and dead-letters
+        nothing again (services/deadline/rebuild.py)."""
+        super().__init__(settings, collection, keep=is_open)
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
         self.apology_due_seconds = round(settings.apology_due_working_hours * 3600)
-        super().__init__(
-            settings, collection, self.to_document, derive=derived_events, prelude=self.arm_timers, keep=is_open
-        )
         self.cases = self.collection
         self.timers = self.db[f"{collection}_timers"]
         self.open_cases = OpenCaseIndex(self.cases)
-        self.consumer.owners.append(self.open_cases)  # usable while this process is the only writer
+        self.port = DeadlinePort(
+            self.timers, lambda: self.registry, self.due_soon_seconds, self.apology_due_seconds, derives=not replay
+        )
+        # the open-case index is usable while this process is the only writer
+        self.project(self.port, owners=[self.open_cases], dead_letters=not replay)
         self.sweeper = Sweeper(self, settings.timer_interval_s)
         self.webhooks = WebhookDispatcher(self)
         self.gauges = CaseGauges(self)
         # an agency dissolved into a successor: the cases it concerns folded again
         self.succession = SuccessionRefold("deadline", self, CASES_REFOLDED)
-        self._writing = asyncio.Lock()  # a batch and a refold: one at a time (`projection.landed`)
-
-    def to_document(
-        self, state: CaseState, events: list[dict[str, Any]], previous: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        return case_document(state, events, previous)
-
-    def arm_timers(self, staged: Staged) -> OtherWrites:
-        """The timers of a chunk's cases whose timing changed, written before the cases (ADR 0011)."""
-        writes = timer_writes(
-            staged, self.registry.calendar_for, self.due_soon_seconds, datetime.now(UTC), self.apology_due_seconds
-        )
-        return [(self.timers, writes)]
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         """A consumer batch: each chunk's cases go into the open-case index and its derived events
-        are published as soon as its write lands, while the next chunk is written (they were the
-        batch's tail, with the store idle); all published before the consumer commits."""
-        await self._landing(lambda: self.projection.apply(records))
+        are published as soon as its write lands, while the next chunk is written; all published
+        before the consumer commits."""
+        await self._index_and_publish(self.projection.applying(records))
 
     async def refold(self, codes: list[str]) -> None:
         """Stored cases folded again (shared/succession.py), written like a batch."""
-        await self._landing(lambda: self.projection.refold(codes))
+        await self._index_and_publish(self.projection.refolding(codes))
 
-    async def _landing(self, write: Callable[[], Awaitable[object]]) -> None:
-        async with self._writing:
-            await self._landing_alone(write)
-
-    async def _landing_alone(self, write: Callable[[], Awaitable[object]]) -> None:
+    async def _index_and_publish(self, run: ProjectionRun[None]) -> None:
         publishing: list[asyncio.Future[None]] = []
-
-        def landed(written: list[tuple[str, dict[str, Any]]], derived: list[dict[str, Any]]) -> None:
-            self.open_cases.written(written)
-            if derived:
-                publishing.append(asyncio.ensure_future(self.publish_derived(derived)))
-
-        self.projection.landed = landed
         try:
-            await write()
+            async with contextlib.aclosing(run):
+                async for landed in run:
+                    self.open_cases.written(landed.written)
+                    if landed.derived:
+                        publishing.append(asyncio.ensure_future(self.publish_derived(landed.derived)))
         finally:
-            self.projection.landed = None
             outcomes = await asyncio.gather(*publishing, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
@@ -122,11 +104,10 @@ def is_open(document: dict[str, Any]) -> bool:
     return bool(document.get("open"))
 
 
-# No secondary index on the cases: every index costs each case write on this store (its catalogue
-# is read per write: two indexes took 40 % off bare upserts, one 25 %). The timers have theirs (the
-# sweeper reads its range); the lists read the in-memory open cases (ADR 0008, 0009, 0011).
+# No secondary index on the cases: every index costs each case write on this store (ADR 0009). The
+# timers have theirs (the sweeper reads its range); the lists read the in-memory open cases (ADR 0008).
 OBSOLETE_INDEXES = ("next_check_at_1", "open_1_due_at_1", "agency_code_1_due_at_1", "open_1_next_check_at_1")
-LEGACY_TIMER_INDEX = "open_1_next_check_at_1"  # timers kept on the case documents, before ADR 0011
+LEGACY_TIMER_INDEX = "open_1_next_check_at_1"  # the index of timers kept on the case documents
 
 
 async def ensure_case_indexes(cases: AsyncIOMotorCollection, timers: AsyncIOMotorCollection) -> None:
@@ -140,8 +121,9 @@ async def ensure_case_indexes(cases: AsyncIOMotorCollection, timers: AsyncIOMoto
 
 
 async def move_legacy_timers(cases: AsyncIOMotorCollection, timers: AsyncIOMotorCollection) -> None:
-    """Timers kept on the case documents (before ADR 0011) move to their own collection, marks
-    and all, once: the cases' index is dropped after, so a restart does not move them again."""
+    """Timers kept on the case documents (a store written by an older release) move to their own
+    collection, marks and all, once: the cases' index is dropped after, so a restart does not move
+    them again (ADR 0011)."""
     batch: list[UpdateOne] = []
     async for case in cases.find({"open": True}, {"events": 0, "timeline": 0}):
         timer = {

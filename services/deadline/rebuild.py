@@ -23,9 +23,7 @@ from shared.settings import Settings, get_settings
 
 
 async def rebuild(settings: Settings, into: str, batch: int = 2000) -> dict[str, float]:
-    context = DeadlineContext(settings, collection=into)
-    context.projection.derive = None
-    context.projection.quarantine.dead_letters = None
+    context = DeadlineContext(settings, collection=into, replay=True)
     context.documents.hold()  # the only writer of the fresh collection
     await context.cases.drop()
     await context.timers.drop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -11,10 +12,11 @@ from aiokafka import ConsumerRecord
 from fastapi import Request
 from prometheus_client import Counter
 
-from services.metrics.aggregates import COLLECTIONS, bucket_writes, changes, writes_of
+from services.metrics.aggregates import COLLECTIONS, bucket_writes
 from services.metrics.exposition import IndicatorGauges
-from services.metrics.facts import case_facts
 from services.metrics.mirror import BucketMirror
+from services.metrics.projection import BucketChanges, MetricsPort
+from shared.projection import ProjectionRun
 from shared.service import ProjectionContext
 from shared.settings import Settings
 from shared.succession import SuccessionRefold
@@ -25,56 +27,44 @@ FACTS_REFOLDED = Counter(
 
 log = logging.getLogger(__name__)
 # bump when the bucket layout or a counter's meaning changes: the next start rebuilds them
-AGGREGATES_VERSION = 7  # 7: holders and transfer counters (ADR 0015); 6: digE (766 4.2)
+AGGREGATES_VERSION = 7
 
 
-class MetricsContext(ProjectionContext):
+class MetricsContext(ProjectionContext[BucketChanges]):
     service = "metrics"
     group_id = "tthc-metrics"
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "facts", case_facts, companion=self.aggregate)
+        super().__init__(settings, "facts")
         self.aggregates = {name: self.db[f"agg_{name}"] for name in COLLECTIONS}
         self.mirror = BucketMirror(self.aggregates)
-        self.consumer.owners.append(self.mirror)  # usable while this process is the only writer
+        # the copy is usable while this process is the only writer
+        self.project(MetricsPort(self.aggregates), owners=[self.mirror])
         self.gauges = IndicatorGauges(self)
-        self._changes: dict | None = None
-        self.projection.attempts = self
         # an agency dissolved into a successor: the cases it concerns folded again
         self.succession = SuccessionRefold("metrics", self, FACTS_REFOLDED)
-        # a consumer batch and a re-fold each hand their bucket deltas to `committed` through
-        # `_changes`: one at a time, or one would move the copy by the other's deltas (or lose them)
+        # a consumer batch and a re-fold settle the copy and move it by their changes one at a time
         self._writing = asyncio.Lock()
-
-    def aggregate(self, pairs: list) -> list:
-        self._changes = changes(pairs)
-        return [(self.aggregates[name], ops) for name, ops in writes_of(self._changes).items()]
-
-    def begin(self) -> None:
-        self._changes = None
-
-    def committed(self) -> None:
-        """A transaction committed (a batch, or part of one applied apart from a case at fault):
-        move the copy by the same deltas."""
-        if self._changes:
-            self.mirror.applied(self._changes)
-        self._changes = None
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         async with self._writing:
             await self.mirror.settle()
-            self._changes = None
-            await self.projection.apply(records)
-            self._changes = None
+            await self._moving_mirror(self.projection.applying(records))
 
     async def refold(self, codes: list[str]) -> None:
         """Stored facts folded again under the current registry (shared/succession.py),
         written like a batch: facts and bucket deltas in one transaction, the copy moved after."""
         async with self._writing:
             await self.mirror.settle()
-            self._changes = None
-            await self.projection.refold(codes)
-            self._changes = None
+            await self._moving_mirror(self.projection.refolding(codes))
+
+    async def _moving_mirror(self, run: ProjectionRun[BucketChanges]) -> None:
+        """The copy moved by the bucket changes of each transaction that committed (a batch, or
+        part of one applied apart from a case at fault; never an attempt retried)."""
+        async with contextlib.aclosing(run):
+            async for landed in run:
+                if landed.companion:
+                    self.mirror.applied(landed.companion)
 
     async def find_buckets(
         self, collection: str, query: dict[str, Any], fields: dict[str, int], rollup_days: set[str] | None = None
@@ -103,7 +93,7 @@ class MetricsContext(ProjectionContext):
         started, count = time.perf_counter(), 0
         for collection in self.aggregates.values():
             await collection.delete_many({})
-        await self.db["agg_c_d"].drop()  # version 3 kept the days in a collection of their own
+        await self.db["agg_c_d"].drop()  # an older layout's days, in a collection of their own
         batch: list = []
 
         async def flush() -> None:

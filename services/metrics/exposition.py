@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Gauge
 
 from services.metrics.aggregates import answer, buckets_queries
 from shared.domain.calendar import VN_TZ
 from shared.domain.indicators import parse_period
+from shared.domain.registry import Registry
 from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,19 @@ RATIOS = {
 RECEIVED = Gauge("tthc_cases_received_month", "Cases received in the current month", ["agency", "level"])
 
 
+class BucketSource(Protocol):
+    """What the gauges read: the agencies, and the aggregate buckets of a query."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+    async def find_buckets(
+        self, collection: str, query: dict[str, Any], fields: dict[str, int], rollup_days: set[str] | None = None
+    ) -> list[dict]: ...
+
+
 class IndicatorGauges:
-    def __init__(self, context: Any, interval_s: float = 15.0) -> None:
+    def __init__(self, context: BucketSource, interval_s: float = 15.0) -> None:
         self.context = context
         self.interval_s = interval_s
         self.periodic = Periodic("indicator-gauges", interval_s, lambda: self.refresh(datetime.now(VN_TZ)))
@@ -49,9 +62,9 @@ class IndicatorGauges:
     async def refresh(self, now: datetime) -> None:
         """From the coarse month buckets (a few hundred small documents), never the facts."""
         period = parse_period(f"{now:%Y-%m}")
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for agency in self.context.registry.agencies.values():
-            groups[(agency.code, agency.level.value)] = []
+        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+        for known in self.context.registry.agencies.values():
+            groups[(known.code, known.level.value)] = []
         for collection, query in buckets_queries(period, "c", None, {}):
             for bucket in await self.context.find_buckets(collection, query, {"_id": 0}):
                 groups[(bucket.get("agency") or "unknown", bucket.get("level") or "unknown")].append(bucket)

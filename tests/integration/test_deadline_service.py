@@ -115,11 +115,11 @@ async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
     for code in [*codes, *idle, pending]:
         item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
         state = fold_case([CaseEvent.from_dict(item)], context.registry)
-        document = context.to_document(state, [item], None)
+        document = context.port.document(state, [item], None)
         staged.append((code, None, document))
         if code != pending:
             documents.append({**document, "_id": code, "events": [item]})
-    [(timers_collection, arm)] = context.arm_timers(staged)
+    [(timers_collection, arm)] = context.port.prelude(staged)
     await timers_collection.bulk_write(arm)
     await context.timers.update_many({"_id": {"$in": idle}}, {"$set": {"next_check_at": None}})
     await context.cases.insert_many(documents)
@@ -206,7 +206,7 @@ async def test_no_case_index_and_timers_kept_on_cases_moved_out(settings: Settin
     code, closed = case_code(), case_code()
     item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
     context = DeadlineContext(settings)
-    document = context.to_document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
+    document = context.port.document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
     context.mongo.close()
     mark = f"{code}:deadline.due_soon:x"
     await db.cases.insert_many(

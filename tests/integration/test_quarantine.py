@@ -70,10 +70,10 @@ async def test_a_write_the_store_refuses_for_one_case_quarantines_that_case_only
     bad = codes[5]
     bulk = ChunkWriter._bulk
 
-    async def refusing(self, writes, first, after=None):
+    async def refusing(self, writes, first):
         if any(w._doc["_id"] == bad for w in writes):
             raise OperationFailure("the store refused this document", code=2)
-        return await bulk(self, writes, first, after)
+        return await bulk(self, writes, first)
 
     monkeypatch.setattr(ChunkWriter, "_bulk", refusing)
     records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
@@ -83,7 +83,7 @@ async def test_a_write_the_store_refuses_for_one_case_quarantines_that_case_only
     assert sorted([d["_id"] async for d in context.cases.find({}, {"_id": 1})]) == sorted(set(codes) - {bad})
     assert (await context.quarantine.get(bad))["exception"] == "OperationFailure"
 
-    async def away(self, writes, first, after=None):
+    async def away(self, writes, first):
         raise AutoReconnect("the store went away")
 
     monkeypatch.setattr(ChunkWriter, "_bulk", away)
@@ -176,12 +176,12 @@ async def test_readyz_names_a_consumer_that_keeps_restarting_from_the_same_offse
     await produce_raw(kafka.bootstrap, settings.case_events_topic, [wire(received(case_code()), "r0")])
     app = deadline_app(settings)
     context = app.state.context
-    apply = context.projection.apply
+    applying = context.projection.applying
 
-    async def store_away(records):
+    def store_away(records):
         raise AutoReconnect("the store went away")
 
-    context.projection.apply = store_away
+    context.projection.applying = store_away
     async with serve(app) as deadline:
 
         async def stuck():
@@ -192,7 +192,7 @@ async def test_readyz_names_a_consumer_that_keeps_restarting_from_the_same_offse
         assert answer["checks"]["consumer"] is False
         assert "tthc-deadline restarted 3 times from the same offsets" in answer["reasons"]["consumer"]
         assert REGISTRY.get_sample_value("tthc_consumer_stuck", {"group": "tthc-deadline"}) == 1
-        context.projection.apply = apply
+        context.projection.applying = applying
 
         async def ready():
             return (await deadline.get("/readyz")).status_code == 200
