@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import bson
 from bson.codec_options import CodecOptions
@@ -111,13 +111,14 @@ class DocumentCache:
         CACHE_READS.labels(self.name, "store").inc(len(missing))
         return Held(found, self.codec_options), missing
 
-    def entry(self, key: Any, document: Mapping[str, Any], stored: RawBSONDocument) -> Entry:
+    def entry(self, key: Any, document: dict[str, Any], stored: RawBSONDocument) -> Entry:
         """What `store` will keep of a document being written (`stored`: its BSON, `_id` included),
         once the batch's writes landed (None: not kept). The key is given: reading it from `stored`
         would decode the whole document."""
         if not self.usable or (self.keep is not None and not self.keep(document)):
             return key, None
-        return key, stored.raw
+        # encoded by bson.encode: bytes (pymongo types `raw` as bytes or a memoryview)
+        return key, cast(bytes, stored.raw)
 
     def store(self, generation: int, entries: Iterable[Entry]) -> None:
         """Keep these documents (their `entry`), as the store now holds them, unless the partitions

@@ -48,7 +48,7 @@ class DeadlineContext(ProjectionContext[None]):
         # the open-case index is usable while this process is the only writer
         self.project(self.port, owners=[self.open_cases], dead_letters=not replay)
         self.sweeper = Sweeper(self, settings.timer_interval_s)
-        self.webhooks = WebhookDispatcher(self)
+        self.webhooks = WebhookDispatcher(settings, self.db["webhook_deliveries"], self.registry_state)
         self.gauges = CaseGauges(self)
         # an agency dissolved into a successor: the cases it concerns folded again
         self.succession = SuccessionRefold("deadline", self, CASES_REFOLDED)

@@ -12,13 +12,18 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
+from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 
+from services.deadline.open_cases import OpenCaseIndex
+from services.deadline.timers import Sweeper
+from shared.domain.registry import Registry
 from shared.kafka import topic_partitions
 from shared.periodic import Periodic
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +62,23 @@ OVERDUE_FROM = {
 }
 
 
+class CasePopulation(Protocol):
+    """What the gauges read: the registry and thresholds, the in-memory open cases or else the
+    store's, the sweeper's last duration, and where the dead-letter topic is."""
+
+    settings: Settings
+    due_soon_seconds: int
+    apology_due_seconds: int
+    open_cases: OpenCaseIndex
+    cases: AsyncIOMotorCollection
+    sweeper: Sweeper
+
+    @property
+    def registry(self) -> Registry: ...
+
+
 class CaseGauges:
-    def __init__(self, context: Any, interval_s: float = 10.0) -> None:
+    def __init__(self, context: CasePopulation, interval_s: float = 10.0) -> None:
         self.context = context
         self.interval_s = interval_s
         self.periodic = Periodic("case-gauges", interval_s, self.refresh_all)
@@ -83,14 +103,14 @@ class CaseGauges:
         horizon = calendar.add_working_time(now, self.context.due_soon_seconds)
         apology_horizon = calendar.add_working_time(now, self.context.apology_due_seconds)
         counts: dict[tuple[str, str], dict[str, int]] = {}
-        for agency in registry.agencies.values():
-            counts[(agency.code, agency.level.value)] = dict.fromkeys(KINDS, 0)
+        for known in registry.agencies.values():
+            counts[(known.code, known.level.value)] = dict.fromkeys(KINDS, 0)
         index = self.context.open_cases
         if index.usable:  # from the in-memory open cases (ADR 0008): no scan of the store every 10 s
             counts.update(index.tallies(now, horizon, apology_horizon))
         elif index.loading:
             # the index is being loaded from the store: a scan of every case now would compete with
-            # that load (at 270,000 cases both were cancelled over and over); keep the last values
+            # that load (on a large store neither would finish); keep the last values
             return
         else:
             async for row in self.context.cases.aggregate(self.pipeline(now, horizon, apology_horizon)):
@@ -106,76 +126,17 @@ class CaseGauges:
 
     @staticmethod
     def pipeline(now: datetime, horizon: datetime, apology_horizon: datetime) -> list[dict[str, Any]]:
+        """The open cases' counts per agency and level, as the in-memory index tallies them."""
         return [
             {"$match": {"open": True}},
             {
                 "$group": {
                     "_id": {"agency": "$agency_code", "level": "$level"},
                     "open": {"$sum": 1},
-                    "overdue": {
-                        "$sum": {
-                            "$cond": [
-                                # the fold's overdue_from (S-766DOC 2.1); null sorts before dates
-                                {"$and": [{"$ne": [OVERDUE_FROM, None]}, {"$lt": [OVERDUE_FROM, now]}]},
-                                1,
-                                0,
-                            ]
-                        }
-                    },
-                    "soon": {
-                        "$sum": {
-                            "$cond": [
-                                {
-                                    "$and": [
-                                        {"$gte": ["$due_at", now]},
-                                        {"$lte": ["$due_at", horizon]},
-                                        {"$eq": ["$clock_stopped_since", None]},
-                                    ]
-                                },
-                                1,
-                                0,
-                            ]
-                        }
-                    },
-                    "missing": {
-                        "$sum": {
-                            "$cond": [
-                                {
-                                    "$and": [
-                                        {"$ne": ["$apology_deadline_at", None]},  # null sorts before dates
-                                        {"$lt": ["$apology_deadline_at", now]},
-                                        {"$eq": ["$apology", None]},
-                                    ]
-                                },
-                                1,
-                                0,
-                            ]
-                        }
-                    },
-                    # the apology-due list at `now` (shared/domain/apology_due.py)
-                    "apology_due": {
-                        "$sum": {
-                            "$cond": [
-                                {
-                                    "$and": [
-                                        {"$eq": ["$apology", None]},
-                                        {"$eq": ["$clock_stopped_since", None]},
-                                        {"$ne": ["$apology_deadline_at", None]},
-                                        {"$ne": ["$due_at", None]},
-                                        {"$lte": ["$apology_deadline_at", apology_horizon]},
-                                        {
-                                            "$or": [
-                                                {"$gte": ["$apology_deadline_at", now]},
-                                                {"$gte": ["$due_at", now]},
-                                            ]
-                                        },
-                                    ]
-                                },
-                                1,
-                                0,
-                            ]
-                        }
-                    },
+                    "overdue": _count(_overdue(now)),
+                    "soon": _count(_due_soon(now, horizon)),
+                    "missing": _count(_apology_missing(now)),
+                    "apology_due": _count(_apology_due(now, apology_horizon)),
                 }
             },
         ]
@@ -191,3 +152,46 @@ class CaseGauges:
             starts = await self._offsets.beginning_offsets(partitions)
             ends = await self._offsets.end_offsets(partitions)
             DLQ_MESSAGES.labels(topic).set(sum(ends[tp] - starts[tp] for tp in partitions))
+
+
+def _count(condition: dict[str, Any]) -> dict[str, Any]:
+    return {"$sum": {"$cond": [condition, 1, 0]}}
+
+
+def _overdue(now: datetime) -> dict[str, Any]:
+    # the fold's overdue_from (S-766DOC 2.1); null sorts before dates
+    return {"$and": [{"$ne": [OVERDUE_FROM, None]}, {"$lt": [OVERDUE_FROM, now]}]}
+
+
+def _due_soon(now: datetime, horizon: datetime) -> dict[str, Any]:
+    return {
+        "$and": [
+            {"$gte": ["$due_at", now]},
+            {"$lte": ["$due_at", horizon]},
+            {"$eq": ["$clock_stopped_since", None]},
+        ]
+    }
+
+
+def _apology_missing(now: datetime) -> dict[str, Any]:
+    return {
+        "$and": [
+            {"$ne": ["$apology_deadline_at", None]},  # null sorts before dates
+            {"$lt": ["$apology_deadline_at", now]},
+            {"$eq": ["$apology", None]},
+        ]
+    }
+
+
+def _apology_due(now: datetime, apology_horizon: datetime) -> dict[str, Any]:
+    """The apology-due list at `now` (shared/domain/apology_due.py)."""
+    return {
+        "$and": [
+            {"$eq": ["$apology", None]},
+            {"$eq": ["$clock_stopped_since", None]},
+            {"$ne": ["$apology_deadline_at", None]},
+            {"$ne": ["$due_at", None]},
+            {"$lte": ["$apology_deadline_at", apology_horizon]},
+            {"$or": [{"$gte": ["$apology_deadline_at", now]}, {"$gte": ["$due_at", now]}]},
+        ]
+    }

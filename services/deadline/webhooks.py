@@ -26,11 +26,14 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, Query, Request
+from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter
 from pymongo.errors import BulkWriteError
 
 from shared.domain.codes import DerivedEventType
 from shared.periodic import Periodic
+from shared.registry_sync import RegistryState
+from shared.service import context_of
 from shared.settings import Settings
 from shared.webhooks import HostUnresolved, UrlPolicy, WebhookUrlRefused, signed_headers
 
@@ -64,26 +67,30 @@ def webhook_secret(settings: Settings) -> str:
 
 
 class WebhookDispatcher:
-    def __init__(self, context: Any, poll_s: float = 1.0) -> None:
-        self.context = context
+    def __init__(
+        self,
+        settings: Settings,
+        deliveries: AsyncIOMotorCollection,
+        registry_state: RegistryState,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.log = deliveries  # the delivery log, queried by ops
+        self.registry_state = registry_state  # the agencies' and source systems' webhook URLs
         self.poll_s = poll_s
         self.client: httpx.AsyncClient | None = None
         self.periodic = Periodic("webhooks", poll_s, self._round)
-        self.secret = webhook_secret(context.settings)
-        self.policy = UrlPolicy.from_setting(context.settings.webhook_allowed_networks)
+        self.secret = webhook_secret(settings)
+        self.policy = UrlPolicy.from_setting(settings.webhook_allowed_networks)
         if not self.secret:
             log.warning(NO_SECRET)
 
-    @property
-    def log(self) -> Any:
-        return self.context.db.webhook_deliveries
-
     def targets(self, event: dict[str, Any]) -> list[tuple[str, str]]:
         """(kind, url) of everyone to notify of this event."""
-        registry_state = self.context.registry_state
+        registry_state = self.registry_state
         out = []
         fault = event["data"].get("agency_at_fault") or event.get("agency_code")
-        agency = registry_state.registry.agencies.get(fault)
+        agency = registry_state.registry.agencies.get(fault) if fault else None
         if agency is not None and agency.webhook_url:
             out.append((f"agency:{agency.code}", agency.webhook_url))
         source = event["data"].get("source")
@@ -142,7 +149,7 @@ class WebhookDispatcher:
         return None
 
     def start(self) -> None:
-        self.client = httpx.AsyncClient(timeout=self.context.settings.webhook_timeout_s)
+        self.client = httpx.AsyncClient(timeout=self.settings.webhook_timeout_s)
         self.periodic.start()
 
     async def stop(self) -> None:
@@ -161,48 +168,58 @@ class WebhookDispatcher:
         return len(due)
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
-        body = delivery["body"].encode()
-        reason = self.refusal(delivery["url"])
-        resolved_error = None
-        if reason is None:
-            try:
-                await self.policy.check_resolved(delivery["url"])  # what the name points to now
-            except WebhookUrlRefused as exc:
-                reason = f"webhook URL refused: {exc}"
-            except HostUnresolved as exc:
-                resolved_error = repr(exc)
+        reason, resolved_error = await self._checked(delivery["url"])
         if reason is not None:
             DELIVERIES.labels("not_sent").inc()
             log.warning("webhook not sent", extra={"idempotency_key": delivery["_id"], "reason": reason})
             await self.log.update_one({"_id": delivery["_id"]}, {"$set": {"status": "not_sent", "reason": reason}})
             return
+        if resolved_error is not None:
+            ok, error = False, resolved_error
+        else:
+            ok, error = await self._post(client, delivery)
+        await self.log.update_one({"_id": delivery["_id"]}, {"$set": self._after_attempt(delivery, ok, error)})
+
+    async def _checked(self, url: str) -> tuple[str | None, str | None]:
+        """(why the delivery is not sent, or None; why its host could not be resolved, or None)."""
+        reason = self.refusal(url)
+        if reason is not None:
+            return reason, None
+        try:
+            await self.policy.check_resolved(url)  # what the name points to now
+        except WebhookUrlRefused as exc:
+            return f"webhook URL refused: {exc}", None
+        except HostUnresolved as exc:
+            return None, repr(exc)
+        return None, None
+
+    async def _post(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> tuple[bool, str]:
+        body = delivery["body"].encode()
         headers = {
             "content-type": "application/json",
             "Idempotency-Key": delivery["_id"],
             "X-TTHC-Event": delivery["type"],
             **signed_headers(self.secret, int(time.time()), body),
         }
+        try:
+            response = await client.post(delivery["url"], content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return False, repr(exc)
+        return 200 <= response.status_code < 300, f"HTTP {response.status_code}"
+
+    def _after_attempt(self, delivery: dict[str, Any], ok: bool, error: str) -> dict[str, Any]:
+        """The delivery's fields after an attempt: delivered, failed for good, or retried later."""
         attempts = delivery["attempts"] + 1
-        if resolved_error is not None:
-            ok, error = False, resolved_error
-        else:
-            try:
-                response = await client.post(delivery["url"], content=body, headers=headers)
-                ok, error = 200 <= response.status_code < 300, f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                ok, error = False, repr(exc)
         now = datetime.now(UTC)
         if ok:
-            update = {"status": "delivered", "attempts": attempts, "delivered_at": now, "last_error": None}
             DELIVERIES.labels("delivered").inc()
-        elif attempts >= self.context.settings.webhook_max_attempts:
-            update = {"status": "failed", "attempts": attempts, "last_error": error}
+            return {"status": "delivered", "attempts": attempts, "delivered_at": now, "last_error": None}
+        if attempts >= self.settings.webhook_max_attempts:
             DELIVERIES.labels("failed").inc()
-        else:
-            backoff = timedelta(seconds=min(2**attempts, 3600))
-            update = {"attempts": attempts, "last_error": error, "next_attempt_at": now + backoff}
-            DELIVERIES.labels("retry").inc()
-        await self.log.update_one({"_id": delivery["_id"]}, {"$set": update})
+            return {"status": "failed", "attempts": attempts, "last_error": error}
+        DELIVERIES.labels("retry").inc()
+        backoff = timedelta(seconds=min(2**attempts, 3600))
+        return {"attempts": attempts, "last_error": error, "next_attempt_at": now + backoff}
 
 
 @router.get("/v1/webhooks/deliveries")
@@ -213,7 +230,7 @@ async def list_deliveries(
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     """The delivery log (admin)."""
-    context = request.app.state.context
+    context = context_of(request)
     context.require_admin(request)
     query: dict[str, Any] = {}
     if status:

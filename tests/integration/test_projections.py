@@ -137,8 +137,8 @@ def failing_batch(context) -> tuple[list[str], list, object]:
     context.projection.write_chunk = 2  # the fold of the next two cases overlaps the write of these
     codes = [case_code() for _ in range(7)]
     records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
-    fold = context.port.document
-    context.port.document = failing_on(codes[5], fold)
+    fold = context.projection.port.document
+    context.projection.port.document = failing_on(codes[5], fold)
     return codes, records, fold
 
 
@@ -153,7 +153,7 @@ async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_fa
     # the chunks before the failure landed (and the write in flight finished); nothing after it
     assert sorted([d["_id"] async for d in context.cases.find({}, {"_id": 1})]) == sorted(codes[:4])
 
-    context.port.document = fold  # the batch comes again, as after a consumer restart
+    context.projection.port.document = fold  # the batch comes again, as after a consumer restart
     result = await context.projection.apply(records)
     assert (result.applied, result.duplicates) == (3, 5)
     documents = {d["_id"]: d async for d in context.cases.find()}
@@ -174,7 +174,7 @@ async def test_a_case_created_between_the_read_and_the_insert_fails_the_batch_th
     records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
     records.append(record(4, event("case.supplement_requested", codes[2], "2026-03-17T09:00:00+07:00"), "s2"))
     other = MongoClient(settings.mongo_uri)[f"{settings.mongo_db}_deadline"].cases
-    fold = context.port.document
+    fold = context.projection.port.document
 
     def meanwhile(state, events, before):
         document = fold(state, events, before)
@@ -184,10 +184,10 @@ async def test_a_case_created_between_the_read_and_the_insert_fails_the_batch_th
             other.insert_one({"_id": codes[2], **fold(alone, first, None), "events": first})
         return document
 
-    context.port.document = meanwhile
+    context.projection.port.document = meanwhile
     with pytest.raises(CasesChanged, match="1 of 4 cases the batch found absent were created meanwhile"):
         await context.projection.apply(records)
-    context.port.document = fold  # the batch comes again, as after a consumer restart
+    context.projection.port.document = fold  # the batch comes again, as after a consumer restart
     result = await context.projection.apply(records)
     assert (result.applied, result.duplicates) == (1, 4)
     documents = {d["_id"]: d async for d in context.cases.find()}
@@ -208,7 +208,7 @@ async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(setti
     await context.projection.apply([record(0, received(code), "r0")])
     db = MongoClient(settings.mongo_uri)[f"{settings.mongo_db}_deadline"]
     armed = db.cases_timers.find_one({"_id": code})
-    fold = context.port.document
+    fold = context.projection.port.document
     seen_first = []
 
     def meanwhile(state, events, before):
@@ -221,7 +221,7 @@ async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(setti
         seen_first.append(db.cases_timers.find_one({"_id": code})["next_check_at"])
         return await case_bulk(self, writes, [])
 
-    context.port.document = meanwhile
+    context.projection.port.document = meanwhile
     case_bulk = ChunkWriter._bulk
     monkeypatch.setattr(ChunkWriter, "_bulk", watched)
     later = record(1, event("case.supplement_requested", code, "2026-03-17T09:00:00+07:00"), "s0")
@@ -247,7 +247,7 @@ async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(setti
     assert await context.collection.count_documents({}) == 0
     assert [b async for b in context.aggregates["c_m"].find()] == []
 
-    context.port.document = fold
+    context.projection.port.document = fold
     await context.apply(records)
     await context.apply(records)  # redelivered: counted once
     assert await context.collection.count_documents({}) == 7
@@ -292,14 +292,14 @@ async def test_known_cases_read_from_memory_fold_to_the_same_documents_as_read_f
     kept, _ = cached.documents.lookup(codes)
     assert dict(kept) == {d["_id"]: d for d in db.cases.find({"_id": {"$in": codes}})}  # as the store holds them
 
-    fold = cached.port.document
-    cached.port.document = failing_on(codes[3], fold)
+    fold = cached.projection.port.document
+    cached.projection.port.document = failing_on(codes[3], fold)
     reads = cache_reads()
     with pytest.raises(AutoReconnect, match="a fold failed"):
         await cached.projection.apply(later)
     assert cache_reads(reads) == (4, 0)  # the batch's known cases, from memory
     assert cached.documents.lookup(codes)[1] == codes[:4]  # failed: its cases are read afresh
-    cached.port.document = fold
+    cached.projection.port.document = fold
     reads = cache_reads()
     await cached.projection.apply(later)
     await cached.projection.apply(later[:2])  # redelivered: nothing new
@@ -334,7 +334,7 @@ async def test_a_chunk_that_landed_is_indexed_and_its_derived_events_published_e
     ]
     assert sorted(e["value"]["case_code"] for e in computed) == sorted(codes[:4])
 
-    context.port.document = fold
+    context.projection.port.document = fold
     await context.apply(records)
     assert sorted(context.open_cases.cases) == sorted(codes)
     computed = [
