@@ -3,8 +3,8 @@
 Every event of a case travels on one partition (keyed by the case code) and only the member that
 holds the partition applies it. So while this process holds a partition, the stored document of each
 of its cases is the one this process last wrote: the projection keeps those (encoded as BSON,
-decoded as the store returns them) and reads from the store only the cases it does not hold. On this
-store a batch's read of its known cases was a quarter of the time to apply it (ADR 0011).
+decoded as the store returns them) and reads from the store only the cases it does not hold: on this
+store the read of a batch's known cases is a large part of the time to apply it (ADR 0011).
 
 Valid from an assignment to the next revocation (aiokafka tells the listener before the group
 rebalances, so before any other member can write): revoked → emptied, and a batch that began before

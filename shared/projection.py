@@ -592,8 +592,8 @@ def case_write(stored: Mapping[str, Any], before: Mapping[str, Any] | None) -> C
     """The write that brings the stored case to `stored` (the new document, `_id` included): the
     projection is its only writer.
 
-    A case the batch found absent is inserted: this store takes inserts at 1.6 times the rate of
-    replacement upserts (ADR 0010); one created since the read (another consumer during a
+    A case the batch found absent is inserted: this store takes inserts faster than replacement
+    upserts (ADR 0010); one created since the read (another consumer during a
     rebalance) fails the insert on its key, and the batch is applied again from a fresh read. A
     known case is replaced whole, on its `_id` alone (the store's fast path; ADR 0011): a `$set`
     costs this store a diff of the whole document for its oplog, a replacement does not. Nothing

@@ -254,8 +254,8 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
     async def start(self) -> None:
         await super().start()
         # A batch holds thousands of cases' documents, writes and folds at once: with CPython's
-        # default (a collection every 700 allocations) those survivors were traversed again and again,
-        # a third of the projection's CPU. Raised, the youngest generation is collected ~70× less often.
+        # default threshold the collector traverses those survivors again and again. Raised, the
+        # youngest generation is collected far less often.
         gc.set_threshold(self.settings.gc_threshold, *gc.get_threshold()[1:])
         try:
             await self.quarantine.refresh()

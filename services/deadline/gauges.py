@@ -106,7 +106,7 @@ class CaseGauges:
         for known in registry.agencies.values():
             counts[(known.code, known.level.value)] = dict.fromkeys(KINDS, 0)
         index = self.context.open_cases
-        if index.usable:  # from the in-memory open cases (ADR 0008): no scan of the store every 10 s
+        if index.usable:  # from the in-memory open cases (ADR 0008): no scan of the store at each refresh
             counts.update(index.tallies(now, horizon, apology_horizon))
         elif index.loading:
             # the index is being loaded from the store: a scan of every case now would compete with

@@ -3,7 +3,7 @@
 An overdue or due-soon page is a range of open cases ordered by due (or received) instant. The
 store answers it with a filtered sort over every case document; this index answers it from two
 sorted key lists, walking from the cursor and stopping after `limit + 1` matching rows, so a page
-costs the same at 100,000 open cases as at 1,000.
+costs the same however many cases are open.
 
 It holds only what the store holds: it is loaded from the store and then fed the documents this
 process writes, after each write. That is exact only while this process is the only writer of the
@@ -11,7 +11,7 @@ case collection, i.e. while its consumer holds every partition of tthc.case-even
 
 - it is (re)loaded each time the consumer is assigned every partition, and is usable once loaded;
 - it is unusable from the moment partitions are revoked (before another member can write), and
-  while the assignment is partial (several replicas): the lists then read the store, as before;
+  while the assignment is partial (several replicas): the lists then read the store;
 - cases that ended are dropped, so it can answer for an `as_of` no earlier than the latest end it
   dropped (`horizon`); an older `as_of` reads the store.
 """

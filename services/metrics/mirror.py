@@ -1,6 +1,6 @@
 """The aggregate buckets in memory, for indicator queries (ADR 0008).
 
-The buckets are small and few (tens of thousands at 1,000,000 cases), and every indicator answer
+The buckets are small and far fewer than the cases, and every indicator answer
 is a sum over a few hundred of them; reading them from the store costs far more than the sums. So
 the metrics service keeps a copy: loaded from the store, then moved by the same deltas the
 projection writes, after each transaction commits.
