@@ -8,7 +8,7 @@ import json
 import pytest
 from prometheus_client import REGISTRY
 from pymongo import MongoClient
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from services.deadline.app import create_app as deadline_app
 from services.deadline.context import DeadlineContext
@@ -253,6 +253,36 @@ async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(setti
     assert await context.collection.count_documents({}) == 7
     received_total = sum([b["c"].get("r", 0) async for b in context.aggregates["c_m"].find()])
     assert received_total == 7
+    context.mongo.close()
+
+
+async def test_a_transaction_retried_after_a_write_conflict_moves_the_bucket_copy_once(
+    settings: Settings, monkeypatch
+) -> None:
+    """A transient transaction error (a write conflict) folds the batch again from a fresh read;
+    only the attempt that committed hands its bucket changes to the in-memory copy."""
+    context = MetricsContext(settings)
+    moved: list[dict] = []
+    monkeypatch.setattr(context.mirror, "applied", moved.append)
+    context.projection.write_chunk = 2
+    codes = [case_code() for _ in range(5)]
+    records = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    bulk = ChunkWriter._bulk
+    conflicts: list[int] = []
+
+    async def conflicting(self, writes, first):
+        await bulk(self, writes, first)  # the first chunk is written in the transaction, then it conflicts
+        if not conflicts:
+            conflicts.append(1)
+            raise OperationFailure("WriteConflict", code=112, details={"errorLabels": ["TransientTransactionError"]})
+
+    monkeypatch.setattr(ChunkWriter, "_bulk", conflicting)
+    await context.apply(records)
+    assert conflicts == [1] and await context.collection.count_documents({}) == 5
+    assert len(moved) == 1
+    assert sum(change["inc"].get("c.r", 0) for (name, _), change in moved[0].items() if name == "c_m") == 5
+    received_total = sum([b["c"].get("r", 0) async for b in context.aggregates["c_m"].find()])
+    assert received_total == 5
     context.mongo.close()
 
 
