@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
@@ -33,6 +33,8 @@ from shared.sole_writer import SoleWriterCopy
 
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
 INDEX_USABLE = Gauge("tthc_deadline_open_cases_index_usable", "1 when the lists are answered from memory, else 0")
+
+T = TypeVar("T")
 
 # the case document fields a list row needs (everything but the events and the timeline)
 FIELDS = (
@@ -163,8 +165,17 @@ def to_open_case(code: str, document: dict[str, Any]) -> OpenCase | None:
 def _overdue_from(document: dict[str, Any]) -> datetime | None:
     """The fold's `overdue_from`; for a document written before it existed, due unless the clock stopped."""
     if "overdue_from" in document:
-        return document["overdue_from"]  # type: ignore[no-any-return]
+        overdue: datetime | None = document["overdue_from"]
+        return overdue
     return None if document.get("clock_stopped_since") is not None else document.get("due_at")
+
+
+def _prefer_indexed(code: str, indexed: dict[str, T], loaded: dict[str, T]) -> None:
+    """A case written while the load scanned: what the index holds of it is newer than the scan's."""
+    if code in indexed:
+        loaded[code] = indexed[code]
+    else:
+        loaded.pop(code, None)
 
 
 def _undated(document: dict[str, Any]) -> tuple[str, str] | None:
@@ -212,14 +223,11 @@ class OpenCaseIndex(SoleWriterCopy):
                 case = to_open_case(document["_id"], document)
                 if case is not None:
                     fresh[case.case_code] = case
-                elif _undated(document):
-                    undated[document["_id"]] = _undated(document)  # type: ignore[assignment]
+                elif (key := _undated(document)) is not None:
+                    undated[document["_id"]] = key
             for code in self._touched:  # written while the scan ran: what was indexed since wins
-                for mine, theirs in ((self.cases, fresh), (self.undated, undated)):
-                    if code in mine:
-                        theirs[code] = mine[code]  # type: ignore[assignment]
-                    else:
-                        theirs.pop(code, None)
+                _prefer_indexed(code, self.cases, fresh)
+                _prefer_indexed(code, self.undated, undated)
         finally:
             self._touched = None
         self.cases = fresh
