@@ -186,7 +186,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
             [dumps(e) for e in items[:applied_n]],
             [e["case_code"].encode() for e in items[:applied_n]],
         )
-        mongo: AsyncIOMotorClient = AsyncIOMotorClient(env.mongo.uri)
+        mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(env.mongo.uri)
         cases = mongo[f"{settings.mongo_db}_deadline"].cases
         port = infra.free_port()
         base = f"http://127.0.0.1:{port}"
@@ -199,7 +199,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
             await produce(env.kafka.bootstrap, settings.case_events_topic, later)
             applied_known = await applied_rate(base, "deadline", len(later), timeout=1800, after=applied_n)
             held = await scrape(base, *HELD_SERIES)
-            rss_held = rss_mib(process.popen.pid)
+            rss_held = rss_mib(process.started_pid)
         finally:
             process.stop()
         # the same known cases after a restart: nothing held, each read from the store (ADR 0012)
@@ -237,14 +237,18 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
             await infra.wait_http(f"{base}/healthz", timeout=60, process=process)
             index_load = await wait_gauge(base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=1800)
             await asyncio.sleep(2)
-            rss = rss_mib(process.popen.pid)
+            rss = rss_mib(process.started_pid)
             as_of = (datetime.now(UTC) + timedelta(days=90)).isoformat()
             latencies: list[float] = []
             async with httpx.AsyncClient(base_url=base, timeout=60) as client:
                 await client.get("/v1/cases/overdue", params={"as_of": as_of, "limit": 50}, headers=AUTH)  # warm-up
                 cursor = None
                 for _ in range(PAGES):
-                    params = {"as_of": as_of, "limit": 50, **({"cursor": cursor} if cursor else {})}
+                    params: dict[str, str | int] = {
+                        "as_of": as_of,
+                        "limit": 50,
+                        **({"cursor": cursor} if cursor else {}),
+                    }
                     t0 = time.perf_counter()
                     response = await client.get("/v1/cases/overdue", params=params, headers=AUTH)
                     latencies.append(time.perf_counter() - t0)

@@ -214,7 +214,7 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
     agencies = [a for a in registry.agencies.values() if a.parent_code and a.valid_to is None]
     procedures = list(registry.catalogue.procedures.values())
     deadline = DeadlineContext(settings)  # only for its document shape
-    mongo: AsyncIOMotorClient = AsyncIOMotorClient(uri)
+    mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(uri)
     cases_db, metrics_db = mongo[f"{settings.mongo_db}_deadline"], mongo[f"{settings.mongo_db}_metrics"]
     started = time.perf_counter()
     try:
@@ -295,7 +295,7 @@ async def run_async(sizes: tuple[int, ...]) -> dict[str, Any]:
                 measured |= extra
                 measured["ratio_of_raw_produce"] = round(measured["end_to_end_events_per_s"] / raw_produce, 3)
                 measured["ratio_of_raw_upsert"] = round(measured["end_to_end_events_per_s"] / raw_upsert, 3)
-                measured["rss_mib"] = {p.name: round(rss_mib(p.popen.pid), 1) for p in services.processes.values()}
+                measured["rss_mib"] = {p.name: round(rss_mib(p.started_pid), 1) for p in services.processes.values()}
                 result[f"at_{size}"] = measured
                 print(json.dumps({f"at_{size}": measured}), flush=True)
         finally:

@@ -104,7 +104,7 @@ async def raw_bulk_upsert_rate(
     (`$set` of every field: on SecantusDB three times slower for 50-field documents, as it checks
     a `$set`'s paths pairwise; reported beside the limit, never used as it). `existing`: documents
     written first, untimed (the same `_id`s: the timed upserts then replace them)."""
-    client: AsyncIOMotorClient = AsyncIOMotorClient(uri)
+    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(uri)
     collection = client["bench_raw"]["upserts"]
     await collection.drop()
     try:
@@ -160,7 +160,7 @@ async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
         await consumer.stop()
 
 
-async def applied_rate(base_url: str, projection: str, expected: int, timeout: float, after: int = 0) -> float:
+async def applied_rate(base_url: str, projection: str, expected: int, timeout: float, after: float = 0) -> float:
     """Events/s a projection applies at steady state, from its own counter over HTTP: the events
     applied after the first batch was seen, over the time since (`after`: what the counter stood at
     before these `expected` events were produced). The store does no work for it (counting the

@@ -137,7 +137,7 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
             [dumps(e) for e in items],
             [e["case_code"].encode() for e in items],
         )
-        mongo: AsyncIOMotorClient = AsyncIOMotorClient(env.mongo.uri)
+        mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(env.mongo.uri)
         db = mongo[f"{settings.mongo_db}_metrics"]
         port = infra.free_port()
         process = infra.service_process("metrics", port, env.run_dir, env_of(settings))
@@ -225,7 +225,7 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
                 result[f"indicators_p99_ms_by_query_at_{size}"] = {
                     label: round(percentile(values, 99) * 1000, 1) for label, values in latencies.items()
                 }
-                result[f"rss_mib_at_{size}"] = round(rss_mib(process.popen.pid), 1)
+                result[f"rss_mib_at_{size}"] = round(rss_mib(process.started_pid), 1)
             finally:
                 process.stop()
         insert_rate = inserted / load_seconds

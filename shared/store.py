@@ -11,16 +11,20 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, Asyn
 from shared.domain.calendar import VN_TZ
 from shared.settings import Settings
 
+Document = dict[str, Any]  # a stored document as motor reads and writes it
 
-def mongo_client(uri: str) -> AsyncIOMotorClient:
+
+def mongo_client(uri: str) -> AsyncIOMotorClient[Document]:
     return AsyncIOMotorClient(uri, tz_aware=True, tzinfo=VN_TZ, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
 
 
-def service_database(client: AsyncIOMotorClient, settings: Settings, service: str) -> AsyncIOMotorDatabase:
+def service_database(
+    client: AsyncIOMotorClient[Document], settings: Settings, service: str
+) -> AsyncIOMotorDatabase[Document]:
     return client[f"{settings.mongo_db}_{service}"]
 
 
-async def ping(client: AsyncIOMotorClient) -> bool:
+async def ping(client: AsyncIOMotorClient[Document]) -> bool:
     try:
         await asyncio.wait_for(client.admin.command("ping"), 3)
         return True
@@ -39,15 +43,15 @@ ABSENT_IDS_PER_QUERY = 1000
 
 
 async def find_by_ids(
-    collection: AsyncIOMotorCollection,
+    collection: AsyncIOMotorCollection[Document],
     ids: Iterable[Any],
     projection: dict[str, Any] | None = None,
     per_query: int = IDS_PER_QUERY,
-) -> dict[Any, dict[str, Any]]:
+) -> dict[Any, Document]:
     """The documents with these `_id`s (those that exist), by `_id`, read in queries of a few dozen
     (`per_query`: more when most are expected absent)."""
     wanted = list(ids)
-    found: dict[Any, dict[str, Any]] = {}
+    found: dict[Any, Document] = {}
     for start in range(0, len(wanted), per_query):
         chunk = wanted[start : start + per_query]
         async for document in collection.find({"_id": {"$in": chunk}}, projection):
