@@ -34,11 +34,8 @@ import httpx
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from bench.harness import (
-    ADMIN_TOKEN,
     applied_rate,
     dumps,
-    env_of,
-    infrastructure,
     percentile,
     raw_bulk_upsert_rate,
     raw_produce_rate,
@@ -46,6 +43,7 @@ from bench.harness import (
     wait_gauge,
 )
 from deploy.local import infra
+from deploy.local.throwaway import ADMIN_TOKEN, env_of, infrastructure
 from services.deadline.context import DeadlineContext
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ

@@ -38,10 +38,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from bench.deadline import rss_mib
 from bench.harness import (
-    ADMIN_TOKEN,
     dumps,
-    env_of,
-    infrastructure,
     percentile,
     raw_bulk_upsert_rate,
     raw_consume_rate,
@@ -49,6 +46,7 @@ from bench.harness import (
     wait_gauge,
 )
 from deploy.local import infra
+from deploy.local.throwaway import ADMIN_TOKEN, env_of, infrastructure
 from services.deadline.context import DeadlineContext
 from services.metrics.aggregates import bucket_writes
 from services.metrics.facts import case_facts

@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 
-from bench.harness import ADMIN_TOKEN, dumps, env_of, infrastructure, percentile, raw_produce_rate
+from bench.harness import dumps, percentile, raw_produce_rate
 from deploy.local import infra
+from deploy.local.throwaway import ADMIN_TOKEN, env_of, infrastructure
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # Bodies are encoded before the clock starts, as the raw producer's values are: the client's JSON

@@ -27,17 +27,15 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from bench.deadline import events, folded, follow_ups, rss_mib
 from bench.harness import (
-    ADMIN_TOKEN,
     applied_rate,
     dumps,
-    env_of,
-    infrastructure,
     percentile,
     raw_bulk_upsert_rate,
     raw_produce_rate,
     wait_gauge,
 )
 from deploy.local import infra
+from deploy.local.throwaway import ADMIN_TOKEN, env_of, infrastructure
 from services.metrics.aggregates import COLLECTIONS, bucket_writes, buckets_queries
 from services.metrics.context import AGGREGATES_VERSION
 from services.metrics.facts import case_facts
