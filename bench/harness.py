@@ -41,8 +41,8 @@ async def raw_bulk_upsert_rate(
 ) -> float:
     """The raw limit of the store: upserts of whole documents in unordered bulk writes into a bare
     collection (only `_id`), docs/s. `form="replace"` (the limit: replacement upserts) or `"set"`
-    (`$set` of every field: on SecantusDB three times slower for 50-field documents, as it checks
-    a `$set`'s paths pairwise; reported beside the limit, never used as it). `existing`: documents
+    (`$set` of every field: slower on SecantusDB, which checks a `$set`'s paths pairwise; reported
+    beside the limit, never used as it). `existing`: documents
     written first, untimed (the same `_id`s: the timed upserts then replace them)."""
     client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(uri)
     collection = client["bench_raw"]["upserts"]
@@ -103,9 +103,8 @@ async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
 async def applied_rate(base_url: str, projection: str, expected: int, timeout: float, after: float = 0) -> float:
     """Events/s a projection applies at steady state, from its own counter over HTTP: the events
     applied after the first batch was seen, over the time since (`after`: what the counter stood at
-    before these `expected` events were produced). The store does no work for it (counting the
-    collection every 0.5 s, as this did before, took ~20 % of SecantusDB's time: it scans for a
-    count, and slowed the very writes it measured)."""
+    before these `expected` events were produced). The store does no work for it: SecantusDB scans
+    a collection to count it, which would slow the very writes measured."""
     series = f'tthc_projection_events_applied_total{{projection="{projection}"}} '
     started = time.perf_counter()
     first: tuple[float, float] | None = None
