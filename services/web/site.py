@@ -20,6 +20,7 @@ from prometheus_client import Counter
 
 from services.web import labels
 from services.web.backend import Backend
+from shared import labels as shared_labels
 from shared.settings import Settings
 
 HERE = Path(__file__).parent
@@ -35,10 +36,10 @@ def page_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters.update(labels.FILTERS)
     templates.env.globals.update(
-        STATUS=labels.STATUS,
-        CHANNEL=labels.CHANNEL,
-        LEVEL=labels.LEVEL,
-        FIELD=labels.FIELD,
+        STATUS=shared_labels.STATUS,
+        CHANNEL=shared_labels.CHANNEL,
+        LEVEL=shared_labels.LEVEL,
+        FIELD=shared_labels.FIELD,
         RATE=labels.RATE,
         RATE_CHARTS=labels.RATE_CHARTS,
         KINDS=KINDS,
