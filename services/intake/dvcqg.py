@@ -1,10 +1,10 @@
-"""POST /v1/dvcqg/hoso: the national portal's HoSoDongBoDVC snapshots, accepted unchanged.
+"""The national portal's HoSoDongBoDVC snapshots (POST /v1/dvcqg/hoso, pull mode), read unchanged.
 
 A one-stop system that already syncs to DVCQG can send us the same payloads. Each snapshot is
 turned into the contract events it implies; an event already emitted for an earlier snapshot of
 the case is not emitted again (its id is deterministic: `dvcqg:<MaHoSo>:<what>`), so a repeated
 snapshot yields nothing. Field names and encodings are the national ones (tthc-rules §3.3):
-dates `yyyyMMddHHmmss` in Vietnam local time, KenhThucHien 1/2/3, TrangThaiHoSo 1–10.
+dates `yyyyMMddHHmmss` in Vietnam local time, KenhThucHien 1/2/3, TrangThaiHoSo 1–10 (DvcqgStatus).
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -26,26 +24,25 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
-from pymongo import UpdateOne
-from pymongo.errors import PyMongoError
 
-from services.intake.context import IntakeContext
+from services.intake.case_event import CaseEvent
 from services.intake.door import CASE_CODE_PATTERN, DoorBounds, dissolved_agency_problem, event_problems
-from services.intake.events import authorized_submission, check_scope, publish_events
-from services.intake.openapi import snapshots_request_body
+from services.intake.dvcqg_status import DvcqgStatus
 from shared.domain.calendar import VN_TZ
+from shared.domain.codes import EventType
 from shared.domain.registry import Registry
-from shared.events import EVENT_ADAPTER, Envelope
-from shared.store import find_by_ids
-from shared.web import ApiError, Principal, error_responses, parse_json, pydantic_details
+from shared.events import EVENT_ADAPTER
+from shared.web import pydantic_details
 
-router = APIRouter(tags=["dvcqg"])
-
+# KenhThucHien: 1 trực tiếp (also when absent), 2 trực tuyến, 3 bưu chính.
 CHANNELS = {1: "direct", 2: "online", 3: "postal"}
+# LoaiDoiTuong: 1 công dân, 2 doanh nghiệp, 3 cơ quan nhà nước, 4 tổ chức.
+APPLICANT_TYPES = {1: "citizen", 2: "business", 3: "agency", 4: "organisation"}
 # DuocThanhToanTrucTuyen: 1 paid on DVCQG, 2 paid through the ministry's or province's gateway,
-# 3 not paid online (the national list); 0 is also read as "not paid online" (what older senders,
-# our simulator among them, send).
-PAYMENT_CODES = (0, 1, 2, 3)
+# 3 not paid online (the national list); 0 is also read as "not paid online" (some senders, the
+# simulator among them, send it).
+PAID_ON_DVCQG, PAID_ON_LOCAL_GATEWAY = 1, 2
+PAYMENT_CODES = (0, PAID_ON_DVCQG, PAID_ON_LOCAL_GATEWAY, 3)
 
 
 class SnapshotInvalid(ValueError):
@@ -121,10 +118,7 @@ CodeText = Annotated[str, BeforeValidator(_code_text)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
 Text2000 = Annotated[Annotated[str, Field(max_length=2000)] | None, BeforeValidator(_blank_is_none)]
 NationalCode = Annotated[Annotated[str, Field(max_length=64, pattern=r"^[^\s]+$")] | None, BeforeValidator(_code_text)]
-
-
-def NationalList(item: type) -> Any:  # noqa: N802 (a type factory)
-    return Annotated[list[item], BeforeValidator(_list_or_empty)]  # type: ignore[valid-type]
+EmptyIsNoItems = BeforeValidator(_list_or_empty)
 
 
 class _National(BaseModel):
@@ -185,10 +179,10 @@ class HoSoDongBoDVC(_National):
     )
     HoSoCoThanhPhanSoHoa: Flag = False
     LaToanTrinh: Flag | None = Field(None, description="extension: toàn trình (else partial for online)")
-    TaiLieuNop: NationalList(SubmittedDocument) = []
-    DanhSachLePhi: NationalList(Fee) = []
-    DanhSachHoSoBoSung: NationalList(SupplementRound) = []
-    DanhSachGiayToKetQua: NationalList(ResultDocument) = []
+    TaiLieuNop: Annotated[list[SubmittedDocument], EmptyIsNoItems] = []
+    DanhSachLePhi: Annotated[list[Fee], EmptyIsNoItems] = []
+    DanhSachHoSoBoSung: Annotated[list[SupplementRound], EmptyIsNoItems] = []
+    DanhSachGiayToKetQua: Annotated[list[ResultDocument], EmptyIsNoItems] = []
 
     @field_validator("DuocThanhToanTrucTuyen")
     @classmethod
@@ -283,172 +277,211 @@ def snapshot_events(
     return [event for event, _ in _implied_events(snapshot, memory, registry, now, agency or snapshot.agency_code)]
 
 
-def _implied_events(
-    snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry, now: datetime, agency: str
-) -> list[tuple[dict[str, Any], dict[str, Loc]]]:
-    """Each new event with its origin: event field (`occurred_at`, `data.reason`, …) → national loc."""
-    code = snapshot.MaHoSo
-    channel = snapshot.channel
-    status = snapshot.TrangThaiHoSo
-    implied: list[tuple[str, str, datetime, dict[str, Any], dict[str, Loc]]] = []
+class _ImpliedEvent(NamedTuple):
+    tag: str  # what the event is within its case: the last part of its id `dvcqg:<MaHoSo>:<tag>`
+    kind: str
+    at: datetime
+    data: dict[str, Any]
+    origin: dict[str, Loc]
+
+
+@dataclass
+class _Implied:
+    """The events one snapshot implies, in order, each with the national fields it came from."""
+
+    snapshot: HoSoDongBoDVC
+    now: datetime
+    events: list[_ImpliedEvent] = field(default_factory=list)
 
     def add(
+        self,
         tag: str,
-        kind: str,
+        kind: EventType,
         at: datetime | None,
         at_field: Loc,
         data: dict[str, Any] | None = None,
         origin: dict[str, Loc] | None = None,
     ) -> None:
+        """An event at `at` (national field `at_field`), or at `now` when the snapshot gives no time."""
         where = {"occurred_at": at_field if at else ("TrangThaiHoSo",), **(origin or {})}
-        implied.append((tag, kind, at or now, data or {}, where))
+        self.events.append(_ImpliedEvent(tag, kind.value, at or self.now, data or {}, where))
 
-    if snapshot.NgayNopHoSo and channel == "online":
-        add(
+
+def _implied_events(
+    snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry, now: datetime, agency: str
+) -> list[tuple[dict[str, Any], dict[str, Loc]]]:
+    """Each new event with its origin: event field (`occurred_at`, `data.reason`, …) → national loc."""
+    implied = _Implied(snapshot, now)
+    status = DvcqgStatus(snapshot.TrangThaiHoSo)
+    if snapshot.NgayNopHoSo and snapshot.channel == "online":
+        implied.add(
             "submitted",
-            "case.submitted",
+            EventType.SUBMITTED,
             snapshot.NgayNopHoSo,
             ("NgayNopHoSo",),
-            {"procedure_code": snapshot.MaTTHC, "channel": channel},
+            {"procedure_code": snapshot.MaTTHC, "channel": snapshot.channel},
         )
-    if status == 3:
-        add(
+    if status == DvcqgStatus.REFUSED:
+        implied.add(
             "refused",
-            "case.receipt_refused",
+            EventType.RECEIPT_REFUSED,
             snapshot.NgayTuChoi,
             ("NgayTuChoi",),
             {"reason": snapshot.GhiChu or "Không được tiếp nhận"},
         )
-    elif status >= 2 and snapshot.NgayTiepNhan:
-        rounds = snapshot.DanhSachHoSoBoSung
-        original_due = snapshot.NgayHenTra
-        due_origin: Loc = ("NgayHenTra",)
-        if rounds and rounds[0].NgayHenTraTruoc:
-            original_due, due_origin = rounds[0].NgayHenTraTruoc, ("DanhSachHoSoBoSung", 0, "NgayHenTraTruoc")
-        level = registry.agencies[agency].level.value if agency in registry.agencies else "province"
-        online_mode = None
-        if channel == "online":
-            online_mode = "full" if snapshot.LaToanTrinh else "partial"
-        field_code = snapshot.MaLinhVuc
-        if not field_code and snapshot.MaTTHC in registry.catalogue:
-            field_code = registry.catalogue.get(snapshot.MaTTHC).field_code  # the catalogue's field
-        add(
-            "received",
-            "case.received",
+    elif status >= DvcqgStatus.RECEIVED and snapshot.NgayTiepNhan:
+        _receipt(implied, registry, agency)
+        _supplement_rounds(implied, status)
+        _financial_obligation(implied, memory, status)
+        _endings(implied, status)
+        _payment(implied)
+        _digitization(implied)
+    memory.status = int(status)
+    return _new_events(implied.events, memory, snapshot.MaHoSo, agency)
+
+
+def _receipt(implied: _Implied, registry: Registry, agency: str) -> None:
+    snapshot = implied.snapshot
+    rounds = snapshot.DanhSachHoSoBoSung
+    original_due = snapshot.NgayHenTra
+    due_origin: Loc = ("NgayHenTra",)
+    if rounds and rounds[0].NgayHenTraTruoc:  # NgayHenTra moved with the rounds; the first round kept it
+        original_due, due_origin = rounds[0].NgayHenTraTruoc, ("DanhSachHoSoBoSung", 0, "NgayHenTraTruoc")
+    level = registry.agencies[agency].level.value if agency in registry.agencies else "province"
+    online_mode = None
+    if snapshot.channel == "online":
+        online_mode = "full" if snapshot.LaToanTrinh else "partial"
+    field_code = snapshot.MaLinhVuc
+    if not field_code and snapshot.MaTTHC in registry.catalogue:
+        field_code = registry.catalogue.get(snapshot.MaTTHC).field_code  # the catalogue's field
+    implied.add(
+        "received",
+        EventType.RECEIVED,
+        snapshot.NgayTiepNhan,
+        ("NgayTiepNhan",),
+        {
+            "procedure_code": snapshot.MaTTHC,
+            "field_code": field_code or "",
+            "level": level,
+            "channel": snapshot.channel,
+            "online_mode": online_mode,
+            "submitted_at": snapshot.NgayNopHoSo.isoformat() if snapshot.NgayNopHoSo else None,
+            "due_at_reported": original_due.isoformat() if original_due else None,
+            "applicant_type": APPLICANT_TYPES.get(snapshot.LoaiDoiTuong or 0),
+            "applicant_name": snapshot.ChuHoSo.strip() if snapshot.ChuHoSo else None,
+            "applicant_id": snapshot.SoGiayToChuHoSo,
+        },
+        {"data.due_at_reported": due_origin, "data.level": ("DonViXuLy",)},
+    )
+
+
+def _supplement_rounds(implied: _Implied, status: DvcqgStatus) -> None:
+    rounds = implied.snapshot.DanhSachHoSoBoSung
+    for index, round_ in enumerate(rounds):
+        ident = round_.HoSoBoSungId if round_.HoSoBoSungId is not None else index
+        where: Loc = ("DanhSachHoSoBoSung", index)
+        if round_.NgayBoSung:
+            implied.add(
+                f"supplement-requested:{ident}",
+                EventType.SUPPLEMENT_REQUESTED,
+                round_.NgayBoSung,
+                (*where, "NgayBoSung"),
+                {"reason": round_.NoiDungBoSung},
+                {"data.reason": (*where, "NoiDungBoSung"), "event_id": (*where, "HoSoBoSungId")},
+            )
+        if round_.NgayTiepNhanBoSung:
+            implied.add(
+                f"supplement-received:{ident}",
+                EventType.SUPPLEMENT_RECEIVED,
+                round_.NgayTiepNhanBoSung,
+                (*where, "NgayTiepNhanBoSung"),
+                origin={"event_id": (*where, "HoSoBoSungId")},
+            )
+    open_round = any(r.NgayBoSung and not r.NgayTiepNhanBoSung for r in rounds)
+    if status == DvcqgStatus.AWAITING_SUPPLEMENT and not open_round:  # the status without its round
+        implied.add(
+            f"supplement-requested:status5:{len(rounds)}",
+            EventType.SUPPLEMENT_REQUESTED,
+            implied.now,
+            ("TrangThaiHoSo",),
+        )
+
+
+def _financial_obligation(implied: _Implied, memory: Memory, status: DvcqgStatus) -> None:
+    """Status 6 (nghĩa vụ tài chính) carries no time of its own: entering and leaving it are seen at `now`."""
+    waiting = DvcqgStatus.AWAITING_FINANCIAL_OBLIGATION
+    reason = {"reason_code": "financial_obligation"}
+    if status == waiting and memory.status != waiting:
+        memory.financial_pauses += 1
+        implied.add(
+            f"paused:financial:{memory.financial_pauses}", EventType.PAUSED, implied.now, ("TrangThaiHoSo",), reason
+        )
+    if memory.status == waiting and status != waiting:
+        implied.add(
+            f"resumed:financial:{memory.financial_pauses}", EventType.RESUMED, implied.now, ("TrangThaiHoSo",), reason
+        )
+
+
+def _endings(implied: _Implied, status: DvcqgStatus) -> None:
+    snapshot = implied.snapshot
+    ended_at, ended_field = snapshot.NgayKetThucXuLy, ("NgayKetThucXuLy",)
+    if status in (DvcqgStatus.PROCESSED, DvcqgStatus.RETURNED) and ended_at:
+        implied.add("processed", EventType.PROCESSED, ended_at, ended_field, {"outcome": "approved"})
+    if status == DvcqgStatus.RETURNED:
+        e_result = any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua)
+        implied.add(
+            "returned",
+            EventType.RETURNED,
+            snapshot.NgayTra,
+            ("NgayTra",),
+            {"e_result": e_result, "result_channel": snapshot.channel},
+        )
+    if status == DvcqgStatus.WITHDRAWN:
+        implied.add("withdrawn", EventType.WITHDRAWN, ended_at, ended_field, {"reason": snapshot.GhiChu})
+    if status == DvcqgStatus.STOPPED:
+        implied.add("stopped", EventType.STOPPED, ended_at, ended_field, {"reason": snapshot.GhiChu})
+
+
+def _payment(implied: _Implied) -> None:
+    snapshot = implied.snapshot
+    if snapshot.DuocThanhToanTrucTuyen in (PAID_ON_DVCQG, PAID_ON_LOCAL_GATEWAY):
+        amount = sum(fee.Gia or 0 for fee in snapshot.DanhSachLePhi)
+        gateway = "dvcqg" if snapshot.DuocThanhToanTrucTuyen == PAID_ON_DVCQG else "local"
+        implied.add(
+            "paid",
+            EventType.PAID_ONLINE,
             snapshot.NgayTiepNhan,
             ("NgayTiepNhan",),
-            {
-                "procedure_code": snapshot.MaTTHC,
-                "field_code": field_code or "",
-                "level": level,
-                "channel": channel,
-                "online_mode": online_mode,
-                "submitted_at": snapshot.NgayNopHoSo.isoformat() if snapshot.NgayNopHoSo else None,
-                "due_at_reported": original_due.isoformat() if original_due else None,
-                "applicant_type": {1: "citizen", 2: "business", 3: "agency", 4: "organisation"}.get(
-                    snapshot.LoaiDoiTuong or 0
-                ),
-                "applicant_name": snapshot.ChuHoSo.strip() if snapshot.ChuHoSo else None,
-                "applicant_id": snapshot.SoGiayToChuHoSo,
-            },
-            {"data.due_at_reported": due_origin, "data.level": ("DonViXuLy",)},
+            {"amount": amount, "gateway": gateway},
         )
-        for index, round_ in enumerate(snapshot.DanhSachHoSoBoSung):
-            ident = round_.HoSoBoSungId if round_.HoSoBoSungId is not None else index
-            where: Loc = ("DanhSachHoSoBoSung", index)
-            if round_.NgayBoSung:
-                add(
-                    f"supplement-requested:{ident}",
-                    "case.supplement_requested",
-                    round_.NgayBoSung,
-                    (*where, "NgayBoSung"),
-                    {"reason": round_.NoiDungBoSung},
-                    {"data.reason": (*where, "NoiDungBoSung"), "event_id": (*where, "HoSoBoSungId")},
-                )
-            if round_.NgayTiepNhanBoSung:
-                add(
-                    f"supplement-received:{ident}",
-                    "case.supplement_received",
-                    round_.NgayTiepNhanBoSung,
-                    (*where, "NgayTiepNhanBoSung"),
-                    origin={"event_id": (*where, "HoSoBoSungId")},
-                )
-        if status == 5 and not any(r.NgayBoSung and not r.NgayTiepNhanBoSung for r in snapshot.DanhSachHoSoBoSung):
-            add(
-                f"supplement-requested:status5:{len(snapshot.DanhSachHoSoBoSung)}",
-                "case.supplement_requested",
-                now,
-                ("TrangThaiHoSo",),
-            )
-        # Status 6 (nghĩa vụ tài chính) carries no time of its own: the change is seen at `now`.
-        if status == 6 and memory.status != 6:
-            memory.financial_pauses += 1
-            add(
-                f"paused:financial:{memory.financial_pauses}",
-                "case.paused",
-                now,
-                ("TrangThaiHoSo",),
-                {"reason_code": "financial_obligation"},
-            )
-        if memory.status == 6 and status != 6:
-            add(
-                f"resumed:financial:{memory.financial_pauses}",
-                "case.resumed",
-                now,
-                ("TrangThaiHoSo",),
-                {"reason_code": "financial_obligation"},
-            )
-        if status in (9, 10) and snapshot.NgayKetThucXuLy:
-            add("processed", "case.processed", snapshot.NgayKetThucXuLy, ("NgayKetThucXuLy",), {"outcome": "approved"})
-        if status == 10:
-            e_result = any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua)
-            add(
-                "returned",
-                "case.returned",
-                snapshot.NgayTra,
-                ("NgayTra",),
-                {"e_result": e_result, "result_channel": channel},
-            )
-        if status == 7:
-            add(
-                "withdrawn",
-                "case.withdrawn",
-                snapshot.NgayKetThucXuLy,
-                ("NgayKetThucXuLy",),
-                {"reason": snapshot.GhiChu},
-            )
-        if status == 8:
-            add("stopped", "case.stopped", snapshot.NgayKetThucXuLy, ("NgayKetThucXuLy",), {"reason": snapshot.GhiChu})
-        if snapshot.DuocThanhToanTrucTuyen in (1, 2):
-            amount = sum(fee.Gia or 0 for fee in snapshot.DanhSachLePhi)
-            gateway = "dvcqg" if snapshot.DuocThanhToanTrucTuyen == 1 else "local"
-            add(
-                "paid",
-                "case.paid_online",
-                snapshot.NgayTiepNhan,
-                ("NgayTiepNhan",),
-                {"amount": amount, "gateway": gateway},
-            )
-        flags = {
-            "components_digitized": snapshot.HoSoCoThanhPhanSoHoa or any(t.DuocSoHoa for t in snapshot.TaiLieuNop),
-            "result_digitized": any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua),
-            "reused": any(t.DuocTaiSuDung for t in snapshot.TaiLieuNop),
-        }
-        if any(flags.values()):
-            tag = "digitized:" + "".join("1" if v else "0" for v in flags.values())
-            add(tag, "case.digitized", snapshot.NgayTiepNhan, ("NgayTiepNhan",), flags)
-    memory.status = status
 
+
+def _digitization(implied: _Implied) -> None:
+    snapshot = implied.snapshot
+    flags = {
+        "components_digitized": snapshot.HoSoCoThanhPhanSoHoa or any(t.DuocSoHoa for t in snapshot.TaiLieuNop),
+        "result_digitized": any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua),
+        "reused": any(t.DuocTaiSuDung for t in snapshot.TaiLieuNop),
+    }
+    if any(flags.values()):
+        tag = "digitized:" + "".join("1" if v else "0" for v in flags.values())
+        implied.add(tag, EventType.DIGITIZED, snapshot.NgayTiepNhan, ("NgayTiepNhan",), flags)
+
+
+def _new_events(
+    implied: list[_ImpliedEvent], memory: Memory, case_code: str, agency: str
+) -> list[tuple[dict[str, Any], dict[str, Loc]]]:
+    """The implied events not emitted for an earlier snapshot (remembered as emitted now)."""
     events = []
     for tag, kind, at, data, origin in implied:
-        event_id = f"dvcqg:{code}:{tag}"
+        event_id = f"dvcqg:{case_code}:{tag}"
         if event_id in memory.emitted:
             continue
         memory.emitted.add(event_id)
         event = {
             "event_id": event_id,
             "type": kind,
-            "case_code": code,
+            "case_code": case_code,
             "occurred_at": at.isoformat(),
             "agency_code": agency,
             "data": {k: v for k, v in data.items() if v is not None or k == "online_mode"},
@@ -472,7 +505,7 @@ def read_snapshot(raw: Any, bounds: DoorBounds, now: datetime) -> HoSoDongBoDVC:
     try:
         return HoSoDongBoDVC.model_validate(raw, context={"bounds": bounds, "now": now})
     except ValidationError as exc:
-        raise SnapshotInvalid(pydantic_details(exc.errors())) from None
+        raise SnapshotInvalid(pydantic_details(map(dict, exc.errors()))) from None
 
 
 def snapshot_to_events(
@@ -482,7 +515,7 @@ def snapshot_to_events(
     now: datetime,
     bounds: DoorBounds,
     names: dict[str, str] | None = None,
-) -> list[Envelope]:
+) -> list[CaseEvent]:
     """The new events of a snapshot, each validated like any other event at the door.
 
     SnapshotInvalid (naming national fields) for an unknown agency or procedure, or for an event
@@ -497,14 +530,14 @@ def snapshot_to_events(
         details.append(
             {"loc": ["DonViXuLy"], "msg": f"no registered agency has the code or name {unit!r} (nor MaHoSo's prefix)"}
         )
-    if details:
+    if details or agency is None:
         raise SnapshotInvalid(details)
-    events: list[Envelope] = []
-    for item, origin in _implied_events(snapshot, memory, registry, now, agency):  # type: ignore[arg-type]
+    events: list[CaseEvent] = []
+    for item, origin in _implied_events(snapshot, memory, registry, now, agency):
         try:
             event = EVENT_ADAPTER.validate_python(item)
         except ValidationError as exc:
-            problems = pydantic_details(exc.errors())
+            problems = pydantic_details(map(dict, exc.errors()))
         else:
             problems = event_problems(event, bounds, now)
             dissolved = dissolved_agency_problem(registry, event.agency_code, event.occurred_at)
@@ -519,93 +552,3 @@ def snapshot_to_events(
             unique.setdefault((tuple(detail["loc"]), detail["msg"]), detail)
         raise SnapshotInvalid(list(unique.values()))
     return events
-
-
-class SnapshotsAccepted(BaseModel):
-    accepted: list[dict[str, Any]]
-    snapshots: int
-
-
-@router.post(
-    "/v1/dvcqg/hoso",
-    status_code=202,
-    response_model=SnapshotsAccepted,
-    responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
-    openapi_extra={"requestBody": snapshots_request_body()},
-    summary="Submit HoSoDongBoDVC snapshots with the national field names",
-)
-async def post_snapshots(request: Request) -> JSONResponse:
-    context, principal, raw = await authorized_submission(request)
-    body = parse_json(raw)
-    accepted = await ingest_snapshots(
-        context, principal, body if isinstance(body, list) else [body], batch=isinstance(body, list)
-    )
-    return JSONResponse(
-        {"accepted": accepted, "snapshots": len(body) if isinstance(body, list) else 1}, status_code=202
-    )
-
-
-def _prefixed(details: list[dict[str, Any]], prefix: list[int]) -> list[dict[str, Any]]:
-    return [{"loc": [*prefix, *d["loc"]], "msg": d["msg"]} for d in details]
-
-
-async def ingest_snapshots(
-    context: IntakeContext, principal: Principal, items: list[Any], batch: bool = True
-) -> list[dict[str, Any]]:
-    """Validate every snapshot (all or nothing), publish the new events, remember what was sent."""
-    if not items or len(items) > context.settings.max_batch:
-        raise ApiError(422, f"send 1 to {context.settings.max_batch} snapshots", details=[{"loc": [], "msg": "size"}])
-    now = datetime.now(VN_TZ)
-    snapshots, details = [], []
-    for index, raw in enumerate(items):
-        try:
-            snapshots.append(read_snapshot(raw, context.door, now))
-        except SnapshotInvalid as exc:
-            details.extend(_prefixed(exc.details, [index] if batch else []))
-    if details:
-        raise ApiError(422, "the snapshots are invalid; nothing was published", details=details)
-
-    memories = await load_memories(context, [s.MaHoSo for s in snapshots])
-    names = agency_names(context.registry)
-    events: list[Envelope] = []
-    for index, snapshot in enumerate(snapshots):
-        memory = memories.setdefault(snapshot.MaHoSo, Memory())
-        try:
-            events.extend(snapshot_to_events(snapshot, memory, context.registry, now, context.door, names))
-        except SnapshotInvalid as exc:
-            details.extend(_prefixed(exc.details, [index] if batch else []))
-    if details:
-        raise ApiError(422, "the snapshots are invalid; nothing was published", details=details)
-    check_scope(context, principal, events)
-    # Ownership (403/409) names a snapshot's MaHoSo; a snapshot implying no new event is checked too.
-    where: dict[str, list[Any]] = {}
-    for index, snapshot in enumerate(snapshots):
-        where.setdefault(snapshot.MaHoSo, [index, "MaHoSo"] if batch else ["MaHoSo"])
-    accepted = await publish_events(
-        context, principal, events, locs=[where[e.case_code] for e in events], touches=list(where.items())
-    )
-    await save_memories(context, memories)
-    return accepted
-
-
-async def load_memories(context: IntakeContext, codes: list[str]) -> dict[str, Memory]:
-    try:
-        found = await find_by_ids(context.db.dvcqg_snapshots, codes)
-        return {
-            code: Memory(set(doc.get("emitted", [])), doc.get("status"), doc.get("financial_pauses", 0))
-            for code, doc in found.items()
-        }
-    except PyMongoError as exc:
-        raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc
-
-
-async def save_memories(context: IntakeContext, memories: dict[str, Memory]) -> None:
-    writes = [
-        UpdateOne({"_id": code}, {"$set": memory.as_document(code)}, upsert=True) for code, memory in memories.items()
-    ]
-    if writes:
-        try:
-            await context.db.dvcqg_snapshots.bulk_write(writes, ordered=False)
-        except PyMongoError as exc:
-            # The events are published (with deterministic ids, so a resend is counted once).
-            raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc
