@@ -345,7 +345,7 @@ def _receipt(implied: _Implied, registry: Registry, agency: str) -> None:
     rounds = snapshot.DanhSachHoSoBoSung
     original_due = snapshot.NgayHenTra
     due_origin: Loc = ("NgayHenTra",)
-    if rounds and rounds[0].NgayHenTraTruoc:  # NgayHenTra moved with the rounds; the first round kept it
+    if rounds and rounds[0].NgayHenTraTruoc:  # NgayHenTra moves with each round; the first keeps the original
         original_due, due_origin = rounds[0].NgayHenTraTruoc, ("DanhSachHoSoBoSung", 0, "NgayHenTraTruoc")
     level = registry.agencies[agency].level.value if agency in registry.agencies else "province"
     online_mode = None
