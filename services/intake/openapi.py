@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from services.intake.dvcqg import HoSoDongBoDVC
+from services.intake.dvcqg_snapshot import HoSoDongBoDVC
 from shared.domain.codes import EventType
 from shared.events import EVENT_ADAPTER, example_event
 

@@ -11,14 +11,8 @@ from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from services.intake.case_event import CaseEvent
-from services.intake.dvcqg import (
-    HoSoDongBoDVC,
-    Memory,
-    SnapshotInvalid,
-    agency_names,
-    read_snapshot,
-    snapshot_to_events,
-)
+from services.intake.dvcqg import Memory, agency_names, snapshot_to_events
+from services.intake.dvcqg_snapshot import HoSoDongBoDVC, SnapshotInvalid, read_snapshot
 from services.intake.submission import Acceptance, IntakePorts, check_scope, publish
 from shared.domain.calendar import VN_TZ
 from shared.store import find_by_ids

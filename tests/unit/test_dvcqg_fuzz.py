@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.intake.door import DoorBounds
-from services.intake.dvcqg import Memory, SnapshotInvalid, read_snapshot, snapshot_to_events
+from services.intake.dvcqg import Memory, snapshot_to_events
+from services.intake.dvcqg_snapshot import SnapshotInvalid, read_snapshot
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
 from shared.events import Envelope
