@@ -61,7 +61,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from services.intake.case_event import CaseEvent
 from shared.domain.codes import EventType
-from shared.store import find_by_ids
+from shared.store import Document, find_by_ids
 from shared.web import ApiError
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class Ledger:
         self.events: list[CaseEvent] = []  # those applied (replayed on a bucket written meanwhile)
 
     @classmethod
-    async def load(cls, collection: AsyncIOMotorCollection, codes: set[str]) -> Ledger:
+    async def load(cls, collection: AsyncIOMotorCollection[Document], codes: set[str]) -> Ledger:
         return cls(await _read(collection, {bucket_of(code)[0] for code in codes}), codes)
 
     def admit(
@@ -207,7 +207,7 @@ class Ledger:
             )
         self.events.extend(events)
 
-    async def save(self, collection: AsyncIOMotorCollection) -> None:
+    async def save(self, collection: AsyncIOMotorCollection[Document]) -> None:
         """Write the buckets whose entries changed (after the broker acknowledged the events)."""
         try:
             for attempt in range(WRITE_ATTEMPTS):
@@ -232,7 +232,7 @@ class Ledger:
             # The events are published; a resend (same ids: duplicates, not republished) saves again.
             raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc
 
-    async def _write(self, collection: AsyncIOMotorCollection) -> set[str]:
+    async def _write(self, collection: AsyncIOMotorCollection[Document]) -> set[str]:
         """One conditional write per changed bucket; the buckets another request wrote first."""
         changed: dict[str, dict[str, Any]] = {}
         for code, state in self.cases.items():
@@ -243,7 +243,7 @@ class Ledger:
                 changed.setdefault(bucket, dict(entries))[key] = entry
         if not changed:
             return set()
-        writes: list[InsertOne | ReplaceOne] = []
+        writes: list[InsertOne[Document] | ReplaceOne[Document]] = []
         documents: list[dict[str, Any]] = []
         for bucket, entries in changed.items():
             version = self.buckets.get(bucket, {}).get("v")
@@ -273,7 +273,7 @@ class Ledger:
         return stale
 
 
-async def _read(collection: AsyncIOMotorCollection, buckets: set[str]) -> dict[str, dict[str, Any]]:
+async def _read(collection: AsyncIOMotorCollection[Document], buckets: set[str]) -> dict[str, dict[str, Any]]:
     try:
         return await find_by_ids(collection, buckets)
     except PyMongoError as exc:

@@ -25,6 +25,7 @@ from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER, derive_event_id
 from shared.kafka import Publisher, PublishFailed
 from shared.settings import Settings
+from shared.store import Document
 from shared.web import ApiError, Principal, pydantic_details, unavailable
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class IntakePorts(Protocol):
     """What submitting needs of the running intake (context.IntakeContext provides it)."""
 
     settings: Settings
-    db: AsyncIOMotorDatabase
+    db: AsyncIOMotorDatabase[Document]
     publisher: Publisher
     door: DoorBounds
     recent_ids: RecentEventIds
