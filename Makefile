@@ -55,7 +55,7 @@ letter-font: venv
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkg >/dev/null && $(FONT_CHECK); \
 	  else false; fi; } || { echo "no font for the PDF letter: install Debian's fonts-liberation2 (or fonts-croscore)"; exit 1; }
 
-test: venv tools letter-font
+test: venv tools letter-font lint
 	$(PY) -m pytest -q
 
 test-unit: venv
@@ -68,8 +68,10 @@ bench: venv
 simulate: venv
 	$(PY) -m simulator $(ARGS)
 
+# ruff, then mypy on the packages pyproject.toml's [tool.mypy] names (strict on shared/domain/)
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 schema: venv
 	$(PY) -m shared.events > docs/schema/events.schema.json

@@ -11,14 +11,17 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import holidays
 
 from shared.domain.calendar import VN_TZ, CalendarRules, WorkingCalendar, local_seconds
 from shared.domain.codes import Convention, DurationUnit
 from shared.domain.deadlines import Duration, compute_due
+
+T = TypeVar("T")
 
 OFFICE = ((7 * 3600, 11 * 3600 + 1800), (13 * 3600 + 1800, 17 * 3600))
 
@@ -55,7 +58,7 @@ def receipts(n: int, seed: int = 1) -> list[datetime]:
     return [start + timedelta(seconds=rng.randrange(0, 2 * 365 * 86400)) for _ in range(n)]
 
 
-def _rate(fn: Any, items: list[datetime], min_seconds: float = 1.0) -> float:
+def _rate(fn: Callable[[T], object], items: list[T], min_seconds: float = 1.0) -> float:
     done, started = 0, time.perf_counter()
     while True:
         for item in items:

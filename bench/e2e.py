@@ -38,10 +38,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from bench.deadline import rss_mib
 from bench.harness import (
-    ADMIN_TOKEN,
     dumps,
-    env_of,
-    infrastructure,
     percentile,
     raw_bulk_upsert_rate,
     raw_consume_rate,
@@ -49,6 +46,7 @@ from bench.harness import (
     wait_gauge,
 )
 from deploy.local import infra
+from deploy.local.throwaway import ADMIN_TOKEN, Infra, env_of, infrastructure
 from services.deadline.context import DeadlineContext
 from services.metrics.aggregates import bucket_writes
 from services.metrics.facts import case_facts
@@ -214,7 +212,7 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
     agencies = [a for a in registry.agencies.values() if a.parent_code and a.valid_to is None]
     procedures = list(registry.catalogue.procedures.values())
     deadline = DeadlineContext(settings)  # only for its document shape
-    mongo: AsyncIOMotorClient = AsyncIOMotorClient(uri)
+    mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(uri)
     cases_db, metrics_db = mongo[f"{settings.mongo_db}_deadline"], mongo[f"{settings.mongo_db}_metrics"]
     started = time.perf_counter()
     try:
@@ -239,6 +237,38 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
     return {"history_cases": cases, "history_load_seconds": round(time.perf_counter() - started, 1)}
 
 
+async def _raw_limits(env: Infra, settings: Settings) -> dict[str, float]:
+    """Produce, consume and bulk-upsert rates of the simulated province's events, on a topic of their own."""
+    sample = [i.body for i in province(20_000, 99) if i.kind == "event"][:10_000]
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.kafka.bootstrap)
+    await admin.start()
+    await admin.create_topics(
+        [NewTopic("be-raw", num_partitions=settings.case_events_partitions, replication_factor=1)]
+    )
+    await admin.close()
+    values, keys = [dumps(e) for e in sample], [e["case_code"].encode() for e in sample]
+    return {
+        "produce": await raw_produce_rate(env.kafka.bootstrap, "be-raw", values, keys),
+        "consume": await raw_consume_rate(env.kafka.bootstrap, "be-raw", len(sample)),
+        "upsert": await raw_bulk_upsert_rate(env.mongo.uri, [{"_id": e["case_code"], **e} for e in sample]),
+    }
+
+
+async def _in_memory_copies_loaded(urls: dict[str, str]) -> dict[str, float]:
+    """Seconds until the deadline's open-case index and the metrics' bucket copy are usable."""
+    index = await wait_gauge(urls["deadline"], "tthc_deadline_open_cases_index_usable", 1, 1800)
+    buckets = await wait_gauge(urls["metrics"], "tthc_metrics_buckets_mirror_usable", 1, 1800)
+    return {"open_case_index_load_seconds": round(index, 1), "bucket_copy_load_seconds": round(buckets, 1)}
+
+
+def _against_raw(measured: dict[str, Any], raw: dict[str, float], services: infra.Services) -> dict[str, Any]:
+    rate = measured["end_to_end_events_per_s"]
+    measured["ratio_of_raw_produce"] = round(rate / raw["produce"], 3)
+    measured["ratio_of_raw_upsert"] = round(rate / raw["upsert"], 3)
+    measured["rss_mib"] = {p.name: round(rss_mib(p.started_pid), 1) for p in services.processes.values()}
+    return measured
+
+
 async def run_async(sizes: tuple[int, ...]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": "e2e",
@@ -249,24 +279,10 @@ async def run_async(sizes: tuple[int, ...]) -> dict[str, Any]:
     async with infrastructure() as env:
         settings = env.settings("be-")
         await infra.create_topics(env.kafka.bootstrap, prefix="be-")
-        # raw limits, on a topic of their own
-        sample = [i.body for i in province(20_000, 99) if i.kind == "event"][:10_000]
-        admin = AIOKafkaAdminClient(bootstrap_servers=env.kafka.bootstrap)
-        await admin.start()
-        await admin.create_topics(
-            [NewTopic("be-raw", num_partitions=settings.case_events_partitions, replication_factor=1)]
-        )
-        await admin.close()
-        values, keys = [dumps(e) for e in sample], [e["case_code"].encode() for e in sample]
-        raw_produce = await raw_produce_rate(env.kafka.bootstrap, "be-raw", values, keys)
-        raw_consume = await raw_consume_rate(env.kafka.bootstrap, "be-raw", len(sample))
-        raw_upsert = await raw_bulk_upsert_rate(env.mongo.uri, [{"_id": e["case_code"], **e} for e in sample])
-        result.update(
-            raw_produce_msgs_per_s=round(raw_produce),
-            raw_consume_msgs_per_s=round(raw_consume),
-            raw_store_bulk_upsert_docs_per_s=round(raw_upsert),
-        )
-        topic = settings.case_events_topic
+        raw = await _raw_limits(env, settings)
+        result["raw_produce_msgs_per_s"] = round(raw["produce"])
+        result["raw_consume_msgs_per_s"] = round(raw["consume"])
+        result["raw_store_bulk_upsert_docs_per_s"] = round(raw["upsert"])
         items_so_far = 0
         stack = infra.running_services(env.run_dir, env_of(settings))
         services: infra.Services | None = await stack.__aenter__()
@@ -274,7 +290,7 @@ async def run_async(sizes: tuple[int, ...]) -> dict[str, Any]:
             for index, size in enumerate(sizes):
                 extra: dict[str, Any] = {}
                 streamed = size
-                if size > streamed_max:
+                if size > streamed_max:  # history straight into the stores, then a window streamed
                     streamed = min(window, size)
                     await stack.__aexit__(None, None, None)
                     services = None
@@ -282,22 +298,14 @@ async def run_async(sizes: tuple[int, ...]) -> dict[str, Any]:
                     extra = await preload_history(settings, env.mongo.uri, history_cases)
                     stack = infra.running_services(env.run_dir, env_of(settings), ready_timeout=600)
                     services = await stack.__aenter__()
-                    extra["open_case_index_load_seconds"] = round(
-                        await wait_gauge(services.urls["deadline"], "tthc_deadline_open_cases_index_usable", 1, 1800), 1
-                    )
-                    extra["bucket_copy_load_seconds"] = round(
-                        await wait_gauge(services.urls["metrics"], "tthc_metrics_buckets_mirror_usable", 1, 1800), 1
-                    )
+                    extra |= await _in_memory_copies_loaded(services.urls)
                     extra["streamed_window_items"] = streamed
                 assert services is not None
+                topic = settings.case_events_topic
                 measured = await one_size(services.urls, env.kafka.bootstrap, topic, streamed, 100 + index)
                 items_so_far += streamed + round(extra.get("history_cases", 0) * ITEMS_PER_CASE)
-                measured |= extra
-                measured["ratio_of_raw_produce"] = round(measured["end_to_end_events_per_s"] / raw_produce, 3)
-                measured["ratio_of_raw_upsert"] = round(measured["end_to_end_events_per_s"] / raw_upsert, 3)
-                measured["rss_mib"] = {p.name: round(rss_mib(p.popen.pid), 1) for p in services.processes.values()}
-                result[f"at_{size}"] = measured
-                print(json.dumps({f"at_{size}": measured}), flush=True)
+                result[f"at_{size}"] = _against_raw(measured | extra, raw, services)
+                print(json.dumps({f"at_{size}": result[f"at_{size}"]}), flush=True)
         finally:
             if services is not None:
                 await stack.__aexit__(None, None, None)

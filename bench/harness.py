@@ -1,17 +1,11 @@
-"""What the benchmarks share: their own broker and store on free loopback ports, raw limits."""
+"""What the benchmarks share: the raw limits of the broker and the store, and readings of a service's
+/metrics (their broker and store: deploy.local.throwaway)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import shutil
-import signal
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,61 +13,7 @@ from aiokafka import AIOKafkaProducer
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReplaceOne, UpdateOne
 
-from deploy.local import infra
 from shared.kafka import MAX_BATCH_BYTES
-from shared.settings import Settings
-
-ADMIN_TOKEN = "bench-admin-token"
-
-
-@dataclass
-class Infra:
-    kafka: infra.KafkaBroker
-    mongo: infra.MongoServer
-    run_dir: Path
-
-    def settings(self, prefix: str) -> Settings:
-        return Settings(
-            kafka_bootstrap=self.kafka.bootstrap,
-            mongo_uri=self.mongo.uri,
-            mongo_db=prefix.strip("-").replace("-", "_"),
-            topic_prefix=prefix,
-            admin_token=ADMIN_TOKEN,
-            config_dir=str(infra.REPO / "config"),
-            log_level="WARNING",
-        )
-
-
-def _exit_on_sigterm() -> None:
-    """SIGTERM (a timeout, an operator) unwinds like Ctrl-C, so the finally blocks stop the
-    broker, the store and the services this benchmark started."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-@contextlib.asynccontextmanager
-async def infrastructure() -> AsyncIterator[Infra]:
-    _exit_on_sigterm()
-    run_dir = Path(tempfile.mkdtemp(prefix="tthc-bench-"))
-    kafka = infra.KafkaBroker(run_dir, infra.free_port(), infra.free_port(), heap_mb=512)
-    mongo = infra.MongoServer(run_dir, infra.free_port())
-    kafka.start()
-    mongo.start()
-    try:
-        await kafka.wait_ready()
-        await mongo.wait_ready()
-        yield Infra(kafka, mongo, run_dir)
-    finally:
-        kafka.stop()
-        mongo.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def env_of(settings: Settings) -> dict[str, str]:
-    return {f"TTHC_{k.upper()}": str(v) for k, v in settings.model_dump().items()}
 
 
 async def raw_produce_rate(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes]) -> float:
@@ -101,10 +41,10 @@ async def raw_bulk_upsert_rate(
 ) -> float:
     """The raw limit of the store: upserts of whole documents in unordered bulk writes into a bare
     collection (only `_id`), docs/s. `form="replace"` (the limit: replacement upserts) or `"set"`
-    (`$set` of every field: on SecantusDB three times slower for 50-field documents, as it checks
-    a `$set`'s paths pairwise; reported beside the limit, never used as it). `existing`: documents
+    (`$set` of every field: slower on SecantusDB, which checks a `$set`'s paths pairwise; reported
+    beside the limit, never used as it). `existing`: documents
     written first, untimed (the same `_id`s: the timed upserts then replace them)."""
-    client: AsyncIOMotorClient = AsyncIOMotorClient(uri)
+    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(uri)
     collection = client["bench_raw"]["upserts"]
     await collection.drop()
     try:
@@ -160,12 +100,11 @@ async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
         await consumer.stop()
 
 
-async def applied_rate(base_url: str, projection: str, expected: int, timeout: float, after: int = 0) -> float:
+async def applied_rate(base_url: str, projection: str, expected: int, timeout: float, after: float = 0) -> float:
     """Events/s a projection applies at steady state, from its own counter over HTTP: the events
     applied after the first batch was seen, over the time since (`after`: what the counter stood at
-    before these `expected` events were produced). The store does no work for it (counting the
-    collection every 0.5 s, as this did before, took ~20 % of SecantusDB's time: it scans for a
-    count, and slowed the very writes it measured)."""
+    before these `expected` events were produced). The store does no work for it: SecantusDB scans
+    a collection to count it, which would slow the very writes measured."""
     series = f'tthc_projection_events_applied_total{{projection="{projection}"}} '
     started = time.perf_counter()
     first: tuple[float, float] | None = None

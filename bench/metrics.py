@@ -23,27 +23,26 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from motor.motor_asyncio import AsyncIOMotorClient
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 
 from bench.deadline import events, folded, follow_ups, rss_mib
 from bench.harness import (
-    ADMIN_TOKEN,
     applied_rate,
     dumps,
-    env_of,
-    infrastructure,
     percentile,
     raw_bulk_upsert_rate,
     raw_produce_rate,
     wait_gauge,
 )
 from deploy.local import infra
+from deploy.local.throwaway import ADMIN_TOKEN, Infra, env_of, infrastructure
 from services.metrics.aggregates import COLLECTIONS, bucket_writes, buckets_queries
 from services.metrics.context import AGGREGATES_VERSION
 from services.metrics.facts import case_facts
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
 from shared.domain.indicators import parse_period
+from shared.settings import Settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 QUERIES = 100  # passes over QUERY_SET after the first (which is reported on its own)
@@ -115,6 +114,144 @@ def spread_facts(n: int, seed: int = 5) -> list[dict[str, Any]]:
     return out
 
 
+async def _applied_rates(env: Infra, settings: Settings, port: int, applied_n: int) -> dict[str, Any]:
+    """Events/s a real metrics process applies, new cases then known ones, against the raw store."""
+    items = events(applied_n)
+    sample_facts = facts_for(items)
+    raw_upsert = await raw_bulk_upsert_rate(env.mongo.uri, sample_facts)
+    raw_set = await raw_bulk_upsert_rate(env.mongo.uri, sample_facts, form="set")
+    later = follow_ups(items)
+    # the known facts' limit: replacement upserts of their new documents over the old ones
+    raw_existing = await raw_bulk_upsert_rate(env.mongo.uri, facts_for(items, later), existing=sample_facts)
+    topic = settings.case_events_topic
+    await raw_produce_rate(
+        env.kafka.bootstrap, topic, [dumps(e) for e in items], [e["case_code"].encode() for e in items]
+    )
+    process = infra.service_process("metrics", port, env.run_dir, env_of(settings))
+    process.start()
+    try:
+        await infra.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
+        applied = await applied_rate(f"http://127.0.0.1:{port}", "metrics", applied_n, timeout=1200)
+        await raw_produce_rate(
+            env.kafka.bootstrap, topic, [dumps(e) for e in later], [e["case_code"].encode() for e in later]
+        )
+        applied_known = await applied_rate(
+            f"http://127.0.0.1:{port}", "metrics", len(later), timeout=1200, after=applied_n
+        )
+    finally:
+        process.stop()
+    return {
+        "raw_store_bulk_upsert_docs_per_s": round(raw_upsert),
+        "raw_store_set_upsert_docs_per_s": round(raw_set),
+        "applied_events_per_s": round(applied),
+        "applied_ratio_of_raw_upsert": round(applied / raw_upsert, 2),
+        "applied_known_cases_events_per_s": round(applied_known),
+        "raw_store_bulk_upsert_over_existing_docs_per_s": round(raw_existing),
+        "applied_known_cases_ratio_of_raw_upsert_over_existing": round(applied_known / raw_existing, 2),
+    }
+
+
+async def _empty_aggregates(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
+    await db.facts.drop()
+    for name in COLLECTIONS:
+        await db[f"agg_{name}"].drop()
+    await db.meta.replace_one({"_id": "aggregates"}, {"_id": "aggregates", "version": AGGREGATES_VERSION}, upsert=True)
+
+
+async def _load(db: AsyncIOMotorDatabase[dict[str, Any]], facts: list[dict[str, Any]]) -> float:
+    """Seconds to write these facts and their aggregates straight into the store."""
+    t0 = time.perf_counter()
+    for start in range(0, len(facts), 5000):
+        await db.facts.insert_many(facts[start : start + 5000])
+    for name, writes in bucket_writes((None, fact) for fact in facts).items():
+        for start in range(0, len(writes), 1000):
+            await db[f"agg_{name}"].bulk_write(writes[start : start + 1000], ordered=False)
+    return time.perf_counter() - t0
+
+
+async def _raw_month_reads(db: AsyncIOMotorDatabase[dict[str, Any]]) -> list[float]:
+    """The raw limit the bucket copy replaces: reading the month query's buckets from the store."""
+    raw: list[float] = []
+    for _ in range(RAW_QUERIES):
+        t0 = time.perf_counter()
+        for collection, query in buckets_queries(parse_period("2026-11"), "c", None, {}):
+            _ = [b async for b in db[f"agg_{collection}"].find(query, {"_id": 0})]
+        raw.append(time.perf_counter() - t0)
+    return raw
+
+
+async def _query_latencies(base_url: str) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """(ms of each query's first pass, seconds of each later pass by query)."""
+    latencies: dict[str, list[float]] = {}
+    first: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
+        # the first pass after the load sums the months of each filtered selection (the
+        # province-wide sums are made at load): reported apart, as the cold cost
+        for n in range(1 + QUERIES):
+            for params in QUERY_SET:
+                t0 = time.perf_counter()
+                response = await client.get("/v1/indicators", params=params, headers=AUTH)
+                elapsed = time.perf_counter() - t0
+                assert response.status_code == 200, response.text
+                if n == 0:
+                    first[_label(params)] = round(elapsed * 1000, 1)
+                else:
+                    latencies.setdefault(_label(params), []).append(elapsed)
+    return first, latencies
+
+
+async def _queries_at(
+    env: Infra, settings: Settings, port: int, db: AsyncIOMotorDatabase[dict[str, Any]], size: int
+) -> dict[str, Any]:
+    """A metrics process started over the `size` facts in the store: its load, its query times, its RSS."""
+    result: dict[str, Any] = {}
+    process = infra.service_process("metrics", port, env.run_dir, env_of(settings))
+    process.start()
+    try:
+        await infra.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=300, process=process)
+        # the bucket copy in memory (ADR 0008): loaded when the consumer gets its partitions
+        mirror_seconds = await wait_gauge(
+            f"http://127.0.0.1:{port}", "tthc_metrics_buckets_mirror_usable", 1.0, timeout=900
+        )
+        result[f"mirror_load_seconds_at_{size}"] = round(mirror_seconds, 2)
+        raw = await _raw_month_reads(db)
+        result[f"raw_store_month_buckets_read_p99_ms_at_{size}"] = round(percentile(raw, 99) * 1000, 1)
+        first, latencies = await _query_latencies(f"http://127.0.0.1:{port}")
+        result[f"indicators_first_query_after_load_ms_at_{size}"] = first
+        every = [v for values in latencies.values() for v in values]
+        result[f"indicators_month_p50_ms_at_{size}"] = round(percentile(latencies["2026-11"], 50) * 1000, 1)
+        result[f"indicators_month_p99_ms_at_{size}"] = round(percentile(latencies["2026-11"], 99) * 1000, 1)
+        result[f"indicators_all_queries_p99_ms_at_{size}"] = round(percentile(every, 99) * 1000, 1)
+        result[f"indicators_p99_ms_by_query_at_{size}"] = {
+            label: round(percentile(values, 99) * 1000, 1) for label, values in latencies.items()
+        }
+        result[f"rss_mib_at_{size}"] = round(rss_mib(process.started_pid), 1)
+    finally:
+        process.stop()
+    return result
+
+
+def _verdict(result: dict[str, Any], sizes: tuple[int, ...]) -> dict[str, Any]:
+    small, large = sizes[0], sizes[-1]
+    p99_large = result[f"indicators_all_queries_p99_ms_at_{large}"]
+    growth = round(p99_large / result[f"indicators_all_queries_p99_ms_at_{small}"], 2)
+    return {
+        "p99_growth_factor": growth,
+        "targets": {
+            f"indicators_p99_ms_at_{large}": "<= 20",
+            "p99_growth_smallest_to_largest": "<= 2x",
+            "applied_ratio_of_raw_upsert": ">= 0.6",
+            "applied_known_cases_ratio_of_raw_upsert_over_existing": ">= 0.6",
+        },
+        "met": {
+            "p99": p99_large <= 20,
+            "growth": growth <= 2,
+            "applied": result["applied_ratio_of_raw_upsert"] >= 0.6,
+            "applied_known_cases": result["applied_known_cases_ratio_of_raw_upsert_over_existing"] >= 0.6,
+        },
+    }
+
+
 async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), applied_n: int = 20_000) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": "metrics",
@@ -124,131 +261,23 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
     async with infrastructure() as env:
         settings = env.settings("bm-")
         await infra.create_topics(env.kafka.bootstrap, prefix="bm-")
-        items = events(applied_n)
-        sample_facts = facts_for(items)
-        raw_upsert = await raw_bulk_upsert_rate(env.mongo.uri, sample_facts)
-        raw_set = await raw_bulk_upsert_rate(env.mongo.uri, sample_facts, form="set")
-        later = follow_ups(items)
-        # the known facts' limit: replacement upserts of their new documents over the old ones
-        raw_existing = await raw_bulk_upsert_rate(env.mongo.uri, facts_for(items, later), existing=sample_facts)
-        await raw_produce_rate(
-            env.kafka.bootstrap,
-            settings.case_events_topic,
-            [dumps(e) for e in items],
-            [e["case_code"].encode() for e in items],
-        )
-        mongo: AsyncIOMotorClient = AsyncIOMotorClient(env.mongo.uri)
-        db = mongo[f"{settings.mongo_db}_metrics"]
         port = infra.free_port()
-        process = infra.service_process("metrics", port, env.run_dir, env_of(settings))
-        process.start()
-        try:
-            await infra.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
-            applied = await applied_rate(f"http://127.0.0.1:{port}", "metrics", applied_n, timeout=1200)
-            await raw_produce_rate(
-                env.kafka.bootstrap,
-                settings.case_events_topic,
-                [dumps(e) for e in later],
-                [e["case_code"].encode() for e in later],
-            )
-            applied_known = await applied_rate(
-                f"http://127.0.0.1:{port}", "metrics", len(later), timeout=1200, after=applied_n
-            )
-        finally:
-            process.stop()
-        result.update(
-            raw_store_bulk_upsert_docs_per_s=round(raw_upsert),
-            raw_store_set_upsert_docs_per_s=round(raw_set),
-            applied_events_per_s=round(applied),
-            applied_ratio_of_raw_upsert=round(applied / raw_upsert, 2),
-            applied_known_cases_events_per_s=round(applied_known),
-            raw_store_bulk_upsert_over_existing_docs_per_s=round(raw_existing),
-            applied_known_cases_ratio_of_raw_upsert_over_existing=round(applied_known / raw_existing, 2),
-        )
+        result.update(await _applied_rates(env, settings, port, applied_n))
+        mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(env.mongo.uri)
+        db = mongo[f"{settings.mongo_db}_metrics"]
         # the queries at growing sizes: facts and their aggregates straight into the store
-        await db.facts.drop()
-        for name in COLLECTIONS:
-            await db[f"agg_{name}"].drop()
-        await db.meta.replace_one(
-            {"_id": "aggregates"}, {"_id": "aggregates", "version": AGGREGATES_VERSION}, upsert=True
-        )
+        await _empty_aggregates(db)
         all_facts = spread_facts(max(sizes))
         inserted, load_seconds = 0, 0.0
         for size in sizes:
-            t0 = time.perf_counter()
-            for start in range(inserted, size, 5000):
-                chunk = all_facts[start : min(size, start + 5000)]
-                await db.facts.insert_many(chunk)
-            for name, writes in bucket_writes((None, fact) for fact in all_facts[inserted:size]).items():
-                for start in range(0, len(writes), 1000):
-                    await db[f"agg_{name}"].bulk_write(writes[start : start + 1000], ordered=False)
-            load_seconds += time.perf_counter() - t0
+            load_seconds += await _load(db, all_facts[inserted:size])
             inserted = size
             result[f"buckets_at_{size}"] = {n: await db[f"agg_{n}"].estimated_document_count() for n in COLLECTIONS}
-            process = infra.service_process("metrics", port, env.run_dir, env_of(settings))
-            process.start()
-            try:
-                await infra.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=300, process=process)
-                # the bucket copy in memory (ADR 0008): loaded when the consumer gets its partitions
-                mirror_seconds = await wait_gauge(
-                    f"http://127.0.0.1:{port}", "tthc_metrics_buckets_mirror_usable", 1.0, timeout=900
-                )
-                result[f"mirror_load_seconds_at_{size}"] = round(mirror_seconds, 2)
-                # the raw limit it replaces: reading the month query's buckets from the store
-                raw: list[float] = []
-                for _ in range(RAW_QUERIES):
-                    t0 = time.perf_counter()
-                    for collection, query in buckets_queries(parse_period("2026-11"), "c", None, {}):
-                        _ = [b async for b in db[f"agg_{collection}"].find(query, {"_id": 0})]
-                    raw.append(time.perf_counter() - t0)
-                result[f"raw_store_month_buckets_read_p99_ms_at_{size}"] = round(percentile(raw, 99) * 1000, 1)
-                latencies: dict[str, list[float]] = {}
-                first: dict[str, float] = {}
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-                    # the first pass after the load sums the months of each filtered selection (the
-                    # province-wide sums are made at load): reported apart, as the cold cost
-                    for n in range(1 + QUERIES):
-                        for params in QUERY_SET:
-                            t0 = time.perf_counter()
-                            response = await client.get("/v1/indicators", params=params, headers=AUTH)
-                            elapsed = time.perf_counter() - t0
-                            assert response.status_code == 200, response.text
-                            if n == 0:
-                                first[_label(params)] = round(elapsed * 1000, 1)
-                            else:
-                                latencies.setdefault(_label(params), []).append(elapsed)
-                result[f"indicators_first_query_after_load_ms_at_{size}"] = first
-                every = [v for values in latencies.values() for v in values]
-                result[f"indicators_month_p50_ms_at_{size}"] = round(percentile(latencies["2026-11"], 50) * 1000, 1)
-                result[f"indicators_month_p99_ms_at_{size}"] = round(percentile(latencies["2026-11"], 99) * 1000, 1)
-                result[f"indicators_all_queries_p99_ms_at_{size}"] = round(percentile(every, 99) * 1000, 1)
-                result[f"indicators_p99_ms_by_query_at_{size}"] = {
-                    label: round(percentile(values, 99) * 1000, 1) for label, values in latencies.items()
-                }
-                result[f"rss_mib_at_{size}"] = round(rss_mib(process.popen.pid), 1)
-            finally:
-                process.stop()
+            result.update(await _queries_at(env, settings, port, db, size))
         insert_rate = inserted / load_seconds
         mongo.close()
-    small, large = sizes[0], sizes[-1]
-    p99_large = result[f"indicators_all_queries_p99_ms_at_{large}"]
-    growth = round(p99_large / result[f"indicators_all_queries_p99_ms_at_{small}"], 2)
-    result.update(
-        facts_and_buckets_load_docs_per_s=round(insert_rate),
-        p99_growth_factor=growth,
-        targets={
-            f"indicators_p99_ms_at_{large}": "<= 20",
-            "p99_growth_smallest_to_largest": "<= 2x",
-            "applied_ratio_of_raw_upsert": ">= 0.6",
-            "applied_known_cases_ratio_of_raw_upsert_over_existing": ">= 0.6",
-        },
-        met={
-            "p99": p99_large <= 20,
-            "growth": growth <= 2,
-            "applied": result["applied_ratio_of_raw_upsert"] >= 0.6,
-            "applied_known_cases": result["applied_known_cases_ratio_of_raw_upsert_over_existing"] >= 0.6,
-        },
-    )
+    result["facts_and_buckets_load_docs_per_s"] = round(insert_rate)
+    result.update(_verdict(result, sizes))
     return result
 
 

@@ -122,4 +122,4 @@ class UrlPolicy:
         except (OSError, UnicodeError) as exc:
             raise HostUnresolved(f"{host} does not resolve: {exc}") from None
         for info in infos:
-            self.check_address(ipaddress.ip_address(info[4][0].split("%")[0]))
+            self.check_address(ipaddress.ip_address(str(info[4][0]).split("%")[0]))

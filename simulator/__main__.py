@@ -2,6 +2,7 @@
 
     python -m simulator [--cases-per-day 40] [--weeks 6] [--seed 7] [--end 2026-11-20] [--out FILE]
     python -m simulator --stack      # post into the stack `make up` runs (no check: it holds other data)
+    python -m simulator --demo       # `make up`'s demo data: the last four weeks, up to now
 
 By default it starts its own broker, store and the three services on free loopback ports, posts the
 province (half our events, half DVCQG snapshots, some late, out of order or twice), waits for the
@@ -23,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from deploy.local import infra
+from deploy.local.throwaway import ADMIN_TOKEN, env_of, infrastructure
 from simulator import oracle, wire
 from simulator.province import Case, Province
 from simulator.succession import district_items
@@ -107,9 +110,6 @@ def stack_env() -> dict[str, str]:
 
 async def fresh_pipeline(cases: list[Case], items: list[wire.Item], wanted: dict[str, Any], timeout: float) -> int:
     """Own broker, store and services; post; compare; stop everything started here."""
-    from bench.harness import ADMIN_TOKEN, env_of, infrastructure
-    from deploy.local import infra
-
     async with infrastructure() as env:
         settings = env.settings("sim-")
         await infra.create_topics(settings.kafka_bootstrap, prefix=settings.topic_prefix)
@@ -137,17 +137,30 @@ async def seed_stack(intake_url: str, token: str, weeks: int = 4, per_day: float
     return len(items) + len(district)
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--weeks", type=int, default=6)
     parser.add_argument("--cases-per-day", type=float, default=40.0)
     parser.add_argument("--end", type=date.fromisoformat, default=None, help="last day (default: yesterday)")
     parser.add_argument("--stack", action="store_true", help="post into the running `make up` stack instead")
+    parser.add_argument(
+        "--demo", action="store_true", help="post `make up`'s demo data (the last four weeks) into the running stack"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the oracle's expectations here (JSON)")
     parser.add_argument("--timeout", type=float, default=300.0, help="longest wait for the metrics to agree")
-    args = parser.parse_args(argv)
+    return parser, parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser, args = arguments(argv)
+    env = stack_env() if args.stack or args.demo else {}
+    if (args.stack or args.demo) and not env:
+        parser.error("no .stack/stack.env: run `make up` first")
+    if args.demo:
+        count = asyncio.run(seed_stack(env["INTAKE_URL"], env["TTHC_ADMIN_TOKEN"]))
+        print(f"demo data: the simulated province's last 4 weeks, {count} events and snapshots posted", flush=True)
+        return 0
     today = datetime.now(VN).date()
     last = args.end or today - timedelta(days=1)
     first = last - timedelta(days=7 * args.weeks - 1)
@@ -160,9 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(cases)} cases from {first} to {last}: {len(items)} items (events and snapshots)", flush=True)
     if not args.stack:
         return asyncio.run(fresh_pipeline(cases, items, wanted, args.timeout))
-    env = stack_env()
-    if not env:
-        parser.error("no .stack/stack.env: run `make up` first")
     sent = asyncio.run(wire.post(items, env["INTAKE_URL"], env["TTHC_ADMIN_TOKEN"]))
     print(f"posted {sent} to {env['INTAKE_URL']} (not compared: the stack holds other data too)")
     return 0

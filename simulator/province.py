@@ -277,7 +277,7 @@ class Province:
     # -- a province over a span of days ------------------------------------------------------------
 
     def cases(self, first: date, last: date, per_day: float, horizon: datetime) -> list[Case]:
-        out = []
+        out: list[Case] = []
         for day in self.days.days(first, last):
             mean = per_day * WEEKDAY_LOAD[day.weekday()]
             count = max(0, round(self.rng.gauss(mean, mean**0.5)))

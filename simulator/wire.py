@@ -9,7 +9,9 @@ few batches later (so a case's processing may arrive before its receipt), a shar
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,13 +34,68 @@ def _national(moment: datetime | None) -> str | None:
     return moment.strftime("%Y%m%d%H%M%S") if moment else None
 
 
-def events_of(case: Case, seed: int) -> list[Item]:
-    n = 0
+Fact = tuple[str, datetime, dict[str, Any]]  # an event's type, when it happened, its data
 
-    def event(kind: str, moment: datetime, **data: Any) -> Item:
-        nonlocal n
-        n += 1
-        return Item(
+
+def _opening(case: Case) -> Iterator[Fact]:
+    if case.channel == "online":
+        submitted = case.received_at.replace(minute=0) if case.received_at.minute else case.received_at
+        yield "case.submitted", submitted, {"procedure_code": case.procedure.code, "channel": "online"}
+    received = {
+        "procedure_code": case.procedure.code,
+        "field_code": case.procedure.field_code,
+        "level": case.level,
+        "channel": case.channel,
+        "online_mode": case.online_mode,
+    }
+    yield "case.received", case.received_at, received
+
+
+def _processing(case: Case) -> Iterator[Fact]:
+    for ask, back in case.supplements:
+        yield "case.supplement_requested", ask, {"reason": "Thiếu giấy tờ"}
+        yield "case.supplement_received", back, {}
+    if case.waiting_since is not None:
+        yield "case.supplement_requested", case.waiting_since, {"reason": "Thiếu giấy tờ"}
+    for start, end in case.pauses:
+        yield "case.paused", start, {"reason_code": "verification"}
+        yield "case.resumed", end, {"reason_code": "verification"}
+    for moment, target in case.transfers:
+        yield "case.transferred", moment, {"from_agency": case.agency, "to_agency": target}
+    if case.paid_online:
+        yield "case.paid_online", case.received_at, {"amount": 50000, "gateway": "dvcqg"}
+    if case.components_digitized:
+        digitized = {"components_digitized": True, "result_digitized": False, "reused": case.reused}
+        yield "case.digitized", case.received_at, digitized
+    if case.apology_at:
+        apology = {
+            "issuer_agency": case.agency,
+            "reason": "Hồ sơ cần xác minh thêm",
+            "new_due_at": case.due_at.replace(year=case.due_at.year + 1).isoformat(),
+            "issued_at": case.apology_at.isoformat(),
+        }
+        yield "apology.issued", case.apology_at, apology
+
+
+def _closing(case: Case) -> Iterator[Fact]:
+    if case.end_at:
+        if case.end_type == "withdrawn":
+            yield "case.withdrawn", case.end_at, {"reason": "Công dân rút hồ sơ"}
+        else:
+            yield "case.processed", case.end_at, {"outcome": "approved"}
+    if case.returned_at:
+        returned = {"e_result": case.channel == "online", "result_channel": case.result_channel}
+        yield "case.returned", case.returned_at, returned
+    if case.rating:
+        moment, satisfied, complaint = case.rating
+        yield "case.rated", moment, {"satisfied": satisfied, "complaint": complaint}
+
+
+def events_of(case: Case, seed: int) -> list[Item]:
+    """The case as contract events, in the order its system sends them, each with a stable id."""
+    facts = itertools.chain(_opening(case), _processing(case), _closing(case))
+    return [
+        Item(
             moment,
             "event",
             {
@@ -50,70 +107,8 @@ def events_of(case: Case, seed: int) -> list[Item]:
                 "data": data,
             },
         )
-
-    out = []
-    if case.channel == "online":
-        submitted = case.received_at.replace(minute=0) if case.received_at.minute else case.received_at
-        out.append(event("case.submitted", submitted, procedure_code=case.procedure.code, channel="online"))
-    out.append(
-        event(
-            "case.received",
-            case.received_at,
-            procedure_code=case.procedure.code,
-            field_code=case.procedure.field_code,
-            level=case.level,
-            channel=case.channel,
-            online_mode=case.online_mode,
-        )
-    )
-    for ask, back in case.supplements:
-        out.append(event("case.supplement_requested", ask, reason="Thiếu giấy tờ"))
-        out.append(event("case.supplement_received", back))
-    if case.waiting_since is not None:
-        out.append(event("case.supplement_requested", case.waiting_since, reason="Thiếu giấy tờ"))
-    for start, end in case.pauses:
-        out.append(event("case.paused", start, reason_code="verification"))
-        out.append(event("case.resumed", end, reason_code="verification"))
-    for moment, target in case.transfers:
-        out.append(event("case.transferred", moment, from_agency=case.agency, to_agency=target))
-    if case.paid_online:
-        out.append(event("case.paid_online", case.received_at, amount=50000, gateway="dvcqg"))
-    if case.components_digitized:
-        out.append(
-            event(
-                "case.digitized",
-                case.received_at,
-                components_digitized=True,
-                result_digitized=False,
-                reused=case.reused,
-            )
-        )
-    if case.apology_at:
-        out.append(
-            event(
-                "apology.issued",
-                case.apology_at,
-                issuer_agency=case.agency,
-                reason="Hồ sơ cần xác minh thêm",
-                new_due_at=case.due_at.replace(year=case.due_at.year + 1).isoformat(),
-                issued_at=case.apology_at.isoformat(),
-            )
-        )
-    if case.end_at:
-        if case.end_type == "withdrawn":
-            out.append(event("case.withdrawn", case.end_at, reason="Công dân rút hồ sơ"))
-        else:
-            out.append(event("case.processed", case.end_at, outcome="approved"))
-    if case.returned_at:
-        out.append(
-            event(
-                "case.returned", case.returned_at, e_result=case.channel == "online", result_channel=case.result_channel
-            )
-        )
-    if case.rating:
-        moment, satisfied, complaint = case.rating
-        out.append(event("case.rated", moment, satisfied=satisfied, complaint=complaint))
-    return out
+        for n, (kind, moment, data) in enumerate(facts, start=1)
+    ]
 
 
 def snapshots_of(case: Case) -> list[Item]:

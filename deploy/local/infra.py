@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache"
@@ -188,6 +189,13 @@ class ManagedProcess:
 
     def running(self) -> bool:
         return self.recorded_pid() is not None
+
+    @property
+    def started_pid(self) -> int:
+        """The pid of the child this object started (an error if it started none)."""
+        if self.popen is None:
+            raise RuntimeError(f"{self.name} was not started by this process")
+        return self.popen.pid
 
     def start(self) -> int:
         existing = self.recorded_pid()
@@ -417,7 +425,7 @@ class MongoServer:
             if not self.process.running():
                 raise RuntimeError(f"the store exited; see {self.process.log_file}")
             if port_open(self.port):
-                client: MongoClient = MongoClient(self.uri, serverSelectionTimeoutMS=1000)  # type: ignore[type-arg]
+                client: MongoClient[dict[str, Any]] = MongoClient(self.uri, serverSelectionTimeoutMS=1000)
                 try:
                     client.admin.command("ping")
                     return

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.intake import admin, dvcqg, events, openapi
+from services.intake import admin, events, openapi
 from services.intake.context import IntakeContext
-from services.intake.limits import request_time_limit
 from services.intake.readers import source_keys_only_submit
+from shared.limits import request_time_limit
 from shared.service import service_app
 from shared.settings import Settings, get_settings
 
@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context,
         "TTHC intake",
         "Case events from one-stop systems (contract v1), validated and published to Kafka.",
-        [events.router, dvcqg.router, admin.router],
+        [events.router, admin.router],
     )
     openapi.install(app)
     app.middleware("http")(request_time_limit(settings.request_timeout_s))

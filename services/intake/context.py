@@ -1,4 +1,5 @@
-"""The intake's context: the shared service context plus its rate limiter."""
+"""The running intake: the shared service context plus its rate limiter, door bounds, memory of
+recent event ids and pull-mode pollers; it is the `IntakePorts` the use cases (submission.py) need."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from fastapi import Request
 
 from services.intake.dedupe import RecentEventIds
 from services.intake.door import DoorBounds
+from services.intake.pull import Poller, PullSource
 from shared.limits import RateLimiter
 from shared.service import ServiceContext
 from shared.settings import Settings
@@ -20,11 +22,9 @@ class IntakeContext(ServiceContext):
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.recent_ids = RecentEventIds(settings.dedupe_memory)
         self.door = DoorBounds(settings.earliest_event)  # bounds at the door (contract v1.1)
-        self.pollers: list = []
+        self.pollers: list[Poller] = []
 
     async def start(self) -> None:
-        from services.intake.pull import Poller, PullSource
-
         await super().start()
         self.pollers = [Poller(self, source) for source in PullSource.load_all(self.settings.pull_config)]
         for poller in self.pollers:

@@ -26,11 +26,11 @@ from typing import Any
 
 from pydantic_core import ErrorDetails
 
+from services.intake.case_event import CaseEvent
 from shared.domain.codes import EventType
 from shared.domain.fold import dissolution_instant
 from shared.domain.registry import Registry
 from shared.domain.rulesets import load_rule_sets
-from shared.events import Envelope
 from shared.web import MAX_JSON_DEPTH, json_depth
 
 CASE_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -70,7 +70,7 @@ def case_code_problem(code: str) -> str | None:
     return f"{code!r} does not match {CASE_CODE_PATTERN} (ASCII letters, digits, '.', '_', '-'; at most 64)"
 
 
-def event_problems(event: Envelope, bounds: DoorBounds, now: datetime, nesting: int = 0) -> list[dict[str, Any]]:
+def event_problems(event: CaseEvent, bounds: DoorBounds, now: datetime, nesting: int = 0) -> list[dict[str, Any]]:
     """The bounds this event breaks, as contract details ({"loc", "msg"}), or [].
 
     `nesting`: the levels above the event in its body (2 inside {"events": [...]}).
@@ -82,7 +82,7 @@ def event_problems(event: Envelope, bounds: DoorBounds, now: datetime, nesting: 
     time_problem = bounds.time_problem(event.occurred_at, now)
     if time_problem:
         problems.append({"loc": ["occurred_at"], "msg": time_problem})
-    data = event.data  # type: ignore[attr-defined]
+    data = event.data
     values = vars(data)  # the declared fields; extras are raw JSON values, never datetimes
     for name, value in values.items():
         if isinstance(value, datetime):
@@ -105,7 +105,7 @@ def event_problems(event: Envelope, bounds: DoorBounds, now: datetime, nesting: 
         size = len(data.__pydantic_serializer__.to_json(data))
         if size > MAX_DATA_BYTES:
             problems.append({"loc": ["data"], "msg": f"{size} bytes as JSON, at most {MAX_DATA_BYTES}"})
-    if event.type == EventType.RECEIVED.value:  # type: ignore[attr-defined]
+    if event.type == EventType.RECEIVED.value:
         level_problem = level_not_in_force(values.get("level"), event.occurred_at)
         if level_problem:
             problems.append({"loc": ["data", "level"], "msg": level_problem})

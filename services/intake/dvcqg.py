@@ -1,10 +1,9 @@
-"""POST /v1/dvcqg/hoso: the national portal's HoSoDongBoDVC snapshots, accepted unchanged.
+"""DVCQG snapshots → contract events (POST /v1/dvcqg/hoso, pull mode).
 
-A one-stop system that already syncs to DVCQG can send us the same payloads. Each snapshot is
-turned into the contract events it implies; an event already emitted for an earlier snapshot of
-the case is not emitted again (its id is deterministic: `dvcqg:<MaHoSo>:<what>`), so a repeated
-snapshot yields nothing. Field names and encodings are the national ones (tthc-rules §3.3):
-dates `yyyyMMddHHmmss` in Vietnam local time, KenhThucHien 1/2/3, TrangThaiHoSo 1–10.
+A one-stop system that already syncs to DVCQG can send us the same payloads (dvcqg_snapshot.py
+reads them). Each snapshot is turned into the contract events it implies; an event already emitted
+for an earlier snapshot of the case is not emitted again (its id is deterministic:
+`dvcqg:<MaHoSo>:<what>`), so a repeated snapshot yields nothing.
 """
 
 from __future__ import annotations
@@ -12,199 +11,24 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any, NamedTuple
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
+from pydantic import ValidationError
+
+from services.intake.case_event import CaseEvent
+from services.intake.door import DoorBounds, dissolved_agency_problem, event_problems
+from services.intake.dvcqg_snapshot import (
+    APPLICANT_TYPES,
+    PAID_ON_DVCQG,
+    PAID_ON_LOCAL_GATEWAY,
+    HoSoDongBoDVC,
+    SnapshotInvalid,
 )
-from pymongo import UpdateOne
-from pymongo.errors import PyMongoError
-
-from services.intake.context import IntakeContext
-from services.intake.door import CASE_CODE_PATTERN, DoorBounds, dissolved_agency_problem, event_problems
-from services.intake.events import authorized_submission, check_scope, publish_events
-from services.intake.openapi import snapshots_request_body
-from shared.domain.calendar import VN_TZ
+from services.intake.dvcqg_status import DvcqgStatus
+from shared.domain.codes import EventType
 from shared.domain.registry import Registry
-from shared.events import EVENT_ADAPTER, Envelope
-from shared.store import find_by_ids
-from shared.web import ApiError, Principal, error_responses, parse_json, pydantic_details
-
-router = APIRouter(tags=["dvcqg"])
-
-CHANNELS = {1: "direct", 2: "online", 3: "postal"}
-# DuocThanhToanTrucTuyen: 1 paid on DVCQG, 2 paid through the ministry's or province's gateway,
-# 3 not paid online (the national list); 0 is also read as "not paid online" (what older senders,
-# our simulator among them, send).
-PAYMENT_CODES = (0, 1, 2, 3)
-
-
-class SnapshotInvalid(ValueError):
-    """A snapshot the intake cannot accept; `details` name national fields, relative to the snapshot."""
-
-    def __init__(self, details: list[dict[str, Any]]) -> None:
-        super().__init__("; ".join(f"{d['loc']}: {d['msg']}" for d in details))
-        self.details = details
-
-
-def _national_time(value: Any, info: ValidationInfo, deadline: bool = False) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError("a date is a yyyyMMddHHmmss string")
-    text = str(value)
-    try:
-        if len(text) != 14 or not text.isdigit():
-            raise ValueError
-        moment = datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=VN_TZ)
-    except ValueError:
-        raise ValueError(f"{text[:40]!r} is not yyyyMMddHHmmss") from None
-    context = info.context or {}
-    bounds: DoorBounds | None = context.get("bounds")
-    if bounds is not None:
-        problem = bounds.time_problem(moment, context["now"], deadline)
-        if problem:
-            raise ValueError(problem)
-    return moment
-
-
-def _blank_is_none(value: Any) -> Any:
-    """One-stop systems serialise an absent value as "" (or whitespace)."""
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-def _code_text(value: Any) -> Any:
-    """A code sent as a number ("ints and codes" senders) is read as its digits; "" is absent."""
-    value = _blank_is_none(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value.strip() if isinstance(value, str) else value
-
-
-def _list_or_empty(value: Any) -> Any:
-    return [] if value is None or value == "" else value
-
-
-def _flag(value: Any) -> bool:
-    return isinstance(value, str | int) and str(value).strip().lower() in ("1", "true")
-
-
-NationalTime = Annotated[
-    datetime | None,
-    BeforeValidator(_national_time),
-    WithJsonSchema({"anyOf": [{"type": "string", "pattern": "^([0-9]{14})?$"}, {"type": "integer"}, {"type": "null"}]}),
-]
-# NgayHenTra and the supplement rounds' due dates lie ahead by nature (door.DEADLINE_HORIZON).
-NationalDeadline = Annotated[
-    datetime | None,
-    BeforeValidator(lambda value, info: _national_time(value, info, deadline=True)),
-    WithJsonSchema({"anyOf": [{"type": "string", "pattern": "^([0-9]{14})?$"}, {"type": "integer"}, {"type": "null"}]}),
-]
-Flag = Annotated[
-    bool,
-    BeforeValidator(_flag),
-    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "integer"}, {"type": "string"}, {"type": "null"}]}),
-]
-# One-stop systems send these codes as numbers or as strings of digits ("2"); "" is absent.
-_NUMBER_OR_DIGITS = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^ *[0-9]* *$"}, {"type": "null"}]}
-OptionalInt = Annotated[int | None, BeforeValidator(_blank_is_none), WithJsonSchema(_NUMBER_OR_DIGITS)]
-CodeText = Annotated[str, BeforeValidator(_code_text)]
-OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
-Text2000 = Annotated[Annotated[str, Field(max_length=2000)] | None, BeforeValidator(_blank_is_none)]
-NationalCode = Annotated[Annotated[str, Field(max_length=64, pattern=r"^[^\s]+$")] | None, BeforeValidator(_code_text)]
-
-
-def NationalList(item: type) -> Any:  # noqa: N802 (a type factory)
-    return Annotated[list[item], BeforeValidator(_list_or_empty)]  # type: ignore[valid-type]
-
-
-class _National(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class SubmittedDocument(_National):
-    DuocSoHoa: Flag = False
-    DuocTaiSuDung: Flag = False
-    DuocLayTuKhoDMQG: Flag = False
-
-
-class Fee(_National):
-    Gia: Annotated[Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(_blank_is_none)] = None
-
-
-class SupplementRound(_National):
-    HoSoBoSungId: Annotated[Annotated[str, Field(max_length=36)] | None, BeforeValidator(_code_text)] = None
-    NgayBoSung: NationalTime = None
-    NgayTiepNhanBoSung: NationalTime = None
-    NgayHenTraTruoc: NationalDeadline = None
-    NgayHenTraMoi: NationalDeadline = None
-    NoiDungBoSung: Text2000 = None
-
-
-class ResultDocument(_National):
-    DuongDanTepTinKetQua: OptionalText = None
-
-
-class HoSoDongBoDVC(_National):
-    MaHoSo: Annotated[str, BeforeValidator(_code_text)] = Field(pattern=CASE_CODE_PATTERN)
-    MaTTHC: CodeText = Field(min_length=1, max_length=64, pattern=r"^[^\s]+$")
-    MaLinhVuc: NationalCode = None
-    KenhThucHien: Annotated[
-        Annotated[int, Field(ge=1, le=3)] | None, BeforeValidator(_blank_is_none), WithJsonSchema(_NUMBER_OR_DIGITS)
-    ] = Field(None, description="1 trực tiếp (also when absent), 2 trực tuyến, 3 bưu chính")
-    TrangThaiHoSo: Annotated[int, WithJsonSchema({"anyOf": _NUMBER_OR_DIGITS["anyOf"][:2]})] = Field(
-        ge=1, le=10, description="1–10 (tthc-rules §3.3)"
-    )
-    DonViXuLy: Annotated[Annotated[str, Field(max_length=300)] | None, BeforeValidator(_code_text)] = Field(
-        None,
-        description="the handling agency's code or registered name; default: MaHoSo's prefix",
-    )
-    NgayNopHoSo: NationalTime = None
-    NgayTiepNhan: NationalTime = None
-    NgayHenTra: NationalDeadline = None
-    NgayKetThucXuLy: NationalTime = None
-    NgayTra: NationalTime = None
-    NgayTuChoi: NationalTime = None
-    GhiChu: Text2000 = None
-    LoaiDoiTuong: OptionalInt = None
-    ChuHoSo: OptionalText = None
-    SoGiayToChuHoSo: Annotated[str | None, BeforeValidator(_code_text)] = Field(
-        None, description="số định danh cá nhân / mã số of the organisation (digits sent as a number are read as text)"
-    )
-    DuocThanhToanTrucTuyen: OptionalInt = Field(
-        None, description="1 DVCQG, 2 the ministry's or province's gateway, 3 (or 0) not paid online"
-    )
-    HoSoCoThanhPhanSoHoa: Flag = False
-    LaToanTrinh: Flag | None = Field(None, description="extension: toàn trình (else partial for online)")
-    TaiLieuNop: NationalList(SubmittedDocument) = []
-    DanhSachLePhi: NationalList(Fee) = []
-    DanhSachHoSoBoSung: NationalList(SupplementRound) = []
-    DanhSachGiayToKetQua: NationalList(ResultDocument) = []
-
-    @field_validator("DuocThanhToanTrucTuyen")
-    @classmethod
-    def _payment_code(cls, value: int | None) -> int | None:
-        if value is not None and value not in PAYMENT_CODES:
-            raise ValueError(f"{value} is not a DuocThanhToanTrucTuyen code (1, 2, 3; 0 read as 3)")
-        return value
-
-    @property
-    def agency_code(self) -> str:
-        """DonViXuLy when given, else MaHoSo's prefix (resolve_agency also reads names)."""
-        return self.DonViXuLy or self.MaHoSo.split("-")[0]
-
-    @property
-    def channel(self) -> str:
-        return CHANNELS[self.KenhThucHien or 1]
+from shared.events import EVENT_ADAPTER
+from shared.web import pydantic_details
 
 
 @dataclass
@@ -283,172 +107,211 @@ def snapshot_events(
     return [event for event, _ in _implied_events(snapshot, memory, registry, now, agency or snapshot.agency_code)]
 
 
-def _implied_events(
-    snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry, now: datetime, agency: str
-) -> list[tuple[dict[str, Any], dict[str, Loc]]]:
-    """Each new event with its origin: event field (`occurred_at`, `data.reason`, …) → national loc."""
-    code = snapshot.MaHoSo
-    channel = snapshot.channel
-    status = snapshot.TrangThaiHoSo
-    implied: list[tuple[str, str, datetime, dict[str, Any], dict[str, Loc]]] = []
+class _ImpliedEvent(NamedTuple):
+    tag: str  # what the event is within its case: the last part of its id `dvcqg:<MaHoSo>:<tag>`
+    kind: str
+    at: datetime
+    data: dict[str, Any]
+    origin: dict[str, Loc]
+
+
+@dataclass
+class _Implied:
+    """The events one snapshot implies, in order, each with the national fields it came from."""
+
+    snapshot: HoSoDongBoDVC
+    now: datetime
+    events: list[_ImpliedEvent] = field(default_factory=list)
 
     def add(
+        self,
         tag: str,
-        kind: str,
+        kind: EventType,
         at: datetime | None,
         at_field: Loc,
         data: dict[str, Any] | None = None,
         origin: dict[str, Loc] | None = None,
     ) -> None:
+        """An event at `at` (national field `at_field`), or at `now` when the snapshot gives no time."""
         where = {"occurred_at": at_field if at else ("TrangThaiHoSo",), **(origin or {})}
-        implied.append((tag, kind, at or now, data or {}, where))
+        self.events.append(_ImpliedEvent(tag, kind.value, at or self.now, data or {}, where))
 
-    if snapshot.NgayNopHoSo and channel == "online":
-        add(
+
+def _implied_events(
+    snapshot: HoSoDongBoDVC, memory: Memory, registry: Registry, now: datetime, agency: str
+) -> list[tuple[dict[str, Any], dict[str, Loc]]]:
+    """Each new event with its origin: event field (`occurred_at`, `data.reason`, …) → national loc."""
+    implied = _Implied(snapshot, now)
+    status = DvcqgStatus(snapshot.TrangThaiHoSo)
+    if snapshot.NgayNopHoSo and snapshot.channel == "online":
+        implied.add(
             "submitted",
-            "case.submitted",
+            EventType.SUBMITTED,
             snapshot.NgayNopHoSo,
             ("NgayNopHoSo",),
-            {"procedure_code": snapshot.MaTTHC, "channel": channel},
+            {"procedure_code": snapshot.MaTTHC, "channel": snapshot.channel},
         )
-    if status == 3:
-        add(
+    if status == DvcqgStatus.REFUSED:
+        implied.add(
             "refused",
-            "case.receipt_refused",
+            EventType.RECEIPT_REFUSED,
             snapshot.NgayTuChoi,
             ("NgayTuChoi",),
             {"reason": snapshot.GhiChu or "Không được tiếp nhận"},
         )
-    elif status >= 2 and snapshot.NgayTiepNhan:
-        rounds = snapshot.DanhSachHoSoBoSung
-        original_due = snapshot.NgayHenTra
-        due_origin: Loc = ("NgayHenTra",)
-        if rounds and rounds[0].NgayHenTraTruoc:
-            original_due, due_origin = rounds[0].NgayHenTraTruoc, ("DanhSachHoSoBoSung", 0, "NgayHenTraTruoc")
-        level = registry.agencies[agency].level.value if agency in registry.agencies else "province"
-        online_mode = None
-        if channel == "online":
-            online_mode = "full" if snapshot.LaToanTrinh else "partial"
-        field_code = snapshot.MaLinhVuc
-        if not field_code and snapshot.MaTTHC in registry.catalogue:
-            field_code = registry.catalogue.get(snapshot.MaTTHC).field_code  # the catalogue's field
-        add(
-            "received",
-            "case.received",
+    elif status >= DvcqgStatus.RECEIVED and snapshot.NgayTiepNhan:
+        _receipt(implied, registry, agency)
+        _supplement_rounds(implied, status)
+        _financial_obligation(implied, memory, status)
+        _endings(implied, status)
+        _payment(implied)
+        _digitization(implied)
+    memory.status = int(status)
+    return _new_events(implied.events, memory, snapshot.MaHoSo, agency)
+
+
+def _receipt(implied: _Implied, registry: Registry, agency: str) -> None:
+    snapshot = implied.snapshot
+    rounds = snapshot.DanhSachHoSoBoSung
+    original_due = snapshot.NgayHenTra
+    due_origin: Loc = ("NgayHenTra",)
+    if rounds and rounds[0].NgayHenTraTruoc:  # NgayHenTra moves with each round; the first keeps the original
+        original_due, due_origin = rounds[0].NgayHenTraTruoc, ("DanhSachHoSoBoSung", 0, "NgayHenTraTruoc")
+    level = registry.agencies[agency].level.value if agency in registry.agencies else "province"
+    online_mode = None
+    if snapshot.channel == "online":
+        online_mode = "full" if snapshot.LaToanTrinh else "partial"
+    field_code = snapshot.MaLinhVuc
+    if not field_code and snapshot.MaTTHC in registry.catalogue:
+        field_code = registry.catalogue.get(snapshot.MaTTHC).field_code  # the catalogue's field
+    implied.add(
+        "received",
+        EventType.RECEIVED,
+        snapshot.NgayTiepNhan,
+        ("NgayTiepNhan",),
+        {
+            "procedure_code": snapshot.MaTTHC,
+            "field_code": field_code or "",
+            "level": level,
+            "channel": snapshot.channel,
+            "online_mode": online_mode,
+            "submitted_at": snapshot.NgayNopHoSo.isoformat() if snapshot.NgayNopHoSo else None,
+            "due_at_reported": original_due.isoformat() if original_due else None,
+            "applicant_type": APPLICANT_TYPES.get(snapshot.LoaiDoiTuong or 0),
+            "applicant_name": snapshot.ChuHoSo.strip() if snapshot.ChuHoSo else None,
+            "applicant_id": snapshot.SoGiayToChuHoSo,
+        },
+        {"data.due_at_reported": due_origin, "data.level": ("DonViXuLy",)},
+    )
+
+
+def _supplement_rounds(implied: _Implied, status: DvcqgStatus) -> None:
+    rounds = implied.snapshot.DanhSachHoSoBoSung
+    for index, round_ in enumerate(rounds):
+        ident = round_.HoSoBoSungId if round_.HoSoBoSungId is not None else index
+        where: Loc = ("DanhSachHoSoBoSung", index)
+        if round_.NgayBoSung:
+            implied.add(
+                f"supplement-requested:{ident}",
+                EventType.SUPPLEMENT_REQUESTED,
+                round_.NgayBoSung,
+                (*where, "NgayBoSung"),
+                {"reason": round_.NoiDungBoSung},
+                {"data.reason": (*where, "NoiDungBoSung"), "event_id": (*where, "HoSoBoSungId")},
+            )
+        if round_.NgayTiepNhanBoSung:
+            implied.add(
+                f"supplement-received:{ident}",
+                EventType.SUPPLEMENT_RECEIVED,
+                round_.NgayTiepNhanBoSung,
+                (*where, "NgayTiepNhanBoSung"),
+                origin={"event_id": (*where, "HoSoBoSungId")},
+            )
+    open_round = any(r.NgayBoSung and not r.NgayTiepNhanBoSung for r in rounds)
+    if status == DvcqgStatus.AWAITING_SUPPLEMENT and not open_round:  # the status without its round
+        implied.add(
+            f"supplement-requested:status5:{len(rounds)}",
+            EventType.SUPPLEMENT_REQUESTED,
+            implied.now,
+            ("TrangThaiHoSo",),
+        )
+
+
+def _financial_obligation(implied: _Implied, memory: Memory, status: DvcqgStatus) -> None:
+    """Status 6 (nghĩa vụ tài chính) carries no time of its own: entering and leaving it are seen at `now`."""
+    waiting = DvcqgStatus.AWAITING_FINANCIAL_OBLIGATION
+    reason = {"reason_code": "financial_obligation"}
+    if status == waiting and memory.status != waiting:
+        memory.financial_pauses += 1
+        implied.add(
+            f"paused:financial:{memory.financial_pauses}", EventType.PAUSED, implied.now, ("TrangThaiHoSo",), reason
+        )
+    if memory.status == waiting and status != waiting:
+        implied.add(
+            f"resumed:financial:{memory.financial_pauses}", EventType.RESUMED, implied.now, ("TrangThaiHoSo",), reason
+        )
+
+
+def _endings(implied: _Implied, status: DvcqgStatus) -> None:
+    snapshot = implied.snapshot
+    ended_at, ended_field = snapshot.NgayKetThucXuLy, ("NgayKetThucXuLy",)
+    if status in (DvcqgStatus.PROCESSED, DvcqgStatus.RETURNED) and ended_at:
+        implied.add("processed", EventType.PROCESSED, ended_at, ended_field, {"outcome": "approved"})
+    if status == DvcqgStatus.RETURNED:
+        e_result = any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua)
+        implied.add(
+            "returned",
+            EventType.RETURNED,
+            snapshot.NgayTra,
+            ("NgayTra",),
+            {"e_result": e_result, "result_channel": snapshot.channel},
+        )
+    if status == DvcqgStatus.WITHDRAWN:
+        implied.add("withdrawn", EventType.WITHDRAWN, ended_at, ended_field, {"reason": snapshot.GhiChu})
+    if status == DvcqgStatus.STOPPED:
+        implied.add("stopped", EventType.STOPPED, ended_at, ended_field, {"reason": snapshot.GhiChu})
+
+
+def _payment(implied: _Implied) -> None:
+    snapshot = implied.snapshot
+    if snapshot.DuocThanhToanTrucTuyen in (PAID_ON_DVCQG, PAID_ON_LOCAL_GATEWAY):
+        amount = sum(fee.Gia or 0 for fee in snapshot.DanhSachLePhi)
+        gateway = "dvcqg" if snapshot.DuocThanhToanTrucTuyen == PAID_ON_DVCQG else "local"
+        implied.add(
+            "paid",
+            EventType.PAID_ONLINE,
             snapshot.NgayTiepNhan,
             ("NgayTiepNhan",),
-            {
-                "procedure_code": snapshot.MaTTHC,
-                "field_code": field_code or "",
-                "level": level,
-                "channel": channel,
-                "online_mode": online_mode,
-                "submitted_at": snapshot.NgayNopHoSo.isoformat() if snapshot.NgayNopHoSo else None,
-                "due_at_reported": original_due.isoformat() if original_due else None,
-                "applicant_type": {1: "citizen", 2: "business", 3: "agency", 4: "organisation"}.get(
-                    snapshot.LoaiDoiTuong or 0
-                ),
-                "applicant_name": snapshot.ChuHoSo.strip() if snapshot.ChuHoSo else None,
-                "applicant_id": snapshot.SoGiayToChuHoSo,
-            },
-            {"data.due_at_reported": due_origin, "data.level": ("DonViXuLy",)},
+            {"amount": amount, "gateway": gateway},
         )
-        for index, round_ in enumerate(snapshot.DanhSachHoSoBoSung):
-            ident = round_.HoSoBoSungId if round_.HoSoBoSungId is not None else index
-            where: Loc = ("DanhSachHoSoBoSung", index)
-            if round_.NgayBoSung:
-                add(
-                    f"supplement-requested:{ident}",
-                    "case.supplement_requested",
-                    round_.NgayBoSung,
-                    (*where, "NgayBoSung"),
-                    {"reason": round_.NoiDungBoSung},
-                    {"data.reason": (*where, "NoiDungBoSung"), "event_id": (*where, "HoSoBoSungId")},
-                )
-            if round_.NgayTiepNhanBoSung:
-                add(
-                    f"supplement-received:{ident}",
-                    "case.supplement_received",
-                    round_.NgayTiepNhanBoSung,
-                    (*where, "NgayTiepNhanBoSung"),
-                    origin={"event_id": (*where, "HoSoBoSungId")},
-                )
-        if status == 5 and not any(r.NgayBoSung and not r.NgayTiepNhanBoSung for r in snapshot.DanhSachHoSoBoSung):
-            add(
-                f"supplement-requested:status5:{len(snapshot.DanhSachHoSoBoSung)}",
-                "case.supplement_requested",
-                now,
-                ("TrangThaiHoSo",),
-            )
-        # Status 6 (nghĩa vụ tài chính) carries no time of its own: the change is seen at `now`.
-        if status == 6 and memory.status != 6:
-            memory.financial_pauses += 1
-            add(
-                f"paused:financial:{memory.financial_pauses}",
-                "case.paused",
-                now,
-                ("TrangThaiHoSo",),
-                {"reason_code": "financial_obligation"},
-            )
-        if memory.status == 6 and status != 6:
-            add(
-                f"resumed:financial:{memory.financial_pauses}",
-                "case.resumed",
-                now,
-                ("TrangThaiHoSo",),
-                {"reason_code": "financial_obligation"},
-            )
-        if status in (9, 10) and snapshot.NgayKetThucXuLy:
-            add("processed", "case.processed", snapshot.NgayKetThucXuLy, ("NgayKetThucXuLy",), {"outcome": "approved"})
-        if status == 10:
-            e_result = any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua)
-            add(
-                "returned",
-                "case.returned",
-                snapshot.NgayTra,
-                ("NgayTra",),
-                {"e_result": e_result, "result_channel": channel},
-            )
-        if status == 7:
-            add(
-                "withdrawn",
-                "case.withdrawn",
-                snapshot.NgayKetThucXuLy,
-                ("NgayKetThucXuLy",),
-                {"reason": snapshot.GhiChu},
-            )
-        if status == 8:
-            add("stopped", "case.stopped", snapshot.NgayKetThucXuLy, ("NgayKetThucXuLy",), {"reason": snapshot.GhiChu})
-        if snapshot.DuocThanhToanTrucTuyen in (1, 2):
-            amount = sum(fee.Gia or 0 for fee in snapshot.DanhSachLePhi)
-            gateway = "dvcqg" if snapshot.DuocThanhToanTrucTuyen == 1 else "local"
-            add(
-                "paid",
-                "case.paid_online",
-                snapshot.NgayTiepNhan,
-                ("NgayTiepNhan",),
-                {"amount": amount, "gateway": gateway},
-            )
-        flags = {
-            "components_digitized": snapshot.HoSoCoThanhPhanSoHoa or any(t.DuocSoHoa for t in snapshot.TaiLieuNop),
-            "result_digitized": any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua),
-            "reused": any(t.DuocTaiSuDung for t in snapshot.TaiLieuNop),
-        }
-        if any(flags.values()):
-            tag = "digitized:" + "".join("1" if v else "0" for v in flags.values())
-            add(tag, "case.digitized", snapshot.NgayTiepNhan, ("NgayTiepNhan",), flags)
-    memory.status = status
 
+
+def _digitization(implied: _Implied) -> None:
+    snapshot = implied.snapshot
+    flags = {
+        "components_digitized": snapshot.HoSoCoThanhPhanSoHoa or any(t.DuocSoHoa for t in snapshot.TaiLieuNop),
+        "result_digitized": any(r.DuongDanTepTinKetQua for r in snapshot.DanhSachGiayToKetQua),
+        "reused": any(t.DuocTaiSuDung for t in snapshot.TaiLieuNop),
+    }
+    if any(flags.values()):
+        tag = "digitized:" + "".join("1" if v else "0" for v in flags.values())
+        implied.add(tag, EventType.DIGITIZED, snapshot.NgayTiepNhan, ("NgayTiepNhan",), flags)
+
+
+def _new_events(
+    implied: list[_ImpliedEvent], memory: Memory, case_code: str, agency: str
+) -> list[tuple[dict[str, Any], dict[str, Loc]]]:
+    """The implied events not emitted for an earlier snapshot (remembered as emitted now)."""
     events = []
     for tag, kind, at, data, origin in implied:
-        event_id = f"dvcqg:{code}:{tag}"
+        event_id = f"dvcqg:{case_code}:{tag}"
         if event_id in memory.emitted:
             continue
         memory.emitted.add(event_id)
         event = {
             "event_id": event_id,
             "type": kind,
-            "case_code": code,
+            "case_code": case_code,
             "occurred_at": at.isoformat(),
             "agency_code": agency,
             "data": {k: v for k, v in data.items() if v is not None or k == "online_mode"},
@@ -467,14 +330,6 @@ def _national_loc(loc: list[Any], origin: dict[str, Loc]) -> list[str | int]:
     return list(found or origin["occurred_at"])
 
 
-def read_snapshot(raw: Any, bounds: DoorBounds, now: datetime) -> HoSoDongBoDVC:
-    """One snapshot, validated with the door's bounds on every date; SnapshotInvalid naming the field."""
-    try:
-        return HoSoDongBoDVC.model_validate(raw, context={"bounds": bounds, "now": now})
-    except ValidationError as exc:
-        raise SnapshotInvalid(pydantic_details(exc.errors())) from None
-
-
 def snapshot_to_events(
     snapshot: HoSoDongBoDVC,
     memory: Memory,
@@ -482,7 +337,7 @@ def snapshot_to_events(
     now: datetime,
     bounds: DoorBounds,
     names: dict[str, str] | None = None,
-) -> list[Envelope]:
+) -> list[CaseEvent]:
     """The new events of a snapshot, each validated like any other event at the door.
 
     SnapshotInvalid (naming national fields) for an unknown agency or procedure, or for an event
@@ -497,14 +352,14 @@ def snapshot_to_events(
         details.append(
             {"loc": ["DonViXuLy"], "msg": f"no registered agency has the code or name {unit!r} (nor MaHoSo's prefix)"}
         )
-    if details:
+    if details or agency is None:
         raise SnapshotInvalid(details)
-    events: list[Envelope] = []
-    for item, origin in _implied_events(snapshot, memory, registry, now, agency):  # type: ignore[arg-type]
+    events: list[CaseEvent] = []
+    for item, origin in _implied_events(snapshot, memory, registry, now, agency):
         try:
             event = EVENT_ADAPTER.validate_python(item)
         except ValidationError as exc:
-            problems = pydantic_details(exc.errors())
+            problems = pydantic_details(map(dict, exc.errors()))
         else:
             problems = event_problems(event, bounds, now)
             dissolved = dissolved_agency_problem(registry, event.agency_code, event.occurred_at)
@@ -519,93 +374,3 @@ def snapshot_to_events(
             unique.setdefault((tuple(detail["loc"]), detail["msg"]), detail)
         raise SnapshotInvalid(list(unique.values()))
     return events
-
-
-class SnapshotsAccepted(BaseModel):
-    accepted: list[dict[str, Any]]
-    snapshots: int
-
-
-@router.post(
-    "/v1/dvcqg/hoso",
-    status_code=202,
-    response_model=SnapshotsAccepted,
-    responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
-    openapi_extra={"requestBody": snapshots_request_body()},
-    summary="Submit HoSoDongBoDVC snapshots with the national field names",
-)
-async def post_snapshots(request: Request) -> JSONResponse:
-    context, principal, raw = await authorized_submission(request)
-    body = parse_json(raw)
-    accepted = await ingest_snapshots(
-        context, principal, body if isinstance(body, list) else [body], batch=isinstance(body, list)
-    )
-    return JSONResponse(
-        {"accepted": accepted, "snapshots": len(body) if isinstance(body, list) else 1}, status_code=202
-    )
-
-
-def _prefixed(details: list[dict[str, Any]], prefix: list[int]) -> list[dict[str, Any]]:
-    return [{"loc": [*prefix, *d["loc"]], "msg": d["msg"]} for d in details]
-
-
-async def ingest_snapshots(
-    context: IntakeContext, principal: Principal, items: list[Any], batch: bool = True
-) -> list[dict[str, Any]]:
-    """Validate every snapshot (all or nothing), publish the new events, remember what was sent."""
-    if not items or len(items) > context.settings.max_batch:
-        raise ApiError(422, f"send 1 to {context.settings.max_batch} snapshots", details=[{"loc": [], "msg": "size"}])
-    now = datetime.now(VN_TZ)
-    snapshots, details = [], []
-    for index, raw in enumerate(items):
-        try:
-            snapshots.append(read_snapshot(raw, context.door, now))
-        except SnapshotInvalid as exc:
-            details.extend(_prefixed(exc.details, [index] if batch else []))
-    if details:
-        raise ApiError(422, "the snapshots are invalid; nothing was published", details=details)
-
-    memories = await load_memories(context, [s.MaHoSo for s in snapshots])
-    names = agency_names(context.registry)
-    events: list[Envelope] = []
-    for index, snapshot in enumerate(snapshots):
-        memory = memories.setdefault(snapshot.MaHoSo, Memory())
-        try:
-            events.extend(snapshot_to_events(snapshot, memory, context.registry, now, context.door, names))
-        except SnapshotInvalid as exc:
-            details.extend(_prefixed(exc.details, [index] if batch else []))
-    if details:
-        raise ApiError(422, "the snapshots are invalid; nothing was published", details=details)
-    check_scope(context, principal, events)
-    # Ownership (403/409) names a snapshot's MaHoSo; a snapshot implying no new event is checked too.
-    where: dict[str, list[Any]] = {}
-    for index, snapshot in enumerate(snapshots):
-        where.setdefault(snapshot.MaHoSo, [index, "MaHoSo"] if batch else ["MaHoSo"])
-    accepted = await publish_events(
-        context, principal, events, locs=[where[e.case_code] for e in events], touches=list(where.items())
-    )
-    await save_memories(context, memories)
-    return accepted
-
-
-async def load_memories(context: IntakeContext, codes: list[str]) -> dict[str, Memory]:
-    try:
-        found = await find_by_ids(context.db.dvcqg_snapshots, codes)
-        return {
-            code: Memory(set(doc.get("emitted", [])), doc.get("status"), doc.get("financial_pauses", 0))
-            for code, doc in found.items()
-        }
-    except PyMongoError as exc:
-        raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc
-
-
-async def save_memories(context: IntakeContext, memories: dict[str, Memory]) -> None:
-    writes = [
-        UpdateOne({"_id": code}, {"$set": memory.as_document(code)}, upsert=True) for code, memory in memories.items()
-    ]
-    if writes:
-        try:
-            await context.db.dvcqg_snapshots.bulk_write(writes, ordered=False)
-        except PyMongoError as exc:
-            # The events are published (with deterministic ids, so a resend is counted once).
-            raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc

@@ -13,9 +13,8 @@ request and written after the broker acknowledged the request's events (only cas
 Documents are buckets of neighbouring case codes: a case code without its last two characters is
 the `_id`, those two characters (with "." written "%2E") key its entry:
 `{_id: "000.00.02.H99-261123-00001", v: "<random>", cases: {"23": {owner, handler, provisional,
-handler_since}}}`. A batch of 1,000 consecutive codes is ~10 documents instead of 1,000: this store
-spends ~0.13 ms of CPU per document written (1,000 per-case inserts: ~190 ms a batch, 3-7× the
-whole request; 10 bucket inserts: ~10 ms). `v` (random, new at each write) makes each write
+handler_since}}}`. A batch of consecutive codes then writes a handful of documents instead of one
+per case: the store's cost is per document written. `v` (random, new at each write) makes each write
 conditional (optimistic): a bucket another request wrote since we read it is read again, this
 request's events are applied again to its current entries (the same rules, without refusing), and
 written again.
@@ -60,9 +59,9 @@ from prometheus_client import Counter
 from pymongo import InsertOne, ReplaceOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from services.intake.case_event import CaseEvent
 from shared.domain.codes import EventType
-from shared.events import Envelope
-from shared.store import find_by_ids
+from shared.store import Document, find_by_ids
 from shared.web import ApiError
 
 log = logging.getLogger(__name__)
@@ -126,9 +125,9 @@ class CaseOwner:
         return True
 
 
-def _apply(cases: dict[str, CaseOwner], event: Envelope, scope: set[str] | None) -> str | None:
+def _apply(cases: dict[str, CaseOwner], event: CaseEvent, scope: set[str] | None) -> str | None:
     """Apply one event to its case's entry; "forbidden" or "conflict" (nothing applied) or None."""
-    code, kind, agency = event.case_code, event.type, event.agency_code  # type: ignore[attr-defined]
+    code, kind, agency = event.case_code, event.type, event.agency_code
     state = cases.get(code)
     if state is None:
         state = cases[code] = CaseOwner(agency, agency, provisional=kind != _RECEIVED)
@@ -143,7 +142,7 @@ def _apply(cases: dict[str, CaseOwner], event: Envelope, scope: set[str] | None)
     elif not (scope is None or state.owner in scope or state.handler in scope):
         return "forbidden"
     if kind == _TRANSFERRED:
-        to_agency = vars(event.data).get("to_agency")  # type: ignore[attr-defined]
+        to_agency = vars(event.data).get("to_agency")
         if to_agency:
             state.transfer(to_agency, event.occurred_at)
     return None
@@ -160,15 +159,15 @@ class Ledger:
             entry = buckets.get(bucket, {}).get("cases", {}).get(key)
             if entry is not None:
                 self.cases[code] = CaseOwner.from_entry(entry)
-        self.events: list[Envelope] = []  # those applied (replayed on a bucket written meanwhile)
+        self.events: list[CaseEvent] = []  # those applied (replayed on a bucket written meanwhile)
 
     @classmethod
-    async def load(cls, collection: AsyncIOMotorCollection, codes: set[str]) -> Ledger:
+    async def load(cls, collection: AsyncIOMotorCollection[Document], codes: set[str]) -> Ledger:
         return cls(await _read(collection, {bucket_of(code)[0] for code in codes}), codes)
 
     def admit(
         self,
-        events: Sequence[Envelope],
+        events: Sequence[CaseEvent],
         scope: set[str] | None,
         locs: Sequence[list[Any]],
         touches: Sequence[tuple[str, list[Any]]] = (),
@@ -208,7 +207,7 @@ class Ledger:
             )
         self.events.extend(events)
 
-    async def save(self, collection: AsyncIOMotorCollection) -> None:
+    async def save(self, collection: AsyncIOMotorCollection[Document]) -> None:
         """Write the buckets whose entries changed (after the broker acknowledged the events)."""
         try:
             for attempt in range(WRITE_ATTEMPTS):
@@ -233,7 +232,7 @@ class Ledger:
             # The events are published; a resend (same ids: duplicates, not republished) saves again.
             raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc
 
-    async def _write(self, collection: AsyncIOMotorCollection) -> set[str]:
+    async def _write(self, collection: AsyncIOMotorCollection[Document]) -> set[str]:
         """One conditional write per changed bucket; the buckets another request wrote first."""
         changed: dict[str, dict[str, Any]] = {}
         for code, state in self.cases.items():
@@ -244,12 +243,12 @@ class Ledger:
                 changed.setdefault(bucket, dict(entries))[key] = entry
         if not changed:
             return set()
-        writes: list[InsertOne | ReplaceOne] = []
-        documents = []
+        writes: list[InsertOne[Document] | ReplaceOne[Document]] = []
+        documents: list[dict[str, Any]] = []
         for bucket, entries in changed.items():
             version = self.buckets.get(bucket, {}).get("v")
             # a new random version per write (a counter would give two writers the same next value)
-            document = {"_id": bucket, "v": secrets.token_hex(8), "cases": entries}
+            document: dict[str, Any] = {"_id": bucket, "v": secrets.token_hex(8), "cases": entries}
             documents.append(document)
             writes.append(
                 InsertOne(document) if version is None else ReplaceOne({"_id": bucket, "v": version}, document)
@@ -274,7 +273,7 @@ class Ledger:
         return stale
 
 
-async def _read(collection: AsyncIOMotorCollection, buckets: set[str]) -> dict[str, dict[str, Any]]:
+async def _read(collection: AsyncIOMotorCollection[Document], buckets: set[str]) -> dict[str, dict[str, Any]]:
     try:
         return await find_by_ids(collection, buckets)
     except PyMongoError as exc:

@@ -25,9 +25,8 @@ from typing import Any
 import httpx
 from prometheus_client import Counter, Gauge
 
-from services.intake.context import IntakeContext
-from services.intake.dvcqg import ingest_snapshots
-from services.intake.events import ingest_events
+from services.intake.snapshots import submit_snapshots
+from services.intake.submission import IntakePorts, submit_items
 from shared.web import ApiError, Principal
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ class PullSource:
 
 
 class Poller:
-    def __init__(self, context: IntakeContext, source: PullSource) -> None:
+    def __init__(self, context: IntakePorts, source: PullSource) -> None:
         self.context = context
         self.source = source
         # its own source (records' `source` header "pull:<name>", its own event_id space)
@@ -128,11 +127,11 @@ class Poller:
     async def _ingest(self, items: list[Any]) -> None:
         """Ingest a page; items refused (403 ownership or scope, 409 moving a case, 422 invalid) are set
         aside in `pull_rejects` (never dropped) and the rest ingested again, until all are placed."""
-        ingest = ingest_snapshots if self.source.format == "dvcqg" else ingest_events
+        submit = submit_snapshots if self.source.format == "dvcqg" else submit_items
         pending = list(items)
         while pending:
             try:
-                await ingest(self.context, self.principal, pending, True)
+                await submit(self.context, self.principal, pending, True)
                 PULL_ITEMS.labels(self.source.name, "accepted").inc(len(pending))
                 return
             except ApiError as exc:

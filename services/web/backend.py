@@ -39,7 +39,12 @@ class BackendError(Exception):
         self.path = path
 
 
+SERVICES = ("deadline", "metrics")
+
+
 class Backend:
+    """The two services' HTTP APIs, each call carrying the officer's token."""
+
     def __init__(self, settings: Settings) -> None:
         self.urls = {"deadline": settings.deadline_url.rstrip("/"), "metrics": settings.metrics_url.rstrip("/")}
         self.http = httpx.AsyncClient(timeout=settings.request_timeout_s)
@@ -54,7 +59,7 @@ class Backend:
         path: str,
         token: str,
         params: dict[str, Any] | None = None,
-        json: Any = None,
+        json: dict[str, Any] | None = None,
     ) -> httpx.Response:
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         try:
@@ -77,17 +82,19 @@ class Backend:
             raise _error(response, service, path)
         return response
 
-    async def get(self, service: str, path: str, token: str, **params: Any) -> Any:
-        return (await self.call(service, "GET", path, token, params)).json()
+    async def get(self, service: str, path: str, token: str, **params: Any) -> dict[str, Any]:
+        """A GET's JSON object (every read route of the contract answers one)."""
+        answer = (await self.call(service, "GET", path, token, params)).json()
+        if not isinstance(answer, dict):
+            raise BackendError(502, f"{path} did not answer a JSON object", service=service, path=path)
+        return answer
 
-    async def ready(self) -> bool:
+    async def answers(self, service: str) -> bool:
+        """Whether a service's process is up (its /healthz): the pages are ready when both are."""
         try:
-            for url in self.urls.values():
-                if (await self.http.get(f"{url}/healthz", timeout=2)).status_code != 200:
-                    return False
+            return (await self.http.get(f"{self.urls[service]}/healthz", timeout=2)).status_code == 200
         except httpx.HTTPError:
             return False
-        return True
 
 
 def _error(response: httpx.Response, service: str, path: str) -> BackendError:

@@ -1,6 +1,6 @@
 """What an officer reads when an API says no: Vietnamese words chosen by the error's status, its
-machine `reason` (shared/web.py ApiError, additive) and the field it names, never the API's English
-`message` (issue #20).
+machine `reason` (shared/web.py ApiError) and the field it names, never the API's English
+`message`.
 
 `explain(status, reason, details, **facts)` → (title, message, field lines). `facts` fill the
 words: `case_code`, `due_at` (a formatted date), `agency`, `service`.

@@ -112,7 +112,7 @@ FILTERS = {
 }
 
 
-# ---- indicators: names for the ids of config/scoring and of the plan (issue #20 item 5) ----------
+# ---- indicators: names for the ids of config/scoring and of the plan ----------------------------
 
 # The rates drawn month by month, in the order of the page.
 RATE_CHARTS = {

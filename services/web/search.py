@@ -1,4 +1,4 @@
-"""The /find box: a case code as an officer types it, turned into the stored form (issue #20).
+"""The /find box: a case code as an officer types it, turned into the stored form.
 
 Case codes are ASCII (contract v1.1: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`) and the one-stop systems
 write the agency part in capitals (`000.00.02.H99-261116-00001`). An officer types it in any case,

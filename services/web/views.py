@@ -8,6 +8,8 @@ its `valid_to`), the PAR criteria that apply to the year, the 766 items the case
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 from services.web import charts, labels
 from services.web.charts import Target
+from services.web.site import Officer
 from shared.domain.indicators import Period
 from shared.domain.plans import target_spec
 
@@ -90,7 +93,7 @@ def item_note(item: dict[str, Any]) -> str | None:
     return None
 
 
-def has_cases(row: dict[str, Any]) -> bool:
+def has_cases(row: Mapping[str, Any]) -> bool:
     received = row.get("received") or {}
     return bool(received.get("total", 0) + received.get("carried_over", 0))
 
@@ -119,8 +122,22 @@ def agency_groups(rows: list[dict[str, Any]], rank: str, target: Target | None) 
     return out
 
 
+def rate_chart(
+    rate: str, title: str, value: float | None, goal: Target | None, months: list[Any], year: int
+) -> dict[str, Any]:
+    """One rate's card: its value for the period, the plan's target and the month chart."""
+    return {
+        "rate": rate,
+        "title": title,
+        "value": value,
+        "target": goal,
+        "met": goal.met(value) if goal else None,
+        "svg": charts.rate_by_month(months, rate, f"{title} theo tháng, năm {year}", goal),
+    }
+
+
 def indicator_views(
-    who: dict[str, Any],
+    who: Officer,
     span: Period,
     answer: dict[str, Any],
     index766: dict[str, Any],
@@ -133,23 +150,15 @@ def indicator_views(
     """The page's context beyond the raw answers."""
     goals = targets(par, config_dir, int(par["year"]))
     months = by_month.get("months", [])
-    year = span.last.year
     rate_charts = [
-        {
-            "rate": rate,
-            "title": title,
-            "value": answer["rates"].get(rate),
-            "target": goals[rate],
-            "met": goals[rate].met(answer["rates"].get(rate)) if goals[rate] else None,
-            "svg": charts.rate_by_month(months, rate, f"{title} theo tháng, năm {year}", goals[rate]),
-        }
+        rate_chart(rate, title, answer["rates"].get(rate), goals[rate], months, span.last.year)
         for rate, title in labels.RATE_CHARTS.items()
     ]
     for group in index766.get("groups", []):
         for item in group["items"]:
             item["why"] = item_note(item)
     return {
-        "who": who | {"agencies": [a for a in who["agencies"] if existed(a, span)]},
+        "who": replace(who, agencies=[a for a in who.agencies if existed(a, span)]),
         "rate_charts": rate_charts,
         "months": months,
         "points_svg": charts.points_by_group(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from deploy.local.infra import REPO
@@ -13,7 +16,7 @@ from shared.settings import env_names
 SERVICE_PORTS = {"intake": 8081, "deadline": 8082, "metrics": 8083}
 
 
-def compose_config() -> dict:
+def compose_config() -> dict[str, Any]:
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose is not installed (Debian package docker-compose; .ci/run installs it)"
     result = subprocess.run(
@@ -25,7 +28,8 @@ def compose_config() -> dict:
         env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
 
 
 def test_compose_file_is_valid_and_names_the_services_the_code_has() -> None:
@@ -84,7 +88,9 @@ def test_deadline_signs_webhooks_with_a_generated_secret() -> None:
     assert secret_file in generator and "token_urlsafe" in generator
 
 
-def test_make_up_generates_the_webhook_secret_once_and_lists_it(tmp_path, monkeypatch) -> None:
+def test_make_up_generates_the_webhook_secret_once_and_lists_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from deploy.local import stack
 
     monkeypatch.setattr(stack, "STACK", tmp_path)

@@ -6,7 +6,7 @@ import subprocess
 from deploy.local.infra import REPO
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess:
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("promtool")
     assert exe, "promtool is not installed (Debian package prometheus; .ci/run installs it)"
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120, cwd=REPO)

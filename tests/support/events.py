@@ -40,13 +40,13 @@ def event(kind: str, code: str, at: str, **data: Any) -> dict[str, Any]:
     return {"type": kind, "case_code": code, "occurred_at": at, "agency_code": code.split("-")[0], "data": data}
 
 
-def wire(body: dict, event_id: str) -> tuple[bytes, bytes]:
+def wire(body: dict[str, Any], event_id: str) -> tuple[bytes, bytes]:
     """An event as intake publishes it: (key, value)."""
     value = {**body, "event_id": event_id, "schema_version": 1}
     return body["case_code"].encode(), json.dumps(value).encode()
 
 
-def record(offset: int, body: dict, event_id: str) -> ConsumerRecord:
+def record(offset: int, body: dict[str, Any], event_id: str) -> ConsumerRecord:
     """An event as the consumer hands it to a projection."""
     key, value = wire(body, event_id)
     return ConsumerRecord("t", 0, offset, 0, 0, key, value, None, len(key), len(value), [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from shared.config import load_registry
 from shared.domain.fold import CaseEvent
@@ -11,7 +12,7 @@ REGISTRY = load_registry("config")
 CASE = "000.00.02.H99-260316-0001"
 
 
-def ev(n: int, kind: str, at: str, **data) -> CaseEvent:
+def ev(n: int, kind: str, at: str, **data: Any) -> CaseEvent:
     """Event n of CASE, at a Vietnam local time."""
     return CaseEvent(f"e{n}", kind, CASE, datetime.fromisoformat(at + "+07:00"), "000.00.02.H99", data, seq=n)
 

@@ -10,13 +10,14 @@ import httpx
 from tests.conftest import AUTH
 
 
-async def post_until_acknowledged(client: httpx.AsyncClient, url: str, body: Any) -> list[dict]:
+async def post_until_acknowledged(client: httpx.AsyncClient, url: str, body: Any) -> list[dict[str, Any]]:
     """Resend until the intake says 202 (bounded); a 503 or a refused connection means try again."""
     for _ in range(120):
         try:
             response = await client.post(url, json=body, headers=AUTH)
             if response.status_code == 202:
-                return response.json()["accepted"]
+                accepted: list[dict[str, Any]] = response.json()["accepted"]
+                return accepted
             assert response.status_code == 503, response.text
         except httpx.TransportError:
             pass  # the intake is down: try again

@@ -60,7 +60,7 @@ async def produce_raw(bootstrap: str, topic: str, messages: list[tuple[bytes, by
 async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0, interval: float = 0.2) -> T:
     """Polls `check` until it returns something truthy; fails with its last value after `timeout`."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | None = None
     while time.monotonic() < deadline:
         last = await check()
         if last:

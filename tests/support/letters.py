@@ -12,10 +12,14 @@ import shutil
 import struct
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from docx import Document
+from docx.document import Document as DocxDocument
 from docx.oxml.ns import qn
+from docx.shared import Length
+from docx.text.run import Run
 
 A4_PT = (595.0, 842.0)
 SERIF = re.compile(r"LiberationSerif|Tinos|TimesNewRoman|Times-Roman", re.IGNORECASE)
@@ -101,9 +105,9 @@ def assert_official_docx(docx: bytes) -> str:
     """A4, NĐ 30 margins, Times New Roman throughout: returns the text."""
     document = Document(io.BytesIO(docx))
     for section in document.sections:
-        assert abs(section.page_width.mm - 210) < 0.5 and abs(section.page_height.mm - 297) < 0.5
-        assert 20 <= section.top_margin.mm <= 25 and 20 <= section.bottom_margin.mm <= 25
-        assert 30 <= section.left_margin.mm <= 35 and 15 <= section.right_margin.mm <= 20
+        assert abs(_mm(section.page_width) - 210) < 0.5 and abs(_mm(section.page_height) - 297) < 0.5
+        assert 20 <= _mm(section.top_margin) <= 25 and 20 <= _mm(section.bottom_margin) <= 25
+        assert 30 <= _mm(section.left_margin) <= 35 and 15 <= _mm(section.right_margin) <= 20
     assert document.styles["Normal"].font.name == "Times New Roman"
     for fonts in document.element.body.iter(qn("w:rFonts")):
         named = {key: value for key, value in fonts.attrib.items() if not key.endswith("Theme")}
@@ -113,7 +117,12 @@ def assert_official_docx(docx: bytes) -> str:
     return docx_text(docx)
 
 
-def _runs(document):  # type: ignore[no-untyped-def]
+def _mm(length: Length | None) -> float:
+    assert length is not None, "the section sets no such length"
+    return float(length.mm)
+
+
+def _runs(document: DocxDocument) -> Iterator[Run]:
     for paragraph in document.paragraphs:
         yield from paragraph.runs
     for table in document.tables:

@@ -33,7 +33,7 @@ class FakeBackend:
     async def close(self) -> None:
         pass
 
-    async def ready(self) -> bool:
+    async def answers(self, service: str) -> bool:
         return True
 
     async def call(self, service: str, method: str, path: str, token: str, params: Any = None, json: Any = None) -> Any:

@@ -11,7 +11,8 @@ from datetime import datetime
 import pytest
 
 from services.intake.door import DoorBounds, event_problems
-from services.intake.dvcqg import Memory, SnapshotInvalid, read_snapshot, snapshot_to_events
+from services.intake.dvcqg import Memory, snapshot_to_events
+from services.intake.dvcqg_snapshot import SnapshotInvalid, read_snapshot
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
 from shared.domain.codes import EventType

@@ -6,12 +6,13 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+from annotated_types import MaxLen
 from pydantic import ValidationError
 
-from services.intake.door import DoorBounds, event_problems, named_type_errors
+from services.intake.door import MAX_DATA_BYTES, DoorBounds, event_problems, named_type_errors
 from shared.domain.calendar import VN_TZ
 from shared.domain.codes import EventType
-from shared.events import EVENT_ADAPTER, example_event
+from shared.events import DATA_MODELS, EVENT_ADAPTER, example_event
 from shared.settings import Settings
 from shared.web import ApiError, json_depth, parse_json, pydantic_details
 
@@ -169,11 +170,6 @@ def test_earliest_event_setting_reads_vietnam_local_time(monkeypatch: pytest.Mon
 
 def test_declared_data_fields_alone_stay_under_the_data_limit() -> None:
     """door.event_problems measures `data` only when it has extras: this is why that is enough."""
-    from annotated_types import MaxLen
-
-    from services.intake.door import MAX_DATA_BYTES
-    from shared.events import DATA_MODELS
-
     filled = 0
     for event_type, model in DATA_MODELS.items():
         event = example_event(event_type)

@@ -7,14 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.intake.door import DoorBounds
-from services.intake.dvcqg import (
-    HoSoDongBoDVC,
-    Memory,
-    SnapshotInvalid,
-    read_snapshot,
-    snapshot_events,
-    snapshot_to_events,
-)
+from services.intake.dvcqg import Memory, snapshot_events, snapshot_to_events
+from services.intake.dvcqg_snapshot import HoSoDongBoDVC, SnapshotInvalid, read_snapshot
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
 from shared.domain.registry import Agency

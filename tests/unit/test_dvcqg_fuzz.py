@@ -7,11 +7,12 @@ from datetime import datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.intake.case_event import CaseEvent
 from services.intake.door import DoorBounds
-from services.intake.dvcqg import Memory, SnapshotInvalid, read_snapshot, snapshot_to_events
+from services.intake.dvcqg import Memory, snapshot_to_events
+from services.intake.dvcqg_snapshot import SnapshotInvalid, read_snapshot
 from shared.config import load_registry
 from shared.domain.calendar import VN_TZ
-from shared.events import Envelope
 
 REGISTRY = load_registry("config")
 NOW = datetime(2026, 3, 20, 10, 0, tzinfo=VN_TZ)
@@ -84,7 +85,7 @@ BASE = {
 near_valid = st.builds(lambda changes: {**BASE, **changes}, snapshots)
 
 
-def _map(raw: object) -> list[Envelope] | SnapshotInvalid:
+def _map(raw: object) -> list[CaseEvent] | SnapshotInvalid:
     try:
         snapshot = read_snapshot(raw, BOUNDS, NOW)
         return snapshot_to_events(snapshot, Memory(), REGISTRY, NOW, BOUNDS)

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
+from services.intake.case_event import CaseEvent
 from services.intake.dedupe import RecentEventIds, source_of
 from services.intake.ownership import CaseOwner, Ledger, bucket_of, case_code_of
 from shared.config import load_registry
-from shared.events import EVENT_ADAPTER, Envelope
+from shared.events import EVENT_ADAPTER
 from shared.registry_sync import Credential, RegistryState
 from shared.web import ApiError, Principal
 from tests.support.events import event, received
@@ -19,7 +20,7 @@ CODE = f"{A}-261116-99001"
 AT = "2026-03-17T09:00:00+07:00"
 
 
-def envelopes(*bodies: dict[str, Any]) -> list[Envelope]:
+def envelopes(*bodies: dict[str, Any]) -> list[CaseEvent]:
     return [EVENT_ADAPTER.validate_python({**b, "event_id": f"e{i}"}) for i, b in enumerate(bodies)]
 
 

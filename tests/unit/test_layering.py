@@ -1,5 +1,8 @@
 """The layering the architecture rests on: no service imports another, `shared/` never imports a
-service, and the domain core imports nothing but itself and the standard library's neighbours."""
+service, and the domain core imports nothing but itself and the standard library's neighbours.
+The tools sit on top, each over the ones below it: deploy/ (the local stack) over shared/, the
+simulator over deploy/, the benchmarks over all of them. Below means imported; a process started by
+module name (`python -m services.intake`) is no import."""
 
 from __future__ import annotations
 
@@ -54,5 +57,37 @@ def test_the_domain_core_does_no_io_through_the_frameworks() -> None:
         for path in (REPO / "shared" / "domain").rglob("*.py")
         for module in imported_modules(path)
         if module.split(".")[0] in frameworks or module.startswith("shared.") and not module.startswith("shared.domain")
+    }
+    assert not offenders, sorted(offenders)
+
+
+PACKAGES = ("services", "shared", "deploy", "simulator", "bench", "tests")
+# What each tool package may import of the project: the tools below it, never one above.
+MAY_IMPORT = {
+    "shared": {"shared"},
+    "deploy": {"shared", "deploy"},
+    "simulator": {"shared", "deploy", "simulator"},
+    "bench": {"services", "shared", "deploy", "simulator", "bench"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_each_tool_imports_only_the_layers_below_it(package: str) -> None:
+    offenders = {
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / package).rglob("*.py")
+        for module in imported_modules(path)
+        if module.split(".")[0] in PACKAGES and module.split(".")[0] not in MAY_IMPORT[package]
+    }
+    assert not offenders, sorted(offenders)
+
+
+def test_the_services_import_no_tool() -> None:
+    tools = ("deploy", "simulator", "bench", "tests")
+    offenders = {
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / "services").rglob("*.py")
+        for module in imported_modules(path)
+        if module.split(".")[0] in tools
     }
     assert not offenders, sorted(offenders)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.web import app as web_app
+from services.web import case as case_pages
 from services.web.backend import BackendError
 from services.web.errors import explain
 from services.web.search import code_variants, normalise_code
@@ -177,7 +177,7 @@ def test_a_page_crash_is_a_vietnamese_500_with_the_menu(client: TestClient, monk
     def boom(value: Any) -> str:
         raise RuntimeError("internal error")
 
-    monkeypatch.setattr(web_app, "code_variants", boom)
+    monkeypatch.setattr(case_pages, "code_variants", boom)
     text = assert_vietnamese_page_with_menu(client.get("/find?code=x"), 500)
     assert "gặp lỗi khi xử lý yêu cầu" in text
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from services.web.app import _int, _local_instant, _safe_next
+from services.web.case import local_instant
 from services.web.labels import FILTERS, local_input, number, percent, when
+from services.web.lists import allowed_int
+from services.web.session import safe_next
 
 status = FILTERS["status"]
 
@@ -35,14 +37,14 @@ def test_codes_become_words_and_unknown_codes_stay_visible() -> None:
 
 
 def test_login_only_redirects_within_the_site() -> None:
-    assert _safe_next("/cases/X?y=1") == "/cases/X?y=1"
-    assert _safe_next("//evil.example/") == "/"
-    assert _safe_next("https://evil.example/") == "/"
+    assert safe_next("/cases/X?y=1") == "/cases/X?y=1"
+    assert safe_next("//evil.example/") == "/"
+    assert safe_next("https://evil.example/") == "/"
 
 
 def test_form_values() -> None:
-    assert _local_instant("2026-03-20T10:00") == "2026-03-20T10:00:00+07:00"
-    assert _local_instant("2026-03-20T10:00:30") == "2026-03-20T10:00:30+07:00"
-    assert _int("50", 20, (20, 50, 100)) == 50
-    assert _int("7", 20, (20, 50, 100)) == 20
-    assert _int("x", 20, (20, 50, 100)) == 20
+    assert local_instant("2026-03-20T10:00") == "2026-03-20T10:00:00+07:00"
+    assert local_instant("2026-03-20T10:00:30") == "2026-03-20T10:00:30+07:00"
+    assert allowed_int("50", 20, (20, 50, 100)) == 50
+    assert allowed_int("7", 20, (20, 50, 100)) == 20
+    assert allowed_int("x", 20, (20, 50, 100)) == 20
