@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection
+from pymongo import InsertOne
 
 from bench.harness import (
     applied_rate,
@@ -161,7 +162,7 @@ def folded(
 def timers_of(context: DeadlineContext, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The timer documents the projection arms for these new cases."""
     [(_, writes)] = context.port.prelude([(d["_id"], None, d) for d in documents])
-    return [w._doc for w in writes]  # inserts: the cases are new
+    return [w._doc for w in writes if isinstance(w, InsertOne)]  # inserts: the cases are new
 
 
 @dataclass

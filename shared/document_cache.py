@@ -39,9 +39,9 @@ Entry = tuple[Any, bytes | None]  # (_id, the document as BSON, or None: not kep
 class Held(Mapping[Any, dict[str, Any]]):
     """Kept documents by `_id`, each decoded when the fold reaches it (a fresh copy each time), as
     the store's would be. (Handed out as `RawBSONDocument`s instead, decoded field by field as read,
-    they cost the fold twice as much: pymongo inflates each embedded document in Python.)"""
+    they cost the fold more: pymongo inflates each embedded document in Python.)"""
 
-    def __init__(self, documents: dict[Any, bytes], codec_options: CodecOptions) -> None:
+    def __init__(self, documents: dict[Any, bytes], codec_options: CodecOptions[dict[str, Any]]) -> None:
         self._documents = documents
         self._codec_options = codec_options
 
@@ -63,7 +63,7 @@ class DocumentCache:
         self,
         name: str,
         max_bytes: int,
-        codec_options: CodecOptions,
+        codec_options: CodecOptions[dict[str, Any]],
         keep: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self.name = name

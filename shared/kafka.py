@@ -159,7 +159,7 @@ class Ownership(Protocol):
     async def assigned(self, sole_owner: bool) -> None: ...
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type information
     def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], owners: list[Ownership]) -> None:
         self.consumer = consumer
         self.topics = topics

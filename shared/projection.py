@@ -20,9 +20,9 @@ import json
 import logging
 import time
 from collections import ChainMap
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import bson
 from aiokafka import ConsumerRecord
@@ -48,7 +48,7 @@ from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER
 from shared.kafka import PublishFailed
 from shared.quarantine import Poison, Quarantine, poison_of
-from shared.store import ABSENT_IDS_PER_QUERY, find_by_ids
+from shared.store import ABSENT_IDS_PER_QUERY, Document, find_by_ids
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,10 @@ RECEIVED = EventType.RECEIVED.value  # a case's first event, as a rule: the batc
 WRITE_CHUNK = 500  # cases per bulk write within a consumer batch (the next chunk is folded meanwhile)
 FIRST_CHUNK = 100  # the batch's first write: the store waits for its fold
 
-Document = dict[str, Any]
 # (previous document or None, new fields) pairs of a batch
 Pairs = list[tuple[Document | None, Document]]
-OtherWrites = list[tuple[AsyncIOMotorCollection, list]]  # (collection, its bulk operations)
+OtherOps = Sequence[InsertOne[Document] | UpdateOne]  # bulk operations on another collection
+OtherWrites = list[tuple[AsyncIOMotorCollection[Document], OtherOps]]  # (collection, its operations)
 # (case code, previous document or None, new document) of one write chunk
 Staged = list[tuple[str, Document | None, Document]]
 
@@ -167,7 +167,7 @@ def decode(record: ConsumerRecord) -> Document:
     event = EVENT_ADAPTER.validate_python(raw)
     if not event.event_id:
         raise ValueError("event_id is missing")
-    stored = event.model_dump(mode="json")
+    stored: Document = event.model_dump(mode="json")
     stored["seq"] = record.offset
     stored["partition"] = record.partition
     source = dict(record.headers or ()).get("source")
@@ -180,7 +180,7 @@ class CaseTooLarge(ValueError):
     """A case whose document would outgrow the projection's limit (the store refuses 16 MiB)."""
 
 
-CaseWrite = InsertOne | ReplaceOne
+CaseWrite = InsertOne[Document] | ReplaceOne[Document]
 TRANSACTION_RETRY_S = 120.0  # as pymongo's with_transaction
 
 
@@ -201,7 +201,7 @@ class CaseProjection(Generic[Outcome]):
     def __init__(
         self,
         name: str,
-        collection: AsyncIOMotorCollection,
+        collection: AsyncIOMotorCollection[Document],
         registry: Callable[[], Registry],
         port: ProjectionPort[Outcome],
         quarantine: Quarantine,
@@ -510,7 +510,7 @@ class ChunkWriter:
     folds the next chunk (the fold is this process's CPU, the write the store's), each after its
     prelude's writes; in the batch's session, if any."""
 
-    def __init__(self, collection: AsyncIOMotorCollection, session: Any) -> None:
+    def __init__(self, collection: AsyncIOMotorCollection[Document], session: Any) -> None:
         self.collection = collection
         self.session = session
         self.landed: list[ChunkOutcome[Any]] = []  # every chunk written, in order
@@ -568,7 +568,7 @@ class ChunkWriter:
             raise
         _check_all_written(result, writes)
 
-    async def _first(self, collection: AsyncIOMotorCollection, ops: list) -> None:
+    async def _first(self, collection: AsyncIOMotorCollection[Document], ops: OtherOps) -> None:
         """The prelude's writes. An insert that finds its document there is a leftover of an earlier
         attempt at this batch (it failed before its cases were written) or of another consumer's:
         it is written again as a `$set` of the same fields, so what lands is this fold's."""
@@ -600,10 +600,11 @@ def case_write(stored: Mapping[str, Any], before: Mapping[str, Any] | None) -> C
     else writes a case document (the deadline's timer marks live in their own collection), so there
     is nothing for the replacement to overwrite but the batch's own reading.
     """
+    document = cast(Document, stored)  # a RawBSONDocument, which pymongo sends as it is
     if before is None:
-        return InsertOne(stored)
+        return InsertOne(document)
     # not an upsert: a case read a moment ago that is gone now must not come back
-    return ReplaceOne({"_id": before["_id"]}, stored)
+    return ReplaceOne({"_id": before["_id"]}, document)
 
 
 def _check_all_written(result: Any, writes: list[CaseWrite]) -> None:

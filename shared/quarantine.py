@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge
 from pymongo import UpdateOne
 
 from shared.kafka import Publisher
+from shared.store import Document
 from shared.web import ApiError, error_responses
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class Quarantine:
     """The marks of one projection's quarantined cases and the dead letters that go with them."""
 
     def __init__(
-        self, projection: str, marks: AsyncIOMotorCollection, dead_letters: Publisher | None, dlq_topic: str
+        self, projection: str, marks: AsyncIOMotorCollection[Document], dead_letters: Publisher | None, dlq_topic: str
     ) -> None:
         self.projection = projection
         self.marks = marks

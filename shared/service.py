@@ -21,7 +21,7 @@ from shared.projection import CaseProjection, Outcome, ProjectionPort
 from shared.quarantine import Quarantine
 from shared.registry_sync import RegistryFollower, RegistryState
 from shared.settings import Settings
-from shared.store import mongo_client, ping, service_database
+from shared.store import Document, mongo_client, ping, service_database
 from shared.web import ApiError, Principal, authenticate, health_router, install_error_handlers
 
 
@@ -34,7 +34,7 @@ class ServiceContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.mongo = mongo_client(settings.mongo_uri)
-        self.db: AsyncIOMotorDatabase = service_database(self.mongo, settings, self.service)
+        self.db: AsyncIOMotorDatabase[Document] = service_database(self.mongo, settings, self.service)
         self.registry_state = RegistryState.seeded(settings)
         self.follower = RegistryFollower(settings, self.registry_state)
         self.publisher = Publisher(settings.kafka_bootstrap, client_id=f"tthc-{self.service}")
@@ -54,7 +54,7 @@ class ServiceContext:
         await self.publisher.stop()
         self.mongo.close()
 
-    def readiness(self) -> dict:
+    def readiness(self) -> dict[str, Any]:
         return {
             "broker": self.publisher.ready,
             "store": lambda: ping(self.mongo),
@@ -199,7 +199,7 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
         self, settings: Settings, collection: str, keep: Callable[[dict[str, Any]], bool] | None = None
     ) -> None:
         super().__init__(settings)
-        self.collection: AsyncIOMotorCollection = self.db[collection]
+        self.collection: AsyncIOMotorCollection[Document] = self.db[collection]
         self.documents = DocumentCache(
             self.service, settings.projection_cache_mib * 2**20, self.collection.codec_options, keep
         )
@@ -267,5 +267,5 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
         await self.consumer.stop()  # finishes the batch in hand and commits it
         await super().stop()
 
-    def readiness(self) -> dict:
+    def readiness(self) -> dict[str, Any]:
         return {**super().readiness(), "consumer": self.consumer.readiness}

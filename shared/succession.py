@@ -14,6 +14,7 @@ from shared.domain.fold import dissolution_instant
 from shared.domain.registry import Agency, Registry
 from shared.periodic import Periodic
 from shared.registry_sync import RegistryState
+from shared.store import Document
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # cases per refold (one projection write each)
@@ -46,7 +47,7 @@ class RefoldingProjection(Protocol):
     """What the re-fold job needs of a projection's service context."""
 
     registry_state: RegistryState
-    collection: AsyncIOMotorCollection
+    collection: AsyncIOMotorCollection[Document]
 
     @property
     def registry(self) -> Registry: ...

@@ -22,6 +22,7 @@ from services.deadline.webhooks import WebhookDispatcher
 from shared.projection import ProjectionRun
 from shared.service import ProjectionContext
 from shared.settings import Settings
+from shared.store import Document
 from shared.succession import SuccessionRefold
 
 CASES_REFOLDED = Counter(
@@ -110,7 +111,9 @@ OBSOLETE_INDEXES = ("next_check_at_1", "open_1_due_at_1", "agency_code_1_due_at_
 LEGACY_TIMER_INDEX = "open_1_next_check_at_1"  # the index of timers kept on the case documents
 
 
-async def ensure_case_indexes(cases: AsyncIOMotorCollection, timers: AsyncIOMotorCollection) -> None:
+async def ensure_case_indexes(
+    cases: AsyncIOMotorCollection[Document], timers: AsyncIOMotorCollection[Document]
+) -> None:
     await timers.create_index(TIMER_INDEX)
     existing = await cases.index_information()
     if LEGACY_TIMER_INDEX in existing:
@@ -120,7 +123,7 @@ async def ensure_case_indexes(cases: AsyncIOMotorCollection, timers: AsyncIOMoto
             await cases.drop_index(name)
 
 
-async def move_legacy_timers(cases: AsyncIOMotorCollection, timers: AsyncIOMotorCollection) -> None:
+async def move_legacy_timers(cases: AsyncIOMotorCollection[Document], timers: AsyncIOMotorCollection[Document]) -> None:
     """Timers kept on the case documents (a store written by an older release) move to their own
     collection, marks and all, once: the cases' index is dropped after, so a restart does not move
     them again (ADR 0011)."""

@@ -24,6 +24,7 @@ from shared.domain.registry import Registry
 from shared.kafka import topic_partitions
 from shared.periodic import Periodic
 from shared.settings import Settings
+from shared.store import Document
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class CasePopulation(Protocol):
     due_soon_seconds: int
     apology_due_seconds: int
     open_cases: OpenCaseIndex
-    cases: AsyncIOMotorCollection
+    cases: AsyncIOMotorCollection[Document]
     sweeper: Sweeper
 
     @property

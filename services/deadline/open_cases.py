@@ -30,6 +30,7 @@ from sortedcontainers import SortedList
 
 from shared.domain.apology_due import apology_due
 from shared.sole_writer import SoleWriterCopy
+from shared.store import Document
 
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
 INDEX_USABLE = Gauge("tthc_deadline_open_cases_index_usable", "1 when the lists are answered from memory, else 0")
@@ -188,7 +189,7 @@ def _undated(document: dict[str, Any]) -> tuple[str, str] | None:
 class OpenCaseIndex(SoleWriterCopy):
     name = "open-cases"
 
-    def __init__(self, collection: AsyncIOMotorCollection) -> None:
+    def __init__(self, collection: AsyncIOMotorCollection[Document]) -> None:
         super().__init__(INDEX_USABLE)
         self.collection = collection
         self.cases: dict[str, OpenCase] = {}

@@ -14,6 +14,7 @@ from shared.domain.codes import DerivedEventType
 from shared.domain.fold import Apology, CaseState
 from shared.domain.registry import Registry
 from shared.projection import OtherWrites, ProjectionPort, Staged
+from shared.store import Document
 
 
 def case_document(state: CaseState, events: list[dict[str, Any]], previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class DeadlinePort(ProjectionPort[None]):
 
     def __init__(
         self,
-        timers: AsyncIOMotorCollection,
+        timers: AsyncIOMotorCollection[Document],
         registry: Callable[[], Registry],
         due_soon_seconds: int,
         apology_due_seconds: int,

@@ -38,7 +38,7 @@ from shared.domain.calendar import CalendarError, WorkingCalendar
 from shared.domain.codes import DerivedEventType
 from shared.domain.registry import Registry
 from shared.periodic import Periodic
-from shared.store import find_by_ids
+from shared.store import Document, find_by_ids
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +157,13 @@ def timer_writes(
     due_soon_seconds: int,
     now: datetime,
     apology_due_seconds: int = APOLOGY_DUE_SECONDS,
-) -> list[InsertOne | UpdateOne]:
+) -> list[InsertOne[Document] | UpdateOne]:
     """The timers to re-arm for a chunk of case writes: (case code, stored document or None, new one).
 
     Only cases whose timing changed; the check goes to the first transition, fired or not (the marks
     are the sweeper's, not read here), so a known case is checked once more and nothing is missed.
     """
-    writes: list[InsertOne | UpdateOne] = []
+    writes: list[InsertOne[Document] | UpdateOne] = []
     for code, before, document in staged:
         inputs = timer_inputs(document)
         if before is not None and timer_inputs(before) == inputs:
@@ -205,8 +205,8 @@ class TimedCases(Protocol):
 
     due_soon_seconds: int
     apology_due_seconds: int
-    cases: AsyncIOMotorCollection
-    timers: AsyncIOMotorCollection
+    cases: AsyncIOMotorCollection[Document]
+    timers: AsyncIOMotorCollection[Document]
 
     @property
     def registry(self) -> Registry: ...

@@ -35,6 +35,7 @@ from shared.periodic import Periodic
 from shared.registry_sync import RegistryState
 from shared.service import context_of
 from shared.settings import Settings
+from shared.store import Document
 from shared.webhooks import HostUnresolved, UrlPolicy, WebhookUrlRefused, signed_headers
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class WebhookDispatcher:
     def __init__(
         self,
         settings: Settings,
-        deliveries: AsyncIOMotorCollection,
+        deliveries: AsyncIOMotorCollection[Document],
         registry_state: RegistryState,
         poll_s: float = 1.0,
     ) -> None:

@@ -19,6 +19,7 @@ from services.metrics.projection import BucketChanges, MetricsPort
 from shared.projection import ProjectionRun
 from shared.service import ProjectionContext
 from shared.settings import Settings
+from shared.store import Document
 from shared.succession import SuccessionRefold
 
 FACTS_REFOLDED = Counter(
@@ -68,7 +69,7 @@ class MetricsContext(ProjectionContext[BucketChanges]):
 
     async def find_buckets(
         self, collection: str, query: dict[str, Any], fields: dict[str, int], rollup_days: set[str] | None = None
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """The buckets of a `buckets_queries` query: from memory when the copy is exact (summed per
         month with `rollup_days`, see BucketMirror.find), else the store."""
         if self.mirror.usable:
@@ -94,7 +95,7 @@ class MetricsContext(ProjectionContext[BucketChanges]):
         for collection in self.aggregates.values():
             await collection.delete_many({})
         await self.db["agg_c_d"].drop()  # an older layout's days, in a collection of their own
-        batch: list = []
+        batch: list[tuple[None, Document]] = []
 
         async def flush() -> None:
             for name, ops in bucket_writes(batch).items():

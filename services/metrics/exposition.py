@@ -44,7 +44,7 @@ class BucketSource(Protocol):
 
     async def find_buckets(
         self, collection: str, query: dict[str, Any], fields: dict[str, int], rollup_days: set[str] | None = None
-    ) -> list[dict]: ...
+    ) -> list[dict[str, Any]]: ...
 
 
 class IndicatorGauges:

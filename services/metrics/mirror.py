@@ -25,6 +25,7 @@ from prometheus_client import Gauge
 
 from services.metrics.aggregates import COLLECTIONS, apply_change
 from shared.sole_writer import SoleWriterCopy
+from shared.store import Document
 
 log = logging.getLogger(__name__)
 MIRRORED = Gauge("tthc_metrics_buckets_mirrored", "Aggregate buckets held in memory for indicator queries")
@@ -43,7 +44,7 @@ def _group(keys: Mapping[str, Any]) -> Group:
 class BucketMirror(SoleWriterCopy):
     name = "bucket-mirror"
 
-    def __init__(self, collections: Mapping[str, AsyncIOMotorCollection]) -> None:
+    def __init__(self, collections: Mapping[str, AsyncIOMotorCollection[Document]]) -> None:
         super().__init__(MIRROR_USABLE)
         self.collections = collections
         # collection → period key p → (field, channel) → bucket id → bucket (a coarse bucket has

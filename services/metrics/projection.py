@@ -12,6 +12,7 @@ from services.metrics.aggregates import changes, writes_of
 from services.metrics.facts import case_facts
 from shared.domain.fold import CaseState
 from shared.projection import CompanionWrites, Pairs, ProjectionPort
+from shared.store import Document
 
 # (collection, bucket id) → {"keys": the bucket's fields, "inc": {counter path: delta}} (aggregates.changes)
 BucketChanges = dict[tuple[str, str], dict[str, Any]]
@@ -20,7 +21,7 @@ BucketChanges = dict[tuple[str, str], dict[str, Any]]
 class MetricsPort(ProjectionPort[BucketChanges]):
     transactional = True
 
-    def __init__(self, aggregates: Mapping[str, AsyncIOMotorCollection]) -> None:
+    def __init__(self, aggregates: Mapping[str, AsyncIOMotorCollection[Document]]) -> None:
         self.aggregates = aggregates
 
     def document(
