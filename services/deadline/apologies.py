@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from services.deadline.cases import case_agencies
 from services.deadline.context import DeadlineContext, get_context
 from services.deadline.letters.render import LetterFontMissing, letter_fields, render_docx, render_pdf
+from shared.domain.deadlines import apology_on_time
 from shared.domain.fold import parse_instant
 from shared.domain.rulesets import rule_set_of
 from shared.kafka import PublishFailed
@@ -113,7 +114,6 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
         await context.db.apologies.delete_one({"_id": case_code})  # nothing was acknowledged: free it
         raise unavailable("the event broker") from exc
     apology_deadline_at = document.get("apology_deadline_at") or due
-    on_time = issued_at <= apology_deadline_at  # as the fold judges it (contract v1.1)
     return JSONResponse(
         {
             "case_code": case_code,
@@ -122,7 +122,7 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
             "new_due_at": body.new_due_at.isoformat(),
             "issued_at": issued_at.isoformat(),
             "due_at": due.isoformat(),
-            "on_time": on_time,
+            "on_time": apology_on_time(issued_at, apology_deadline_at),
             "letter": {
                 "docx": f"/v1/cases/{quote(case_code, safe='')}/apology-letter?format=docx",
                 "pdf": f"/v1/cases/{quote(case_code, safe='')}/apology-letter?format=pdf",

@@ -24,6 +24,7 @@ from shared.domain.deadlines import (
     Duration,
     Interval,
     apology_deadline,
+    apology_on_time,
     compute_due,
 )
 from shared.domain.registry import Registry
@@ -474,7 +475,7 @@ def _compute(
         state.due_mismatch = gap >= DUE_MISMATCH_TOLERANCE_SECONDS
 
     if state.apology is not None:
-        state.apology.on_time = state.apology.issued_at <= state.apology_deadline_at
+        state.apology.on_time = apology_on_time(state.apology.issued_at, state.apology_deadline_at)
 
     for position, leg in enumerate(state.legs):
         leg_duration = version.leg_duration(leg.agency_code, position)
