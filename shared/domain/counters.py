@@ -16,7 +16,7 @@ v1.1: agencies change); the handover counters move a lasting state (pending, ove
 holder to the next on the handover's day, so each agency's prefix sums stay exact; over every agency
 they sum to zero.
 
-The counters are stored under short keys (`CaseCounter`'s values) in every bucket document; the
+The counters are stored under short keys (`CaseCounter`'s constants) in every bucket document; the
 names say what each one counts.
 """
 
@@ -25,8 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from shared.domain.calendar import VN_TZ
 from shared.domain.indicators import Period, Tallies, assemble, digitized_with_e_result, holder_at, overdue_from
@@ -35,88 +34,90 @@ CHANNELS = ("online", "direct", "postal")
 RESULT_DATES = ("early", "on_time", "late")  # Biểu 06: the result's day against the due day
 
 
-class CaseCounter(StrEnum):
-    """A counter the cases of a bucket add to on a day; the value is the key stored in the buckets."""
+class CaseCounter:
+    """The counters the cases of a bucket add to on a day: each name is the key stored in the buckets.
 
-    RECEIVED = "r"
+    Plain string constants, not an Enum: they are read for every day point of every case change."""
+
+    RECEIVED: Final = "r"
     """Received (tiếp nhận): counts from the receipt day until the end day (FINISHED)."""
-    RECEIVED_ONLINE = "r_online"
+    RECEIVED_ONLINE: Final = "r_online"
     """Received through the online channel (trực tuyến)."""
-    RECEIVED_DIRECT = "r_direct"
+    RECEIVED_DIRECT: Final = "r_direct"
     """Received at the one-stop desk (trực tiếp), and every channel not reported."""
-    RECEIVED_POSTAL = "r_postal"
+    RECEIVED_POSTAL: Final = "r_postal"
     """Received by post (bưu chính công ích)."""
-    FULL_ONLINE_ELIGIBLE = "elig"
+    FULL_ONLINE_ELIGIBLE: Final = "elig"
     """Received for a procedure that can be done fully online (đủ điều kiện trực tuyến toàn trình)."""
-    RECEIVED_FULL_ONLINE = "full"
+    RECEIVED_FULL_ONLINE: Final = "full"
     """Received fully online (trực tuyến toàn trình), among the eligible."""
-    FEE_BEARING = "fee"
+    FEE_BEARING: Final = "fee"
     """Received for a procedure with a fee or charge."""
-    PAID_ONLINE = "paid"
+    PAID_ONLINE: Final = "paid"
     """A fee-bearing case paid online (thanh toán trực tuyến)."""
-    COMPONENTS_DIGITIZED = "dig"
+    COMPONENTS_DIGITIZED: Final = "dig"
     """Received with its components digitized (số hóa thành phần hồ sơ)."""
-    DIGITIZED_WITH_E_RESULT = "digE"
+    DIGITIZED_WITH_E_RESULT: Final = "digE"
     """Components digitized and an electronic result (766 item 4.2)."""
-    REUSED = "reu"
+    REUSED: Final = "reu"
     """Received reusing digitized data (tái sử dụng)."""
-    RECEIVED_WITH_DUE = "rD"
+    RECEIVED_WITH_DUE: Final = "rD"
     """Received with a statutory due date: the cases the 766 on-time rate counts."""
-    RECEIVED_WITH_DUE_MANY_SUPPLEMENTS = "rDM"
+    RECEIVED_WITH_DUE_MANY_SUPPLEMENTS: Final = "rDM"
     """Received with a due date, more than one supplement request (late whatever the instants)."""
-    RECEIVED_WITH_DUE_COMPLAINT = "rDC"
+    RECEIVED_WITH_DUE_COMPLAINT: Final = "rDC"
     """Received with a due date, with a complaint or an unsatisfied rating (766 item 5.4)."""
-    FINISHED = "f"
+    FINISHED: Final = "f"
     """Finished (end of processing: processed, returned, withdrawn or stopped)."""
-    FINISHED_EARLY_BY_DATE = "f_early"
+    FINISHED_EARLY_BY_DATE: Final = "f_early"
     """Finished on a day before the due day (Biểu 06 trước hạn)."""
-    FINISHED_ON_TIME_BY_DATE = "f_on_time"
+    FINISHED_ON_TIME_BY_DATE: Final = "f_on_time"
     """Finished on the due day (Biểu 06 đúng hạn)."""
-    FINISHED_LATE_BY_DATE = "f_late"
+    FINISHED_LATE_BY_DATE: Final = "f_late"
     """Finished on a day after the due day (Biểu 06 quá hạn)."""
-    RETURNED = "ret"
+    RETURNED: Final = "ret"
     """Finished with a result channel reported (trả kết quả)."""
-    RETURNED_POSTAL = "retP"
+    RETURNED_POSTAL: Final = "retP"
     """Finished with the result returned by post."""
-    FINISHED_WITH_DUE = "fD"
+    FINISHED_WITH_DUE: Final = "fD"
     """Finished, with a due date: leaves RECEIVED_WITH_DUE."""
-    FINISHED_ON_TIME = "fOT"
+    FINISHED_ON_TIME: Final = "fOT"
     """Finished on time on exact instants, at most one supplement request (766 item 2.1)."""
-    FINISHED_LATE = "fL"
+    FINISHED_LATE: Final = "fL"
     """Finished after its due instant."""
-    FINISHED_LATE_WITH_APOLOGY = "fLA"
+    FINISHED_LATE_WITH_APOLOGY: Final = "fLA"
     """Finished late, with an apology issued on time (apology coverage)."""
-    FINISHED_WITH_DUE_MANY_SUPPLEMENTS = "fDM"
+    FINISHED_WITH_DUE_MANY_SUPPLEMENTS: Final = "fDM"
     """Finished, with a due date and more than one supplement request: leaves RECEIVED_WITH_DUE_MANY_SUPPLEMENTS."""
-    FINISHED_WITH_DUE_COMPLAINT = "fDC"
+    FINISHED_WITH_DUE_COMPLAINT: Final = "fDC"
     """Finished, with a due date and a complaint: leaves RECEIVED_WITH_DUE_COMPLAINT."""
-    OVERDUE = "D"
+    OVERDUE: Final = "D"
     """Counts overdue (quá hạn) from the day of `overdue_from` until OVERDUE_ENDED."""
-    OVERDUE_MANY_SUPPLEMENTS = "DM"
+    OVERDUE_MANY_SUPPLEMENTS: Final = "DM"
     """Overdue, with more than one supplement request."""
-    OVERDUE_WITH_APOLOGY = "DA"
+    OVERDUE_WITH_APOLOGY: Final = "DA"
     """Overdue, with an apology issued on time."""
-    OVERDUE_ENDED = "M"
+    OVERDUE_ENDED: Final = "M"
     """Overdue no more: on the day of max(overdue_from, end)."""
-    OVERDUE_MANY_SUPPLEMENTS_ENDED = "MM"
+    OVERDUE_MANY_SUPPLEMENTS_ENDED: Final = "MM"
     """Leaves OVERDUE_MANY_SUPPLEMENTS."""
-    OVERDUE_WITH_APOLOGY_ENDED = "MA"
+    OVERDUE_WITH_APOLOGY_ENDED: Final = "MA"
     """Leaves OVERDUE_WITH_APOLOGY."""
-    HANDED_OVER_RECEIVED = "Tr"
+    HANDED_OVER_RECEIVED: Final = "Tr"
     """A pending case moved to the successor agency on the handover's day (−1 before, +1 after)."""
-    HANDED_OVER_RECEIVED_WITH_DUE = "TrD"
+    HANDED_OVER_RECEIVED_WITH_DUE: Final = "TrD"
     """RECEIVED_WITH_DUE moved at a handover."""
-    HANDED_OVER_RECEIVED_WITH_DUE_MANY_SUPPLEMENTS = "TrDM"
+    HANDED_OVER_RECEIVED_WITH_DUE_MANY_SUPPLEMENTS: Final = "TrDM"
     """RECEIVED_WITH_DUE_MANY_SUPPLEMENTS moved at a handover."""
-    HANDED_OVER_RECEIVED_WITH_DUE_COMPLAINT = "TrDC"
+    HANDED_OVER_RECEIVED_WITH_DUE_COMPLAINT: Final = "TrDC"
     """RECEIVED_WITH_DUE_COMPLAINT moved at a handover."""
-    HANDED_OVER_OVERDUE = "TD"
+    HANDED_OVER_OVERDUE: Final = "TD"
     """OVERDUE moved at a handover."""
-    HANDED_OVER_OVERDUE_MANY_SUPPLEMENTS = "TDM"
+    HANDED_OVER_OVERDUE_MANY_SUPPLEMENTS: Final = "TDM"
     """OVERDUE_MANY_SUPPLEMENTS moved at a handover."""
-    HANDED_OVER_OVERDUE_WITH_APOLOGY = "TDA"
+    HANDED_OVER_OVERDUE_WITH_APOLOGY: Final = "TDA"
     """OVERDUE_WITH_APOLOGY moved at a handover."""
-    HANDED_OVER_CARRIED_OVER = "Tcr"
+    HANDED_OVER_CARRIED_OVER: Final = "Tcr"
     """A pending case moved on the day before a handover (the day of the instant just before it),
     so that P_S counts the handovers up to S itself: carried over into a period counts for the
     agency holding the case at its start."""
@@ -153,7 +154,7 @@ FINISHED_BY_RESULT_DATE = {
     "late": C.FINISHED_LATE_BY_DATE,
 }
 
-Point = tuple[str, date, CaseCounter]  # (agency holding the case then, day, counter)
+Point = tuple[str, date, str]  # (agency holding the case then, day, counter)
 Handover = tuple[datetime, str, str]  # (instant, agency before, agency after)
 INSTANT = timedelta(microseconds=1)
 
@@ -202,9 +203,9 @@ def _complaint(fact: Mapping[str, Any]) -> bool:
     return bool(fact.get("complaint")) or fact.get("satisfied") is False
 
 
-def _received_counters(fact: Mapping[str, Any]) -> list[CaseCounter]:
+def _received_counters(fact: Mapping[str, Any]) -> list[str]:
     """The counters a case adds to on its receipt day, besides its lasting states."""
-    counters = [C.RECEIVED, RECEIVED_BY_CHANNEL.get(fact.get("channel"), C.RECEIVED_DIRECT)]
+    counters = [C.RECEIVED, RECEIVED_BY_CHANNEL.get(fact.get("channel") or "", C.RECEIVED_DIRECT)]
     if fact.get("full_online_eligible"):
         counters.append(C.FULL_ONLINE_ELIGIBLE)
         if fact.get("online_mode") == "full":
@@ -222,7 +223,7 @@ def _received_counters(fact: Mapping[str, Any]) -> list[CaseCounter]:
     return counters
 
 
-def _pending_states(fact: Mapping[str, Any]) -> list[CaseCounter]:
+def _pending_states(fact: Mapping[str, Any]) -> list[str]:
     """The states between receipt and end, moved at a handover (RECEIVED first)."""
     states = [C.RECEIVED]
     if fact.get("due_at") is not None:
@@ -234,7 +235,7 @@ def _pending_states(fact: Mapping[str, Any]) -> list[CaseCounter]:
     return states
 
 
-def _finished_counters(fact: Mapping[str, Any]) -> list[CaseCounter]:
+def _finished_counters(fact: Mapping[str, Any]) -> list[str]:
     """The counters a finished case adds to on its end day."""
     counters = [C.FINISHED]
     dated = FINISHED_BY_RESULT_DATE.get(fact.get("result_dated") or "")
@@ -282,7 +283,7 @@ def _add_overdue(out: Counter[Point], fact: Mapping[str, Any], end: datetime | N
         _move(out, at, before, after, overdue)
 
 
-def _move(out: Counter[Point], at: datetime, before: str, after: str, states: Iterable[CaseCounter]) -> None:
+def _move(out: Counter[Point], at: datetime, before: str, after: str, states: Iterable[str]) -> None:
     day = _local_day(at)
     for state in states:
         out[(before, day, HANDED_OVER[state])] -= 1
@@ -315,10 +316,10 @@ def indicators_from_prefix_sums(
     from the counters summed over the days before the period (P_S) and before its end (P_E)."""
     s, e = at_start, at_end
 
-    def in_period(counter: CaseCounter) -> int:
+    def in_period(counter: str) -> int:
         return e.get(counter, 0) - s.get(counter, 0)
 
-    def held_at_end(state: CaseCounter, ended: CaseCounter) -> int:
+    def held_at_end(state: str, ended: str) -> int:
         """A state's cases at E, for the agencies holding them just before E."""
         return e.get(state, 0) - e.get(ended, 0) + e.get(HANDED_OVER[state], 0)
 

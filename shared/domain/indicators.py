@@ -139,11 +139,13 @@ def overdue_from(fact: Mapping[str, Any]) -> datetime | None:
     the citizen after one request at or before due → never while it waits; the clock stopped by a
     pause the law does not count → never while it lasts). A fact written before the fold derived it
     has no such key: judged by `due_at`, as it was then. None without a due date (not counted)."""
-    if fact.get("due_at") is None:
+    due: datetime | None = fact.get("due_at")
+    if due is None:
         return None
     if "overdue_from" in fact:
-        return fact["overdue_from"]  # type: ignore[no-any-return]
-    return fact["due_at"]  # type: ignore[no-any-return]
+        overdue: datetime | None = fact["overdue_from"]
+        return overdue
+    return due
 
 
 def holder_at(fact: Mapping[str, Any], instant: datetime, *, just_before: bool = False) -> str:
@@ -320,9 +322,12 @@ def assemble(
 
 def rate_of(answer: Mapping[str, Any], name: str) -> float | None:
     """A contract rate, else one of the answer's `extra` rates (sync, online_synced, …)."""
-    if name in answer["rates"]:
-        return answer["rates"][name]  # type: ignore[no-any-return]
-    return answer["extra"].get(name)  # type: ignore[no-any-return]
+    rates: Mapping[str, float | None] = answer["rates"]
+    if name in rates:
+        return rates[name]
+    extra: Mapping[str, Any] = answer["extra"]
+    rate: float | None = extra.get(name)
+    return rate
 
 
 def points(rate: float | None, maximum: float, threshold: float) -> float:
