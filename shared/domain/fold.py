@@ -537,6 +537,15 @@ def _compute(
     if state.apology is not None:
         state.apology.on_time = apology_on_time(state.apology.issued_at, state.apology_deadline_at)
 
+    _judge_legs(state, calendar, version)
+    if state.end_at is not None:
+        _judge_end(state, state.end_at, due)
+    state.agency_at_fault = _agency_at_fault(state)
+    state.overdue_from = overdue_from(state)
+
+
+def _judge_legs(state: CaseState, calendar: WorkingCalendar, version: ProcedureVersion) -> None:
+    """Each liên thông leg's due instant (its own duration, else as reported) and whether it ran late."""
     for position, leg in enumerate(state.legs):
         leg_duration = version.leg_duration(leg.agency_code, position)
         if leg_duration is not None:
@@ -545,12 +554,13 @@ def _compute(
         if leg.ended_at is not None and leg_due is not None:
             leg.late = leg.ended_at > leg_due
 
-    if state.end_at is not None:
-        state.on_time = state.end_at <= due and state.supplement_requests <= 1
-        end_day, due_day = state.end_at.astimezone(VN_TZ).date(), due.astimezone(VN_TZ).date()
-        state.result_dated = "early" if end_day < due_day else "on_time" if end_day == due_day else "late"
-    state.agency_at_fault = _agency_at_fault(state)
-    state.overdue_from = overdue_from(state)
+
+def _judge_end(state: CaseState, end_at: datetime, due: datetime) -> None:
+    """On time for the 766 index (exact instants, at most one supplement request) and for Biểu 06
+    (by date: early, on_time or late)."""
+    state.on_time = end_at <= due and state.supplement_requests <= 1
+    end_day, due_day = end_at.astimezone(VN_TZ).date(), due.astimezone(VN_TZ).date()
+    state.result_dated = "early" if end_day < due_day else "on_time" if end_day == due_day else "late"
 
 
 def overdue_from(state: CaseState) -> datetime | None:
