@@ -17,7 +17,7 @@ procedure filter, or a field or channel filter over partial months, is answered 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -131,7 +131,18 @@ def prefix(buckets: Iterable[Mapping[str, Any]], x: date) -> Counter[str]:
     return total
 
 
-def answer(buckets: list[Mapping[str, Any]], period: Period) -> dict[str, Any]:
+def group_buckets(buckets: Iterable[Mapping[str, Any]], groups: Mapping[str, set[str]]) -> dict[str, list[Any]]:
+    """group → the buckets of its agencies (the groups are disjoint)."""
+    group_of = {code: group for group, members in groups.items() for code in members}
+    out: dict[str, list[Any]] = defaultdict(list)
+    for bucket in buckets:
+        group = group_of.get(bucket.get("agency", ""))
+        if group is not None:
+            out[group].append(bucket)
+    return out
+
+
+def answer(buckets: Sequence[Mapping[str, Any]], period: Period) -> dict[str, Any]:
     """The contract's /v1/indicators answer (with `extra`, as shared.domain.indicators gives it)."""
     at_start = prefix(buckets, period.first)
     at_end = prefix(buckets, date.fromordinal(period.last.toordinal() + 1))
