@@ -123,7 +123,7 @@ class CaseCounter:
     agency holding the case at its start."""
 
 
-C = CaseCounter
+C = CaseCounter  # short in the tables and sums below
 
 HANDED_OVER = {
     C.RECEIVED: C.HANDED_OVER_RECEIVED,

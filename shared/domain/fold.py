@@ -130,7 +130,7 @@ class Apology:
     reason: str
     new_due_at: datetime | None
     issued_at: datetime
-    on_time: bool | None = None  # issued at least one working day before due
+    on_time: bool | None = None  # issued by the apology deadline (deadlines.apology_on_time)
     issued_by: str | None = None  # set when issued through our API (not reported by a one-stop system)
 
 
@@ -201,8 +201,8 @@ class CaseState:
         return self.received_at is not None
 
     def as_dict(self) -> dict[str, Any]:
-        """What dataclasses.asdict gives, without its deep copy of every leaf (it took two thirds
-        of the deadline projection's CPU per event)."""
+        """What dataclasses.asdict gives, without its deep copy of every leaf (`plain`): the
+        projections write this for every event."""
         as_dict: dict[str, Any] = plain(self)
         return as_dict
 
@@ -215,8 +215,7 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 def plain(value: Any) -> Any:
     """dataclasses.asdict's result: dataclasses become dicts, lists, tuples and dicts are rebuilt
     (so the result shares no container with `value`); immutable leaves are shared, not deep-copied.
-    Leaves are recognised by their exact type before any call (most values are leaves: a call for
-    each was two thirds of this function's time)."""
+    Leaves are recognised by their exact type before any call, since most values are leaves."""
     cls = type(value)
     if cls in _LEAVES:
         return value

@@ -137,8 +137,8 @@ def overdue_from(fact: Mapping[str, Any]) -> datetime | None:
     """The instant from which the case, while open, counts overdue (pending.overdue, late in 766 item
     2.1 and in apology coverage): the fold's `overdue_from` (S-766DOC 2.1, contract v1.1: waiting for
     the citizen after one request at or before due → never while it waits; the clock stopped by a
-    pause the law does not count → never while it lasts). A fact written before the fold derived it
-    has no such key: judged by `due_at`, as it was then. None without a due date (not counted)."""
+    pause the law does not count → never while it lasts). A stored fact without the key is judged by
+    `due_at`. None without a due date (not counted)."""
     due: datetime | None = fact.get("due_at")
     if due is None:
         return None
