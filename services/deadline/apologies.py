@@ -207,7 +207,9 @@ def _letter_fields(
     reason = apology.get("reason") or reserved.get("reason", "")
     new_due = apology.get("new_due_at") or parse_instant(reserved["new_due_at"])
     issued = apology.get("issued_at") or parse_instant(reserved["issued_at"])
-    issuer_code = str(apology.get("issuer_agency") or reserved.get("issuer_agency") or document.get("agency_code") or "")
+    issuer_code = str(
+        apology.get("issuer_agency") or reserved.get("issuer_agency") or document.get("agency_code") or ""
+    )
     registry = context.registry
     agency = registry.agencies.get(issuer_code)
     parent = registry.agencies.get(agency.parent_code) if agency and agency.parent_code else None
