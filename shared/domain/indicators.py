@@ -174,8 +174,9 @@ def indicators(
     the holder at the period start, finished for the holder at the end of processing, pending (and
     the pending part of the rates) for the holder just before the period end."""
     count = _Count()
+    start, end = period.start, period.end
     for fact in facts:
-        _count_case(count, fact, period, agencies)
+        _count_case(count, fact, start, end, agencies)
     return assemble(period, count.received, count.finished, count.pending, count.tallies())
 
 
@@ -222,9 +223,10 @@ class _Count:
         )
 
 
-def _count_case(count: _Count, f: Mapping[str, Any], period: Period, agencies: Collection[str] | None) -> None:
-    """Adds one case to the figures of the period, for the agencies holding it at each instant."""
-    start, end = period.start, period.end
+def _count_case(
+    count: _Count, f: Mapping[str, Any], start: datetime, end: datetime, agencies: Collection[str] | None
+) -> None:
+    """Adds one case to the figures of the period [start, end), for the agencies holding it at each instant."""
     received_at = f.get("received_at")
     if received_at is None or received_at >= end:
         return
