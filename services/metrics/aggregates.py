@@ -26,9 +26,15 @@ from pymongo import UpdateOne
 from shared.domain.counters import day_points, indicators_from_prefix_sums
 from shared.domain.indicators import Period
 
-COARSE = "c_m"  # agency × level × month, with its days
-FINE = "f_m"  # agency × level × field × channel × month
+COARSE_KIND = "c"  # buckets by agency × level, with each day of the month
+FINE_KIND = "f"  # buckets by agency × level × field × channel, whole months only
+COARSE, FINE = f"{COARSE_KIND}_m", f"{FINE_KIND}_m"  # their collections: one bucket per month
 COLLECTIONS = (COARSE, FINE)
+
+
+def kind_for(field: str | None, channel: str | None) -> str:
+    """The buckets that answer a selection: a field or channel filter needs the fine ones."""
+    return FINE_KIND if field or channel else COARSE_KIND
 
 
 def bucket_ids(fact: Mapping[str, Any], agency: str, day: date) -> list[tuple[str, str, dict[str, Any], str | None]]:
@@ -95,7 +101,7 @@ def writes_of(changed: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str,
 
 def answerable(period: Period, kind: str) -> bool:
     """Fine buckets exist by month only: a field or channel filter on partial months needs the facts."""
-    return kind == "c" or (period.first.day == 1 and date.fromordinal(period.last.toordinal() + 1).day == 1)
+    return kind == COARSE_KIND or (period.first.day == 1 and date.fromordinal(period.last.toordinal() + 1).day == 1)
 
 
 def buckets_queries(

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from services.metrics.aggregates import COARSE_KIND, FINE_KIND, answerable, buckets_queries, group_buckets, kind_for
 from services.metrics.aggregates import answer as aggregate_answer
-from services.metrics.aggregates import answerable, buckets_queries, group_buckets
 from services.metrics.context import MetricsContext, get_context
 from services.metrics.sync_counts import counts_for, selection_roots
 from shared.domain.indicators import (
@@ -174,13 +174,13 @@ async def from_aggregates(
     channel: str | None = None,
 ) -> dict[str, Any]:
     """The answer from the incremental aggregates (services/metrics/aggregates.py)."""
-    kind = "f" if field or channel else "c"
+    kind = kind_for(field, channel)
     buckets = await fetch_buckets(context, span, kind, agencies, {"level": level, "field": field, "channel": channel})
     return aggregate_answer(buckets, span)
 
 
 def by_aggregates(span: Period, procedure: str | None, field: str | None, channel: str | None) -> bool:
-    return not procedure and answerable(span, "f" if field or channel else "c")
+    return not procedure and answerable(span, kind_for(field, channel))
 
 
 async def fetch_buckets(
@@ -215,7 +215,7 @@ async def get_monthly(
     context.agency_filter(principal, agency)  # 403/422 when outside the scope or unknown
     year_span = parse_period(str(year))
     agencies = context.agency_filter(principal, agency)
-    buckets = await fetch_buckets(context, year_span, "c", agencies, {}, ("agency",))
+    buckets = await fetch_buckets(context, year_span, COARSE_KIND, agencies, {}, ("agency",))
     by_group = group_buckets(buckets, groups)
     today = date.today()
     last_month = 12 if year < today.year else (today.month if year == today.year else 0)
@@ -308,7 +308,7 @@ async def get_index_par(
     context = get_context(request)
     span = parse_period(str(year))
     agencies = agency_set(context, context.principal(request), agency, include_predecessors)
-    coarse = await fetch_buckets(context, span, "c", agencies, {}, ("level",))
+    coarse = await fetch_buckets(context, span, COARSE_KIND, agencies, {}, ("level",))
     config = scoring(context.settings.config_dir, "par")
     try:
         rules = choose_version(config["versions"], min(span.last, date.today()), rules_version)
@@ -319,7 +319,7 @@ async def get_index_par(
     plan = config.get("plans", {}).get(str(year))
     targets = []
     if plan:
-        fine = await fetch_buckets(context, span, "f", agencies, {}, ("field",))
+        fine = await fetch_buckets(context, span, FINE_KIND, agencies, {}, ("field",))
         targets = _plan_targets(plan, fine, span, overall)
     return {
         "year": year,

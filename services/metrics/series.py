@@ -16,8 +16,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from services.metrics.aggregates import COARSE_KIND, group_buckets
 from services.metrics.aggregates import answer as aggregate_answer
-from services.metrics.aggregates import group_buckets
 from services.metrics.context import get_context
 from services.metrics.indicators import below, fetch_buckets, period_asked
 from shared.domain.indicators import Period
@@ -75,7 +75,7 @@ async def by_month(
     if not months:
         return {"period": span.as_dict(), "agency": agency or None, "months": []}
     whole = Period(months[0].first, months[-1].last)
-    buckets = await fetch_buckets(context, whole, "c", agencies, {}, ("agency",))
+    buckets = await fetch_buckets(context, whole, COARSE_KIND, agencies, {}, ("agency",))
     return {
         "period": span.as_dict(),
         "agency": agency or None,
@@ -101,7 +101,7 @@ async def by_agency(
     if parent is not None:
         groups[parent] = {parent}
     members: set[str] = set().union(*groups.values()) if groups else set()
-    buckets = await fetch_buckets(context, span, "c", members, {}, ("agency",))
+    buckets = await fetch_buckets(context, span, COARSE_KIND, members, {}, ("agency",))
     by_group = group_buckets(buckets, groups)
     rows = []
     for code in ([parent] if parent is not None else []) + listed:
