@@ -21,7 +21,14 @@ from pymongo.errors import DuplicateKeyError
 
 from services.deadline.cases import case_agencies
 from services.deadline.context import DeadlineContext, get_context
-from services.deadline.letters.render import LetterFontMissing, letter_fields, render_docx, render_pdf
+from services.deadline.letters.render import (
+    LetterFields,
+    LetterFontMissing,
+    letter_fields,
+    render_docx,
+    render_pdf,
+)
+from shared.domain.deadlines import apology_on_time
 from shared.domain.fold import parse_instant
 from shared.domain.rulesets import rule_set_of
 from shared.kafka import PublishFailed
@@ -63,7 +70,33 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
     principal = context.principal(request)
     document = await _case(context, case_code)
     _may_apologise(context, principal, document)
-    due = document.get("due_at")
+    due = _check_apology(document, body)
+    issued_at = datetime.now(UTC)
+    event = _apology_event(case_code, document, body, issued_at, principal.name)
+    await _reserve_and_publish(context, case_code, event)
+    apology_deadline_at = document.get("apology_deadline_at") or due
+    return JSONResponse(
+        {
+            "case_code": case_code,
+            "issuer_agency": event["data"]["issuer_agency"],
+            "reason": body.reason,
+            "new_due_at": body.new_due_at.isoformat(),
+            "issued_at": issued_at.isoformat(),
+            "due_at": due.isoformat(),
+            "on_time": apology_on_time(issued_at, apology_deadline_at),
+            "letter": {
+                "docx": f"/v1/cases/{quote(case_code, safe='')}/apology-letter?format=docx",
+                "pdf": f"/v1/cases/{quote(case_code, safe='')}/apology-letter?format=pdf",
+            },
+        },
+        status_code=201,
+    )
+
+
+def _check_apology(document: dict[str, Any], body: ApologyIn) -> datetime:
+    """The case's statutory due instant, once the apology is allowed: a due date, a new one after
+    it, no apology yet (rescheduling is allowed once)."""
+    due: datetime | None = document.get("due_at")
     if due is None or not document.get("received_at"):
         raise ApiError(
             422,
@@ -80,9 +113,14 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
         )
     if document.get("apology") is not None:
         raise ApiError(409, "this case already has an apology; rescheduling is allowed once", reason="apology_exists")
-    issued_at = datetime.now(UTC)
-    issuer = document.get("agency_at_fault") or document.get("agency_code")
-    event = {
+    return due
+
+
+def _apology_event(
+    case_code: str, document: dict[str, Any], body: ApologyIn, issued_at: datetime, issued_by: str
+) -> dict[str, Any]:
+    """The `apology.issued` case event, issued by the agency at fault (else the holder)."""
+    return {
         "event_id": f"apology:{case_code}",
         "type": "apology.issued",
         "schema_version": 1,
@@ -90,14 +128,19 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
         "occurred_at": issued_at.isoformat(),
         "agency_code": document.get("agency_code"),
         "data": {
-            "issuer_agency": issuer,
+            "issuer_agency": document.get("agency_at_fault") or document.get("agency_code"),
             "reason": body.reason,
             "new_due_at": body.new_due_at.isoformat(),
             "issued_at": issued_at.isoformat(),
-            "issued_by": principal.name,
+            "issued_by": issued_by,
             "applicant_name": body.applicant_name,
         },
     }
+
+
+async def _reserve_and_publish(context: DeadlineContext, case_code: str, event: dict[str, Any]) -> None:
+    """Reserves the apology under the case code (a second one is a 409, even at the same time),
+    then publishes it; the reservation is freed when the broker did not acknowledge it."""
     try:
         await context.db.apologies.insert_one({"_id": case_code, **event})
     except DuplicateKeyError:
@@ -110,26 +153,8 @@ async def issue_apology(case_code: str, body: ApologyIn, request: Request) -> JS
         # notification once (deterministic id), like every other derived event.
         await context.publisher.publish(context.settings.case_events_topic, [(case_code.encode(), payload)], timeout=15)
     except PublishFailed as exc:
-        await context.db.apologies.delete_one({"_id": case_code})  # nothing was acknowledged: free it
+        await context.db.apologies.delete_one({"_id": case_code})
         raise unavailable("the event broker") from exc
-    apology_deadline_at = document.get("apology_deadline_at") or due
-    on_time = issued_at <= apology_deadline_at  # as the fold judges it (contract v1.1)
-    return JSONResponse(
-        {
-            "case_code": case_code,
-            "issuer_agency": issuer,
-            "reason": body.reason,
-            "new_due_at": body.new_due_at.isoformat(),
-            "issued_at": issued_at.isoformat(),
-            "due_at": due.isoformat(),
-            "on_time": on_time,
-            "letter": {
-                "docx": f"/v1/cases/{quote(case_code, safe='')}/apology-letter?format=docx",
-                "pdf": f"/v1/cases/{quote(case_code, safe='')}/apology-letter?format=pdf",
-            },
-        },
-        status_code=201,
-    )
 
 
 @router.get("/v1/cases/{case_code:path}/apology-letter")
@@ -153,32 +178,7 @@ async def apology_letter(case_code: str, request: Request, format: Literal["docx
         raise ApiError(
             422, "the case has no receipt yet", details=[{"loc": ["path", "case_code"], "msg": "no received_at"}]
         )
-    data = reserved["data"] if reserved else {}
-    reason = (apology or {}).get("reason") or data.get("reason", "")
-    new_due = (apology or {}).get("new_due_at") or parse_instant(data["new_due_at"])
-    issued = (apology or {}).get("issued_at") or parse_instant(data["issued_at"])
-    issuer_code = (apology or {}).get("issuer_agency") or data.get("issuer_agency") or document.get("agency_code")
-    registry = context.registry
-    agency = registry.agencies.get(issuer_code)
-    parent = registry.agencies.get(agency.parent_code) if agency and agency.parent_code else None
-    fields = letter_fields(
-        agency_name=agency.name if agency else issuer_code,
-        parent_name=parent.name if parent else "",
-        place=registry.place_name(issuer_code) if agency else None,
-        applicant=data.get("applicant_name")
-        or document.get("applicant_name")
-        or _applicant(document, "applicant_name"),
-        applicant_id=document.get("applicant_id") or _applicant(document, "applicant_id"),
-        case_code=case_code,
-        procedure_name=document.get("procedure_name") or document.get("procedure_code") or "",
-        received_at=document["received_at"],
-        # the appointment printed on the receipt, else the statutory one (tthc-rules §2.3)
-        due_at=document.get("due_at_reported") or document["due_at"],
-        reason=reason,
-        new_due_at=new_due,
-        issued_at=issued,
-        rule_set=rule_set_of(document),
-    )
+    fields = _letter_fields(context, case_code, document, apology or {}, reserved["data"] if reserved else {})
     try:
         if format == "docx":
             content = render_docx(fields)
@@ -192,6 +192,44 @@ async def apology_letter(case_code: str, request: Request, format: Literal["docx
         content,
         media_type=media,
         headers={"Content-Disposition": content_disposition(f"phieu-xin-loi-{case_code}.{format}")},
+    )
+
+
+def _letter_fields(
+    context: DeadlineContext,
+    case_code: str,
+    document: dict[str, Any],
+    apology: dict[str, Any],
+    reserved: dict[str, Any],
+) -> LetterFields:
+    """The letter's fields from the folded apology, else from the one reserved through our API
+    (issued, not folded yet)."""
+    reason = apology.get("reason") or reserved.get("reason", "")
+    new_due = apology.get("new_due_at") or parse_instant(reserved["new_due_at"])
+    issued = apology.get("issued_at") or parse_instant(reserved["issued_at"])
+    issuer_code = str(
+        apology.get("issuer_agency") or reserved.get("issuer_agency") or document.get("agency_code") or ""
+    )
+    registry = context.registry
+    agency = registry.agencies.get(issuer_code)
+    parent = registry.agencies.get(agency.parent_code) if agency and agency.parent_code else None
+    return letter_fields(
+        agency_name=agency.name if agency else issuer_code,
+        parent_name=parent.name if parent else "",
+        place=registry.place_name(issuer_code) if agency else None,
+        applicant=reserved.get("applicant_name")
+        or document.get("applicant_name")
+        or _applicant(document, "applicant_name"),
+        applicant_id=document.get("applicant_id") or _applicant(document, "applicant_id"),
+        case_code=case_code,
+        procedure_name=document.get("procedure_name") or document.get("procedure_code") or "",
+        received_at=document["received_at"],
+        # the appointment printed on the receipt, else the statutory one (tthc-rules §2.3)
+        due_at=document.get("due_at_reported") or document["due_at"],
+        reason=reason,
+        new_due_at=new_due,
+        issued_at=issued,
+        rule_set=rule_set_of(document),
     )
 
 

@@ -62,7 +62,7 @@ async def get_case(case_code: str, request: Request) -> dict[str, Any]:
         return {"case_code": case_code, "agency_code": held_by, "status": None, "quarantine": quarantine}
     answer = {k: v for k, v in document.items() if k not in _HIDDEN}
     answer["quarantine"] = quarantine
-    if not answer.get("rule_set"):  # a document folded before cases carried their rule set
+    if not answer.get("rule_set"):  # a stored document without one: the rule set in force at receipt
         rule_set = rule_set_of(document)
         answer["rule_set"] = rule_set.code if rule_set else None
     for held in answer.get("agency_history") or ():  # the dissolved agency's name, for pages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +12,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from services.deadline.context import get_context
 from shared.domain.calendar import CalendarError, YearNotCovered
 from shared.domain.catalogue import UnknownProcedure
-from shared.domain.codes import ApologyTiming, Channel, Convention
+from shared.domain.codes import ApologyTiming, Channel, Convention, Cutoff
 from shared.domain.deadlines import DeadlineError, Duration, apology_deadline, compute_due
-from shared.domain.registry import UnknownAgency
+from shared.domain.registry import Registry, UnknownAgency
 from shared.web import ApiError
 
 router = APIRouter(tags=["deadlines"])
@@ -51,6 +52,43 @@ def _error(exc: Exception, field: str) -> ApiError:
     return ApiError(422, str(exc), details=[{"loc": ["body", field], "msg": str(exc)}])
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """What the deadline is computed with: given in the request, or the procedure's version in force."""
+
+    duration: Duration
+    convention: Convention | None
+    cutoff: Cutoff | None = None
+    apology_timing: ApologyTiming = ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE
+    procedure_version: str | None = None
+
+
+def _rule(body: ComputeRequest, registry: Registry) -> _Rule:
+    if body.duration is not None:
+        try:
+            duration = Duration.of({"value": body.duration.value, "unit": body.duration.unit})
+        except DeadlineError as exc:
+            raise _error(exc, f"duration.{exc.field or 'value'}") from None
+        return _Rule(duration, body.convention)
+    if body.procedure_code:
+        try:
+            version = registry.catalogue.version_at(body.procedure_code, body.received_at)
+        except UnknownProcedure as exc:
+            raise _error(exc, "procedure_code") from None
+        return _Rule(
+            duration=version.duration_for(body.channel),
+            convention=body.convention or version.convention,
+            cutoff=version.cutoff,
+            apology_timing=version.apology_timing,
+            procedure_version=version.effective_from.isoformat(),
+        )
+    raise ApiError(
+        422,
+        "give a duration or a procedure_code",
+        details=[{"loc": ["body", "duration"], "msg": "a duration or a procedure_code is required"}],
+    )
+
+
 @router.post("/v1/deadlines/compute", response_model=ComputeResponse)
 async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeResponse:
     registry = get_context(request).registry
@@ -59,47 +97,23 @@ async def compute_deadline(body: ComputeRequest, request: Request) -> ComputeRes
             registry.agency(body.agency_code)
         except UnknownAgency as exc:
             raise _error(exc, "agency_code") from None
-    cutoff, version_label, timing = None, None, ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE
-    convention = body.convention
-    if body.duration is not None:
-        try:
-            duration = Duration(body.duration.value, body.duration.unit)  # type: ignore[arg-type]
-        except DeadlineError as exc:
-            raise _error(exc, f"duration.{exc.field or 'value'}") from None
-    elif body.procedure_code:
-        try:
-            version = registry.catalogue.version_at(body.procedure_code, body.received_at)
-        except UnknownProcedure as exc:
-            raise _error(exc, "procedure_code") from None
-        duration = version.duration_for(body.channel)
-        convention = convention or version.convention
-        cutoff = version.cutoff
-        timing = version.apology_timing
-        version_label = version.effective_from.isoformat()
-    else:
-        raise ApiError(
-            422,
-            "give a duration or a procedure_code",
-            details=[{"loc": ["body", "duration"], "msg": "a duration or a procedure_code is required"}],
-        )
-    convention = convention or Convention.WORKING_HOURS
+    rule = _rule(body, registry)
+    convention = rule.convention or Convention.WORKING_HOURS
     calendar = registry.calendar_for(body.agency_code)
     try:
-        due = compute_due(calendar, body.received_at, duration, convention, cutoff).due_at
-        apology = apology_deadline(calendar, due, body.received_at, timing)
-    except YearNotCovered as exc:
-        raise _error(exc, "received_at") from None
-    except CalendarError as exc:
+        due = compute_due(calendar, body.received_at, rule.duration, convention, rule.cutoff).due_at
+        apology = apology_deadline(calendar, due, body.received_at, rule.apology_timing)
+    except CalendarError as exc:  # YearNotCovered among them
         raise _error(exc, "received_at") from None
     return ComputeResponse(
         due_at=due,
         apology_deadline_at=apology,
         calendar_version=calendar.version,
-        duration=duration.as_dict(),
+        duration=rule.duration.as_dict(),
         convention=convention,
-        cutoff=cutoff.value if cutoff else None,
-        procedure_version=version_label,
-        apology_timing=timing,
+        cutoff=rule.cutoff.value if rule.cutoff else None,
+        procedure_version=rule.procedure_version,
+        apology_timing=rule.apology_timing,
         rule_set=registry.rule_sets.at(body.received_at).code,
     )
 

@@ -231,11 +231,31 @@ def build_query(context: DeadlineContext, filters: ListFilters) -> dict[str, Any
     elif filters.apology == "missing":
         query["apology"] = None
     if filters.kind == "apology-due":
-        # no apology, the apology deadline at most the window's end (with due_at ≥ as_of above: in the
-        # window, or passed while due has not); asking for apology=issued here lists nothing
-        query["apology"] = {"$in": []} if filters.apology == "issued" else None
-        query["apology_deadline_at"] = {"$ne": None, "$lte": apology_window_end(context, filters)}
+        query |= apology_due_match(apology_window_end(context, filters))
+        if filters.apology == "issued":
+            query["apology"] = {"$in": []}  # the list holds no case with an apology: nothing
     return query
+
+
+def apology_due_match(window_end: datetime) -> dict[str, Any]:
+    """The apology-due rule (`shared.domain.apology_due.apology_due`) as a store query, with the
+    list's `due_at ≥ as_of`: no apology, the apology deadline at most the window's end; since the
+    apology deadline is never after due, that is "in the window, or passed while due has not"."""
+    return {"apology": None, "apology_deadline_at": {"$ne": None, "$lte": window_end}}
+
+
+def apology_due_expression(as_of: datetime, window_end: datetime) -> dict[str, Any]:
+    """The same rule as an aggregation expression over an open case (for counting in a `$group`)."""
+    return {
+        "$and": [
+            {"$eq": ["$apology", None]},
+            {"$eq": ["$clock_stopped_since", None]},
+            {"$ne": ["$apology_deadline_at", None]},  # null sorts before dates
+            {"$ne": ["$due_at", None]},
+            {"$lte": ["$apology_deadline_at", window_end]},
+            {"$or": [{"$gte": ["$apology_deadline_at", as_of]}, {"$gte": ["$due_at", as_of]}]},
+        ]
+    }
 
 
 def index_query(context: DeadlineContext, filters: ListFilters) -> ListQuery:
@@ -321,23 +341,9 @@ async def case_list(
     filters = ListFilters(
         kind, as_of, context.agency_filter(principal, agency), agency, level, field, procedure, channel, apology
     )
-    key, direction = SORTS[sort]
     after = _decode_cursor(cursor) if cursor and format == "json" else None
     size = EXPORT_LIMIT if format != "json" else limit + 1
-    index = context.open_cases
-    documents: list[dict[str, Any]]
-    if index.answers(as_of):
-        LIST_READS.labels("memory").inc()
-        documents = [case.document() for case in index.page(index_query(context, filters), sort, after, size)]
-    else:
-        LIST_READS.labels("store").inc()
-        query = build_query(context, filters)
-        if after is not None:
-            value, last = after
-            op = "$gt" if direction == 1 else "$lt"
-            query = {"$and": [query, {"$or": [{key: {op: value}}, {key: value, "_id": {op: last}}]}]}
-        found = context.cases.find(query, {"events": 0, "timeline": 0}).sort([(key, direction), ("_id", direction)])
-        documents = [doc async for doc in found.limit(size)]
+    documents = await _documents(context, filters, sort, after, size)
     if format != "json":
         # up to EXPORT_LIMIT rows: built in a worker thread, so the consumer and the timer sweep of
         # this process keep running meanwhile
@@ -346,6 +352,7 @@ async def case_list(
         return await asyncio.to_thread(
             lambda: export([row(context, doc, as_of, kind) for doc in documents], kind, format, names, notes)
         )
+    key = SORTS[sort][0]
     page, more = documents[:limit], len(documents) > limit
     answer = {
         "as_of": as_of,
@@ -356,6 +363,26 @@ async def case_list(
     if kind == "apology-due":
         answer["counts"] = await apology_counts(context, filters)
     return answer
+
+
+async def _documents(
+    context: DeadlineContext, filters: ListFilters, sort: str, after: tuple[Any, str] | None, size: int
+) -> list[dict[str, Any]]:
+    """Up to `size` cases of the list after the cursor, in order: from the in-memory index when it
+    answers for `as_of`, else from the store."""
+    index = context.open_cases
+    if index.answers(filters.as_of):
+        LIST_READS.labels("memory").inc()
+        return [case.document() for case in index.page(index_query(context, filters), sort, after, size)]
+    LIST_READS.labels("store").inc()
+    key, direction = SORTS[sort]
+    query = build_query(context, filters)
+    if after is not None:
+        value, last = after
+        op = "$gt" if direction == 1 else "$lt"
+        query = {"$and": [query, {"$or": [{key: {op: value}}, {key: value, "_id": {op: last}}]}]}
+    found = context.cases.find(query, {"events": 0, "timeline": 0}).sort([(key, direction), ("_id", direction)])
+    return [doc async for doc in found.limit(size)]
 
 
 async def list_total(context: DeadlineContext, filters: ListFilters) -> int:

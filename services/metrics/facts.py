@@ -8,6 +8,8 @@ from shared.domain.fold import CaseState
 
 
 def case_facts(state: CaseState, events: list[dict[str, Any]], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The fact document of a folded case: what `shared.domain.indicators` and
+    `shared.domain.counters` read (`events` and `previous` are part of the projection's signature)."""
     apology = state.apology
     return {
         "agency_code": state.agency_code,

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from services.metrics.aggregates import COARSE_KIND, FINE_KIND, answerable, buckets_queries, group_buckets, kind_for
 from services.metrics.aggregates import answer as aggregate_answer
-from services.metrics.aggregates import answerable, buckets_queries
 from services.metrics.context import MetricsContext, get_context
 from services.metrics.sync_counts import counts_for, selection_roots
 from shared.domain.indicators import (
@@ -76,7 +76,7 @@ def latest_day() -> date:
     return date.today() + timedelta(days=HORIZON_DAYS)
 
 
-def _period(text: str) -> Period:
+def period_asked(text: str) -> Period:
     """The period, 422 naming `period` when it is malformed or outside 2015-01-01 .. ten years ahead."""
     try:
         span = parse_period(text)
@@ -149,7 +149,7 @@ async def get_indicators(
     include_predecessors: bool = Query(False, description=PREDECESSORS),
 ) -> dict[str, Any]:
     context = get_context(request)
-    span = _period(period)
+    span = period_asked(period)
     agencies = agency_set(context, context.principal(request), agency, include_predecessors)
     if not by_aggregates(span, procedure, field, channel):  # not in the aggregates' keys: from the facts
         facts = await load_facts(
@@ -174,13 +174,13 @@ async def from_aggregates(
     channel: str | None = None,
 ) -> dict[str, Any]:
     """The answer from the incremental aggregates (services/metrics/aggregates.py)."""
-    kind = "f" if field or channel else "c"
+    kind = kind_for(field, channel)
     buckets = await fetch_buckets(context, span, kind, agencies, {"level": level, "field": field, "channel": channel})
     return aggregate_answer(buckets, span)
 
 
 def by_aggregates(span: Period, procedure: str | None, field: str | None, channel: str | None) -> bool:
-    return not procedure and answerable(span, "f" if field or channel else "c")
+    return not procedure and answerable(span, kind_for(field, channel))
 
 
 async def fetch_buckets(
@@ -211,59 +211,64 @@ async def get_monthly(
     the on-time rate and the counted cases of every month of the year, up to the current month."""
     context = get_context(request)
     principal = context.principal(request)
-    registry = context.registry
-    scope = context.visible_agencies(principal)
-    agency = agency or None  # `agency=` (empty) means no agency, as in the other routes
-    if agency is None:
-        tops = [
-            a.code
-            for a in registry.agencies.values()
-            if (scope is None or a.code in scope)
-            and (a.parent_code is None or (scope is not None and a.parent_code not in scope))
-        ]
-        agency = tops[0] if len(tops) == 1 else None
-    else:
-        tops = [agency]
+    agency, groups = _chart_groups(context.registry, context.visible_agencies(principal), agency or None)
     context.agency_filter(principal, agency)  # 403/422 when outside the scope or unknown
-    if agency is not None:
-        children = sorted(a.code for a in registry.agencies.values() if a.parent_code == agency)
-        groups = {agency: {agency}} | {child: set(registry.subtree(child)) for child in children}
-    else:
-        groups = {code: set(registry.subtree(code)) for code in sorted(tops)}
     year_span = parse_period(str(year))
     agencies = context.agency_filter(principal, agency)
-    buckets = await fetch_buckets(context, year_span, "c", agencies, {}, ("agency",))
-    group_of = {code: group for group, members in groups.items() for code in members}  # the groups are disjoint
-    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for bucket in buckets:
-        group = group_of.get(bucket.get("agency", ""))
-        if group is not None:
-            by_group[group].append(bucket)
+    buckets = await fetch_buckets(context, year_span, COARSE_KIND, agencies, {}, ("agency",))
+    by_group = group_buckets(buckets, groups)
     today = date.today()
     last_month = 12 if year < today.year else (today.month if year == today.year else 0)
     months = [parse_period(f"{year}-{m:02d}") for m in range(1, last_month + 1)]
     series = []
     for group in groups:
-        group_buckets = by_group.get(group, [])
-        whole_year = aggregate_answer(group_buckets, year_span)["received"]
-        if group == agency and len(groups) > 1 and whole_year["total"] + whole_year["carried_over"] == 0:
+        own_cases_only = group == agency and len(groups) > 1
+        buckets_of_group = by_group.get(group, [])
+        whole_year = aggregate_answer(buckets_of_group, year_span)["received"]
+        if own_cases_only and whole_year["total"] + whole_year["carried_over"] == 0:
             continue  # the parent itself receives nothing: no empty line for it
-        points = []
-        for month in months:
-            answer = aggregate_answer(group_buckets, month)
-            counted = answer["finished"]["total"] + answer["pending"]["total"]
-            points.append(
-                {"month": month.first.strftime("%Y-%m"), "on_time": answer["rates"]["on_time"], "counted": counted}
-            )
         series.append(
             {
                 "agency_code": group,
-                "name": registry.agencies[group].name,
-                "own_cases_only": group == agency and len(groups) > 1,
-                "points": points,
+                "name": context.registry.agencies[group].name,
+                "own_cases_only": own_cases_only,
+                "points": [_monthly_point(buckets_of_group, month) for month in months],
             }
         )
     return {"year": year, "agency": agency, "months": [m.first.strftime("%Y-%m") for m in months], "series": series}
+
+
+def below(registry: Registry, scope: set[str] | None, agency: str | None) -> tuple[str | None, list[str]]:
+    """The agency whose children are listed, and those children; with no agency: the single top of
+    the caller's scope (the province for admin), else the several tops themselves."""
+    if agency is None:
+        tops = sorted(
+            a.code
+            for a in registry.agencies.values()
+            if (scope is None or a.code in scope)
+            and (a.parent_code is None or (scope is not None and a.parent_code not in scope))
+        )
+        if len(tops) != 1:
+            return None, tops
+        agency = tops[0]
+    children = sorted(a.code for a in registry.agencies.values() if a.parent_code == agency)
+    return agency, children
+
+
+def _chart_groups(
+    registry: Registry, scope: set[str] | None, agency: str | None
+) -> tuple[str | None, dict[str, set[str]]]:
+    """The agency charted and its lines: the agency's own cases and each agency directly below it
+    with its subtree; without one agency on top of the scope, each top agency."""
+    parent, codes = below(registry, scope, agency)
+    groups = {} if parent is None else {parent: {parent}}
+    return parent, groups | {code: set(registry.subtree(code)) for code in codes}
+
+
+def _monthly_point(buckets: list[dict[str, Any]], month: Period) -> dict[str, Any]:
+    answer = aggregate_answer(buckets, month)
+    counted = answer["finished"]["total"] + answer["pending"]["total"]
+    return {"month": month.first.strftime("%Y-%m"), "on_time": answer["rates"]["on_time"], "counted": counted}
 
 
 @router.get("/v1/index/766")
@@ -277,7 +282,7 @@ async def get_index_766(
     include_predecessors: bool = Query(False, description=PREDECESSORS),
 ) -> dict[str, Any]:
     context = get_context(request)
-    span = _period(period)
+    span = period_asked(period)
     principal = context.principal(request)
     answer = await from_aggregates(context, span, agency_set(context, principal, agency, include_predecessors))
     try:
@@ -303,18 +308,37 @@ async def get_index_par(
     context = get_context(request)
     span = parse_period(str(year))
     agencies = agency_set(context, context.principal(request), agency, include_predecessors)
-    coarse = await fetch_buckets(context, span, "c", agencies, {}, ("level",))
+    coarse = await fetch_buckets(context, span, COARSE_KIND, agencies, {}, ("level",))
     config = scoring(context.settings.config_dir, "par")
     try:
         rules = choose_version(config["versions"], min(span.last, date.today()), rules_version)
     except PeriodError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["query", "rules_version"], "msg": str(exc)}]) from None
     overall = aggregate_answer(coarse, span)
+    criteria = _par_criteria(rules["criteria"], coarse, span, overall)
+    plan = config.get("plans", {}).get(str(year))
+    targets = []
+    if plan:
+        fine = await fetch_buckets(context, span, FINE_KIND, agencies, {}, ("field",))
+        targets = _plan_targets(plan, fine, span, overall)
+    return {
+        "year": year,
+        "rules_version": rules["version"],
+        "criteria": criteria,
+        "total": round(sum(c["points"] for c in criteria), 2),
+        "plan_targets": targets,
+    }
+
+
+def _par_criteria(
+    rules: list[dict[str, Any]], coarse: list[dict[str, Any]], span: Period, overall: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each PAR Index criterion's rate (over its level's cases, else all) and band points."""
     by_level: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bucket in coarse:
         by_level[bucket.get("level") or "unknown"].append(bucket)
     criteria = []
-    for criterion in rules["criteria"]:
+    for criterion in rules:
         scope = aggregate_answer(by_level.get(criterion["level"], []), span) if "level" in criterion else overall
         rate = rate_of(scope, criterion["rate"])
         criteria.append(
@@ -327,31 +351,28 @@ async def get_index_par(
                 "points": band_points(rate, criterion["bands"]),
             }
         )
-    plan = config.get("plans", {}).get(str(year))
+    return criteria
+
+
+def _plan_targets(
+    plan: dict[str, Any], fine: list[dict[str, Any]], span: Period, overall: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The year's plan targets: the on-time rate of each field with cases, then the overall ones."""
+    by_field: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for bucket in fine:
+        by_field[bucket.get("field") or "unknown"].append(bucket)
     targets = []
-    if plan:
-        fine = await fetch_buckets(context, span, "f", agencies, {}, ("field",))
-        by_field: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for bucket in fine:
-            by_field[bucket.get("field") or "unknown"].append(bucket)
-        for field_code, field_buckets in sorted(by_field.items()):
-            answer = aggregate_answer(field_buckets, span)
-            if answer["received"]["total"] + answer["received"]["carried_over"] == 0:
-                continue  # a field with no case in the year
-            wanted = plan["on_time_by_field"].get(field_code, plan["on_time_by_field"].get("*"))
-            targets.append(plan_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
-        returned = overall["extra"]["returned"]
-        postal = overall["extra"]["returned_postal"] / returned if returned else None
-        targets += [
-            plan_target("online", overall["rates"]["online"], plan.get("online")),
-            plan_target("postal_returns", postal, plan.get("postal_returns")),
-            plan_target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
-            plan_target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
-        ]
-    return {
-        "year": year,
-        "rules_version": rules["version"],
-        "criteria": criteria,
-        "total": round(sum(c["points"] for c in criteria), 2),
-        "plan_targets": targets,
-    }
+    for field_code, field_buckets in sorted(by_field.items()):
+        answer = aggregate_answer(field_buckets, span)
+        if answer["received"]["total"] + answer["received"]["carried_over"] == 0:
+            continue  # a field with no case in the year
+        wanted = plan["on_time_by_field"].get(field_code, plan["on_time_by_field"].get("*"))
+        targets.append(plan_target(f"on_time:{field_code}", answer["rates"]["on_time"], wanted))
+    returned = overall["extra"]["returned"]
+    postal = overall["extra"]["returned_postal"] / returned if returned else None
+    return targets + [
+        plan_target("online", overall["rates"]["online"], plan.get("online")),
+        plan_target("postal_returns", postal, plan.get("postal_returns")),
+        plan_target("apology_coverage", overall["rates"]["apology_coverage"], plan.get("apology_coverage")),
+        plan_target("digitized", overall["rates"]["digitized"], plan.get("digitized")),
+    ]

@@ -10,18 +10,18 @@ districts dissolved on 01/07/2025) is left out and named in `omitted`.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from services.metrics.aggregates import COARSE_KIND, group_buckets
 from services.metrics.aggregates import answer as aggregate_answer
 from services.metrics.context import get_context
-from services.metrics.indicators import _period, fetch_buckets
+from services.metrics.indicators import below, fetch_buckets, period_asked
 from shared.domain.indicators import Period
-from shared.domain.registry import Agency, Registry
+from shared.domain.registry import Agency
 from shared.web import error_responses
 
 router = APIRouter(tags=["indicators"], responses=error_responses(401, 403, 422))
@@ -55,38 +55,11 @@ def existed_during(agency: Agency, span: Period) -> bool:
     return not (agency.level.value == "district" and span.first >= DISTRICTS_END)
 
 
-def figures(buckets: list[Mapping[str, Any]], span: Period) -> dict[str, Any]:
+def figures(buckets: Sequence[Mapping[str, Any]], span: Period) -> dict[str, Any]:
     """The contract answer of /v1/indicators for these buckets (without `extra`)."""
     answer = aggregate_answer(buckets, span)
     answer.pop("extra", None)
     return answer
-
-
-def below(registry: Registry, scope: set[str] | None, agency: str | None) -> tuple[str | None, list[str]]:
-    """The agency whose children are listed, and those children; with no agency: the single top of
-    the caller's scope (the province for admin), else the several tops themselves."""
-    if agency is None:
-        tops = sorted(
-            a.code
-            for a in registry.agencies.values()
-            if (scope is None or a.code in scope)
-            and (a.parent_code is None or (scope is not None and a.parent_code not in scope))
-        )
-        if len(tops) != 1:
-            return None, tops
-        agency = tops[0]
-    children = sorted(a.code for a in registry.agencies.values() if a.parent_code == agency)
-    return agency, children
-
-
-def group_buckets(buckets: Iterable[Mapping[str, Any]], groups: Mapping[str, set[str]]) -> dict[str, list[Any]]:
-    group_of = {code: group for group, members in groups.items() for code in members}
-    out: dict[str, list[Any]] = defaultdict(list)
-    for bucket in buckets:
-        group = group_of.get(bucket.get("agency", ""))
-        if group is not None:
-            out[group].append(bucket)
-    return out
 
 
 @router.get("/v1/indicators/by-month", summary="Every rate of /v1/indicators for each month, for charts")
@@ -96,13 +69,13 @@ async def by_month(
     agency: str | None = Query(None, description="includes the agencies below it"),
 ) -> dict[str, Any]:
     context = get_context(request)
-    span = _period(period)
+    span = period_asked(period)
     agencies = context.agency_filter(context.principal(request), agency or None)
     months = months_through(span, date.today())
     if not months:
         return {"period": span.as_dict(), "agency": agency or None, "months": []}
     whole = Period(months[0].first, months[-1].last)
-    buckets = await fetch_buckets(context, whole, "c", agencies, {}, ("agency",))
+    buckets = await fetch_buckets(context, whole, COARSE_KIND, agencies, {}, ("agency",))
     return {
         "period": span.as_dict(),
         "agency": agency or None,
@@ -117,7 +90,7 @@ async def by_agency(
     agency: str | None = Query(None, description="list the agencies directly below it (default: the top)"),
 ) -> dict[str, Any]:
     context = get_context(request)
-    span = _period(period)
+    span = period_asked(period)
     principal = context.principal(request)
     registry = context.registry
     context.agency_filter(principal, agency or None)  # 403/422 when outside the scope or unknown
@@ -128,7 +101,7 @@ async def by_agency(
     if parent is not None:
         groups[parent] = {parent}
     members: set[str] = set().union(*groups.values()) if groups else set()
-    buckets = await fetch_buckets(context, span, "c", members, {}, ("agency",))
+    buckets = await fetch_buckets(context, span, COARSE_KIND, members, {}, ("agency",))
     by_group = group_buckets(buckets, groups)
     rows = []
     for code in ([parent] if parent is not None else []) + listed:
@@ -150,13 +123,15 @@ async def by_agency(
         "period": span.as_dict(),
         "agency": parent,
         "agencies": rows,
-        "omitted": [
-            {
-                "agency_code": code,
-                "name": registry.agencies[code].name,
-                "valid_to": registry.agencies[code].valid_to.isoformat() if registry.agencies[code].valid_to else None,
-                "successor_code": registry.agencies[code].successor_code,
-            }
-            for code in omitted
-        ],
+        "omitted": [_omitted(registry.agencies[code]) for code in omitted],
+    }
+
+
+def _omitted(agency: Agency) -> dict[str, Any]:
+    """An agency left out of a period's rows: when it stopped existing, and who took its cases."""
+    return {
+        "agency_code": agency.code,
+        "name": agency.name,
+        "valid_to": agency.valid_to.isoformat() if agency.valid_to else None,
+        "successor_code": agency.successor_code,
     }

@@ -17,14 +17,18 @@ offset is exact for every date we cover and much faster than a zoneinfo lookup.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import cached_property
+from typing import Any
 
 import holidays
 
+# part of a calendar's version: another release of the holiday tables may know other holidays
+HOLIDAYS_VERSION = importlib.metadata.version("holidays")
 VN_TZ = timezone(timedelta(hours=7), "+07:00")
 UTC_OFFSET_SECONDS = 7 * 3600
 SECONDS_PER_DAY = 86_400
@@ -164,15 +168,15 @@ class CalendarRules:
             raise CalendarError(f"{min(both)} is both an extra day off and an extra working day")
 
     @classmethod
-    def from_mapping(cls, spec: Mapping[str, object], base: CalendarRules | None = None) -> CalendarRules:
+    def from_mapping(cls, spec: Mapping[str, Any], base: CalendarRules | None = None) -> CalendarRules:
         """Rules from configuration data; keys absent from `spec` are taken from `base`."""
         base = base or cls()
         office = spec.get("office_hours")
         return cls(
             name=str(spec.get("name", base.name)),
-            first_year=int(spec.get("first_year", base.first_year)),  # type: ignore[call-overload]
-            last_year=int(spec.get("last_year", base.last_year)),  # type: ignore[call-overload]
-            office_hours=OfficeHours.parse(office) if office else base.office_hours,  # type: ignore[arg-type]
+            first_year=int(spec.get("first_year", base.first_year)),
+            last_year=int(spec.get("last_year", base.last_year)),
+            office_hours=OfficeHours.parse(office) if office else base.office_hours,
             extra_days_off={**base.extra_days_off, **_dated(spec.get("days_off", []))},
             extra_working_days={**base.extra_working_days, **_dated(spec.get("working_days", []))},
             revision=str(spec.get("revision", base.revision)),
@@ -193,9 +197,7 @@ class CalendarRules:
             ensure_ascii=False,
         )
         digest = hashlib.sha256(overrides.encode()).hexdigest()[:8]
-        return (
-            f"{self.name}:r{self.revision}:{self.first_year}-{self.last_year}:holidays-{holidays.__version__}:{digest}"
-        )
+        return f"{self.name}:r{self.revision}:{self.first_year}-{self.last_year}:holidays-{HOLIDAYS_VERSION}:{digest}"
 
 
 def _national_changes(items: object) -> tuple[NationalChange, ...]:
@@ -214,9 +216,9 @@ def _national_changes(items: object) -> tuple[NationalChange, ...]:
     return tuple(out)
 
 
-def _dated(items: object) -> dict[date, str]:
+def _dated(items: Iterable[Any] | None) -> dict[date, str]:
     out: dict[date, str] = {}
-    for item in items or []:  # type: ignore[attr-defined]
+    for item in items or []:
         if isinstance(item, str):
             day, name = item, ""
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import Any
 
 from shared.domain.calendar import VN_TZ
 from shared.domain.codes import ApologyTiming, Channel, Convention, Cutoff, PauseReason, SupplementMode
@@ -98,7 +99,7 @@ class Procedure:
         return replace(self, name=name, field_code=field_code, versions=versions)
 
 
-def parse_version(spec: Mapping[str, object]) -> ProcedureVersion:
+def parse_version(spec: Mapping[str, Any]) -> ProcedureVersion:
     """A procedure version from the registry's JSON shape (contract: PUT /v1/admin/procedures)."""
     raw_durations = spec.get("durations")
     if not isinstance(raw_durations, Mapping) or "direct" not in raw_durations:
@@ -120,14 +121,9 @@ def parse_version(spec: Mapping[str, object]) -> ProcedureVersion:
             supplement_mode=SupplementMode(spec.get("supplement_mode") or SupplementMode.PAUSE),
             cutoff=Cutoff(spec["cutoff"]) if spec.get("cutoff") else None,
             non_counting_reasons=(
-                frozenset(PauseReason(r) for r in reasons)  # type: ignore[attr-defined]
-                if reasons is not None
-                else DEFAULT_NON_COUNTING
+                frozenset(PauseReason(r) for r in reasons) if reasons is not None else DEFAULT_NON_COUNTING
             ),
-            legs=tuple(
-                LegRule(str(leg["agency_code"]), Duration.of(leg["duration"]))  # type: ignore[index]
-                for leg in legs  # type: ignore[attr-defined]
-            ),
+            legs=tuple(LegRule(str(leg["agency_code"]), Duration.of(leg["duration"])) for leg in legs),
             full_online_eligible=bool(spec.get("full_online_eligible", False)),
             fee_bearing=bool(spec.get("fee_bearing", False)),
             apology_timing=ApologyTiming(spec.get("apology_timing") or ApologyTiming.ONE_WORKING_DAY_BEFORE_DUE),

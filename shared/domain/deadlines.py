@@ -232,6 +232,14 @@ def apology_deadline(
     return before
 
 
+def apology_on_time(issued_at: datetime, apology_deadline_at: datetime) -> bool:
+    """Xin lỗi đúng hạn: the apology (phiếu xin lỗi, Mẫu 04) is issued at or before its deadline
+    (`apology_deadline`): "chậm nhất 01 ngày trước ngày hết hạn" under NĐ 61/2018 and NĐ 118/2025,
+    at expiry under NĐ 297/2025 Điều 6 k5 (tthc-rules §2.1, contract v1.1). Both the fold and the
+    apology route judge it here."""
+    return issued_at <= apology_deadline_at
+
+
 def remaining_in_words(working_seconds: int) -> str:
     """'còn 1 ngày 3 giờ làm việc' before due, 'quá 2 ngày 1 giờ làm việc' after, in 8-hour working
     days: it says "làm việc" so an officer does not read calendar days (issue #20)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -137,13 +137,15 @@ def overdue_from(fact: Mapping[str, Any]) -> datetime | None:
     """The instant from which the case, while open, counts overdue (pending.overdue, late in 766 item
     2.1 and in apology coverage): the fold's `overdue_from` (S-766DOC 2.1, contract v1.1: waiting for
     the citizen after one request at or before due → never while it waits; the clock stopped by a
-    pause the law does not count → never while it lasts). A fact written before the fold derived it
-    has no such key: judged by `due_at`, as it was then. None without a due date (not counted)."""
-    if fact.get("due_at") is None:
+    pause the law does not count → never while it lasts). A stored fact without the key is judged by
+    `due_at`. None without a due date (not counted)."""
+    due: datetime | None = fact.get("due_at")
+    if due is None:
         return None
     if "overdue_from" in fact:
-        return fact["overdue_from"]  # type: ignore[no-any-return]
-    return fact["due_at"]  # type: ignore[no-any-return]
+        overdue: datetime | None = fact["overdue_from"]
+        return overdue
+    return due
 
 
 def holder_at(fact: Mapping[str, Any], instant: datetime, *, just_before: bool = False) -> str:
@@ -171,90 +173,125 @@ def indicators(
     time (contract v1.1, agencies change): received for the holder at receipt, carried over for
     the holder at the period start, finished for the holder at the end of processing, pending (and
     the pending part of the rates) for the holder just before the period end."""
+    count = _Count()
     start, end = period.start, period.end
-    received = {"total": 0, "carried_over": 0, "online": 0, "direct": 0, "postal": 0}
-    finished = {"total": 0, "early": 0, "on_time": 0, "late": 0}
-    pending = {"total": 0, "within_due": 0, "overdue": 0}
-    on_time_766 = counted_766 = 0
-    eligible = full = fee = paid = digitized = reused = 0
-    digitized_e_result = 0  # 766 item 4.2: digitized components and an electronic result
-    late = late_with_apology = 0
-    complaints = returned = returned_postal = 0
-    for f in facts:
-        received_at = f.get("received_at")
-        if received_at is None or received_at >= end:
-            continue
+    for fact in facts:
+        _count_case(count, fact, start, end, agencies)
+    return assemble(period, count.received, count.finished, count.pending, count.tallies())
 
-        def held(instant: datetime, just_before: bool = False, f: Mapping[str, Any] = f) -> bool:
-            return agencies is None or holder_at(f, instant, just_before=just_before) in agencies
 
-        end_at, due = f.get("end_at"), f.get("due_at")
-        open_at_start = not _before(end_at, start)
-        if received_at >= start:
-            if held(received_at):
-                received["total"] += 1
-                channel = f.get("channel") or "direct"
-                received[channel if channel in ("online", "direct", "postal") else "direct"] += 1
-                if f.get("full_online_eligible"):
-                    eligible += 1
-                    full += f.get("online_mode") == "full"
-                if f.get("fee_bearing"):
-                    fee += 1
-                    paid += bool(f.get("paid_online"))
-                digitized += bool(f.get("components_digitized"))
-                digitized_e_result += digitized_with_e_result(f)
-                reused += bool(f.get("reused"))
-        elif open_at_start and held(start):
-            received["carried_over"] += 1
-        finished_in_period = end_at is not None and start <= end_at < end and held(end_at)
-        pending_at_end = not _before(end_at, end) and held(end, just_before=True)
-        if finished_in_period:
-            finished["total"] += 1
-            if f.get("result_channel"):
-                returned += 1
-                returned_postal += f["result_channel"] == "postal"
-            dated = f.get("result_dated")
-            if dated in ("early", "on_time", "late"):
-                finished[dated] += 1
-        overdue_at_end = False
-        if pending_at_end:
-            pending["total"] += 1
-            overdue_at_end = _before(overdue_from(f), end)
-            pending["overdue" if overdue_at_end else "within_due"] += 1
-        if (finished_in_period or pending_at_end) and due is not None:
-            counted_766 += 1
-            if finished_in_period:
-                good = bool(f.get("on_time"))
-            else:  # more than one supplement request: late whatever the instants (S-766DOC 2.1)
-                good = not overdue_at_end and (f.get("supplement_requests") or 0) <= 1
-            on_time_766 += good
-            is_late = end_at > due if finished_in_period else overdue_at_end
-            if is_late:
-                late += 1
-                late_with_apology += bool(f.get("apology_on_time"))
-            complaints += bool(f.get("complaint")) or f.get("satisfied") is False
-    return assemble(
-        period,
-        received,
-        finished,
-        pending,
-        Tallies(
-            on_time=on_time_766,
-            counted=counted_766,
-            eligible=eligible,
-            full=full,
-            fee=fee,
-            paid=paid,
-            digitized=digitized,
-            reused=reused,
-            late=late,
-            late_with_apology=late_with_apology,
-            complaints=complaints,
-            returned=returned,
-            returned_postal=returned_postal,
-            digitized_e_result=digitized_e_result,
-        ),
+@dataclass
+class _Count:
+    """The figures of `indicators`, counted case by case."""
+
+    received: dict[str, int] = field(
+        default_factory=lambda: {"total": 0, "carried_over": 0, "online": 0, "direct": 0, "postal": 0}
     )
+    finished: dict[str, int] = field(default_factory=lambda: {"total": 0, "early": 0, "on_time": 0, "late": 0})
+    pending: dict[str, int] = field(default_factory=lambda: {"total": 0, "within_due": 0, "overdue": 0})
+    on_time_766: int = 0
+    counted_766: int = 0
+    eligible: int = 0
+    full: int = 0
+    fee: int = 0
+    paid: int = 0
+    digitized: int = 0
+    digitized_e_result: int = 0  # 766 item 4.2: digitized components and an electronic result
+    reused: int = 0
+    late: int = 0
+    late_with_apology: int = 0
+    complaints: int = 0
+    returned: int = 0
+    returned_postal: int = 0
+
+    def tallies(self) -> Tallies:
+        return Tallies(
+            on_time=self.on_time_766,
+            counted=self.counted_766,
+            eligible=self.eligible,
+            full=self.full,
+            fee=self.fee,
+            paid=self.paid,
+            digitized=self.digitized,
+            reused=self.reused,
+            late=self.late,
+            late_with_apology=self.late_with_apology,
+            complaints=self.complaints,
+            returned=self.returned,
+            returned_postal=self.returned_postal,
+            digitized_e_result=self.digitized_e_result,
+        )
+
+
+def _count_case(
+    count: _Count, f: Mapping[str, Any], start: datetime, end: datetime, agencies: Collection[str] | None
+) -> None:
+    """Adds one case to the figures of the period [start, end), for the agencies holding it at each instant."""
+    received_at = f.get("received_at")
+    if received_at is None or received_at >= end:
+        return
+
+    def held(instant: datetime, just_before: bool = False) -> bool:
+        return agencies is None or holder_at(f, instant, just_before=just_before) in agencies
+
+    end_at = f.get("end_at")
+    if received_at >= start:
+        if held(received_at):
+            _count_received(count, f)
+    elif not _before(end_at, start) and held(start):
+        count.received["carried_over"] += 1
+    finished_in_period = end_at is not None and start <= end_at < end and held(end_at)
+    pending_at_end = not _before(end_at, end) and held(end, just_before=True)
+    if finished_in_period:
+        _count_finished(count, f)
+    overdue_at_end = False
+    if pending_at_end:
+        count.pending["total"] += 1
+        overdue_at_end = _before(overdue_from(f), end)
+        count.pending["overdue" if overdue_at_end else "within_due"] += 1
+    if (finished_in_period or pending_at_end) and f.get("due_at") is not None:
+        _count_766(count, f, finished_in_period, overdue_at_end)
+
+
+def _count_received(count: _Count, f: Mapping[str, Any]) -> None:
+    count.received["total"] += 1
+    channel = f.get("channel") or "direct"
+    count.received[channel if channel in ("online", "direct", "postal") else "direct"] += 1
+    if f.get("full_online_eligible"):
+        count.eligible += 1
+        count.full += f.get("online_mode") == "full"
+    if f.get("fee_bearing"):
+        count.fee += 1
+        count.paid += bool(f.get("paid_online"))
+    count.digitized += bool(f.get("components_digitized"))
+    count.digitized_e_result += digitized_with_e_result(f)
+    count.reused += bool(f.get("reused"))
+
+
+def _count_finished(count: _Count, f: Mapping[str, Any]) -> None:
+    count.finished["total"] += 1
+    if f.get("result_channel"):
+        count.returned += 1
+        count.returned_postal += f["result_channel"] == "postal"
+    dated = f.get("result_dated")
+    if dated in ("early", "on_time", "late"):
+        count.finished[dated] += 1
+
+
+def _count_766(count: _Count, f: Mapping[str, Any], finished_in_period: bool, overdue_at_end: bool) -> None:
+    """A case finished in the period or pending at its end, with a due date: the 766 on-time rate,
+    apology coverage and complaints count it."""
+    count.counted_766 += 1
+    if finished_in_period:
+        good = bool(f.get("on_time"))
+    else:  # more than one supplement request: late whatever the instants (S-766DOC 2.1)
+        good = not overdue_at_end and (f.get("supplement_requests") or 0) <= 1
+    count.on_time_766 += good
+    is_late = f["end_at"] > f["due_at"] if finished_in_period else overdue_at_end
+    if is_late:
+        count.late += 1
+        count.late_with_apology += bool(f.get("apology_on_time"))
+    count.complaints += bool(f.get("complaint")) or f.get("satisfied") is False
 
 
 def digitized_with_e_result(fact: Mapping[str, Any]) -> bool:
@@ -320,9 +357,12 @@ def assemble(
 
 def rate_of(answer: Mapping[str, Any], name: str) -> float | None:
     """A contract rate, else one of the answer's `extra` rates (sync, online_synced, …)."""
-    if name in answer["rates"]:
-        return answer["rates"][name]  # type: ignore[no-any-return]
-    return answer["extra"].get(name)  # type: ignore[no-any-return]
+    rates: Mapping[str, float | None] = answer["rates"]
+    if name in rates:
+        return rates[name]
+    extra: Mapping[str, Any] = answer["extra"]
+    rate: float | None = extra.get(name)
+    return rate
 
 
 def points(rate: float | None, maximum: float, threshold: float) -> float:
@@ -359,36 +399,15 @@ def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, 
     reasons: Mapping[str, str] = answer.get("extra", {}).get("reasons", {})
     groups, total, scored_max = [], 0.0, 0.0
     for group in rules["groups"]:
-        items, subtotal, group_max = [], 0.0, 0.0
-        for item in group["items"]:
-            name = item.get("rate")
-            rate = rate_of(answer, name) if name else None
-            got = points(rate, item["max"], item["threshold"])
-            subtotal += got
-            group_max += item["max"]
-            scored_max += item["max"] if name else 0
-            note = None
-            if rate is None:
-                note = reasons.get(name, "no case in the denominator") if name else item.get("deviation")
-            items.append(
-                {
-                    "item": item["item"],
-                    "name": item["name"],
-                    "rate": rate,
-                    "threshold": item["threshold"],
-                    "max_points": item["max"],
-                    "points": got,
-                    "scored": bool(name),
-                    "note": note,
-                    "deviation": item.get("deviation"),
-                }
-            )
+        items = [_score_item(answer, item, reasons) for item in group["items"]]
+        subtotal = sum((item["points"] for item in items), 0.0)
         total += subtotal
+        scored_max += sum((item["max_points"] for item in items if item["scored"]), 0.0)
         groups.append(
             {
                 "group": group["group"],
                 "name": group["name"],
-                "max_points": group_max,
+                "max_points": sum((item["max_points"] for item in items), 0.0),
                 "points": round(subtotal, 2),
                 "items": items,
             }
@@ -400,6 +419,26 @@ def score_766(answer: Mapping[str, Any], rules: Mapping[str, Any]) -> dict[str, 
         "total": round(total, 2),
         "max_total": round(sum(g["max_points"] for g in groups), 2),
         "scored_max_total": round(scored_max, 2),
+    }
+
+
+def _score_item(answer: Mapping[str, Any], item: Mapping[str, Any], reasons: Mapping[str, str]) -> dict[str, Any]:
+    """One item of the 766 rules: its rate from the answer (none when the rules name none), points."""
+    name = item.get("rate")
+    rate = rate_of(answer, name) if name else None
+    note = None
+    if rate is None:
+        note = reasons.get(name, "no case in the denominator") if name else item.get("deviation")
+    return {
+        "item": item["item"],
+        "name": item["name"],
+        "rate": rate,
+        "threshold": item["threshold"],
+        "max_points": item["max"],
+        "points": points(rate, item["max"], item["threshold"]),
+        "scored": bool(name),
+        "note": note,
+        "deviation": item.get("deviation"),
     }
 
 

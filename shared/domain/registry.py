@@ -206,7 +206,8 @@ class Registry:
                     f"not after {agency.valid_to.isoformat()}",
                     "successor_code",
                 )
-            seen, current = {agency.code}, successor
+            seen = {agency.code}
+            current: Agency | None = successor
             while current is not None and current.successor_code:
                 if current.successor_code in seen or current.successor_code == agency.code:
                     raise RegistryError("successor_code would make a cycle", "successor_code")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from shared.domain.calendar import VN_TZ
 from shared.domain.codes import Level
@@ -57,18 +58,18 @@ class RuleSet:
         return level is None or level in self.levels
 
     @classmethod
-    def from_mapping(cls, spec: Mapping[str, object]) -> RuleSet:
-        form = spec["apology_form"]
-        assert isinstance(form, Mapping)
+    def from_mapping(cls, spec: Mapping[str, Any]) -> RuleSet:
+        """A rule set from configuration data (config/rule-sets)."""
+        form: Mapping[str, Any] = spec["apology_form"]
         return cls(
             code=str(spec["code"]),
             in_force_from=date.fromisoformat(str(spec["in_force_from"])),
             name=str(spec["name"]),
-            decrees=tuple(str(d) for d in spec.get("decrees", ())),  # type: ignore[attr-defined]
-            levels=tuple(Level(str(level)) for level in spec["levels"]),  # type: ignore[attr-defined]
+            decrees=tuple(str(d) for d in spec.get("decrees", ())),
+            levels=tuple(Level(str(level)) for level in spec["levels"]),
             forms_circular=str(spec["forms_circular"]),
             apology_form=ApologyForm(**{k: str(form[k]) for k in ApologyForm.__dataclass_fields__}),
-            sources=tuple(str(s) for s in spec.get("sources", ())),  # type: ignore[attr-defined]
+            sources=tuple(str(s) for s in spec.get("sources", ())),
         )
 
 

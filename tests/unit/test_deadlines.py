@@ -13,6 +13,7 @@ from shared.domain.deadlines import (
     Duration,
     Interval,
     apology_deadline,
+    apology_on_time,
     compute_due,
     remaining_in_words,
 )
@@ -99,6 +100,12 @@ def test_overlapping_pauses_count_once() -> None:
 def test_end_of_day_pause_keeps_due_at_a_close() -> None:
     pause = Interval(vn("2026-03-17T09:00:00"), vn("2026-03-17T10:00:00"))
     assert due("2026-03-16T09:00:00", 3, convention=Convention.END_OF_DAY, pauses=[pause]) == vn("2026-03-20T17:00:00")
+
+
+def test_an_apology_at_its_deadline_is_on_time_and_after_it_late() -> None:
+    deadline = apology_deadline(CAL, vn("2026-03-17T17:00:00"))
+    assert apology_on_time(deadline, deadline)
+    assert not apology_on_time(deadline + timedelta(seconds=1), deadline)
 
 
 def test_apology_deadline_is_one_working_day_before_due() -> None:

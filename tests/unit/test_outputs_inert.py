@@ -21,7 +21,7 @@ from openpyxl import load_workbook
 
 from services.deadline.letters.render import letter_fields, render_docx
 from services.deadline.lists import _decode_cursor, _encode_cursor, check_as_of
-from services.metrics.indicators import _period
+from services.metrics.indicators import period_asked
 from shared.domain.calendar import VN_TZ
 from shared.exports import csv_bytes, csv_cell, neutralise, xlsx_bytes
 from shared.limits import BodySizeLimit, RateLimiter
@@ -186,13 +186,13 @@ def test_as_of_outside_the_calendar_is_a_422(moment: datetime) -> None:
 )
 def test_periods_outside_2015_to_ten_years_ahead_are_422_naming_period(period: str) -> None:
     with pytest.raises(ApiError) as caught:
-        _period(period)
+        period_asked(period)
     assert caught.value.status == 422 and caught.value.details[0]["loc"] == ["query", "period"]
 
 
 def test_ordinary_periods_pass() -> None:
-    assert _period("2026-Q1").first.isoformat() == "2026-01-01"
-    assert _period("2015-01-01..2015-01-31").last.isoformat() == "2015-01-31"
+    assert period_asked("2026-Q1").first.isoformat() == "2026-01-01"
+    assert period_asked("2015-01-01..2015-01-31").last.isoformat() == "2015-01-31"
 
 
 # ---- webhooks --------------------------------------------------------------------------------

@@ -15,13 +15,16 @@ import math
 from pathlib import Path
 
 from docx import Document
+from docx.document import Document as DocumentObject
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, Twips
+from docx.styles.style import CharacterStyle
 from docx.table import _Cell
 from docx.text.paragraph import Paragraph
+from docx.text.run import Run
 
 from services.deadline.letters import layout
 
@@ -36,19 +39,19 @@ def _margin(mm: float) -> Twips:
     return Twips(math.ceil(mm * 1440 / 25.4))
 
 
-def _font(element: object, size: float) -> None:
+def _font(element: Run | CharacterStyle, size: float) -> None:
     """Times New Roman for every script (ascii, hAnsi, cs, eastAsia) at `size` points."""
-    font = element.font  # type: ignore[attr-defined]
+    font = element.font
     font.name = FONT
     font.size = Pt(size)
-    r_pr = element.element.get_or_add_rPr()  # type: ignore[attr-defined]
+    r_pr = element.element.get_or_add_rPr()
     fonts = r_pr.find(qn("w:rFonts"))
     for attribute in ("w:ascii", "w:hAnsi", "w:cs", "w:eastAsia"):
         fonts.set(qn(attribute), FONT)
 
 
 def _paragraph(
-    where: _Cell | object,
+    where: _Cell | DocumentObject,
     text: str,
     size: float,
     align: WD_ALIGN_PARAGRAPH = CENTER,
@@ -56,7 +59,7 @@ def _paragraph(
     italic: bool = False,
     after: float = 0,
 ) -> Paragraph:
-    paragraph: Paragraph = where.add_paragraph()  # type: ignore[attr-defined]
+    paragraph = where.add_paragraph()
     paragraph.alignment = align
     paragraph.paragraph_format.space_before = Pt(0)
     paragraph.paragraph_format.space_after = Pt(after)
@@ -84,9 +87,9 @@ def _rule(cell: _Cell, length_mm: float, column_mm: float) -> None:
     p_pr.append(borders)
 
 
-def _columns(document: object, rows: int, widths_mm: tuple[float, float]) -> list[list[_Cell]]:
+def _columns(document: DocumentObject, rows: int, widths_mm: tuple[float, float]) -> list[list[_Cell]]:
     """A borderless table of two columns of fixed widths; each cell starts without a paragraph."""
-    table = document.add_table(rows=rows, cols=2)  # type: ignore[attr-defined]
+    table = document.add_table(rows=rows, cols=2)
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     table.autofit = False
     for column, width in zip(table.columns, widths_mm, strict=True):
@@ -141,7 +144,7 @@ def build(path: Path = TEMPLATE) -> Path:
     _paragraph(signer, layout.SIGNATURE_NOTE, layout.BODY_PT, italic=True, after=72)  # room for the signature
 
     _paragraph(document, layout.NOTE, layout.NOTE_PT, LEFT, italic=True).paragraph_format.space_before = Pt(12)
-    document.save(path)
+    document.save(str(path))
     return path
 
 

@@ -70,12 +70,19 @@ def draw(pdf: FPDF, family: str, fill: Callable[[str], str]) -> None:
     pdf.set_margins(MARGIN_LEFT_MM, MARGIN_TOP_MM, MARGIN_RIGHT_MM)
     pdf.set_auto_page_break(True, margin=MARGIN_BOTTOM_MM)
     pdf.add_page()
-    left, width = pdf.l_margin, pdf.epw
-    right_width = width - LEFT_COLUMN_MM
     pdf.set_line_width(0.3)
+    _draw_header(pdf, family, fill)
+    _draw_body(pdf, family, fill)
+    _draw_foot(pdf, family, fill)
+
+
+def _draw_header(pdf: FPDF, family: str, fill: Callable[[str], str]) -> None:
+    """The agency (left) and the Quốc hiệu (right) side by side, then the number and the place and date."""
+    left = pdf.l_margin
+    right_width = pdf.epw - LEFT_COLUMN_MM
+    top = pdf.t_margin
 
     # left column: the issuing agency, a short rule under it
-    top = pdf.t_margin
     pdf.set_xy(left, top)
     parent, agency = fill("{{ co_quan_cap_tren }}"), fill("{{ co_quan_in_hoa }}")
     if parent:
@@ -109,9 +116,13 @@ def draw(pdf: FPDF, family: str, fill: Callable[[str], str]) -> None:
     pdf.set_xy(left + LEFT_COLUMN_MM, row)
     pdf.set_font(family, "I", PLACE_PT)
     pdf.multi_cell(right_width, _line_mm(PLACE_PT), fill(PLACE_DATE), align="C", new_x="LEFT")
+    pdf.set_xy(left, max(number_bottom, pdf.get_y()))
 
-    # title, addressee, body
-    pdf.set_xy(left, max(number_bottom, pdf.get_y()) + 8)
+
+def _draw_body(pdf: FPDF, family: str, fill: Callable[[str], str]) -> None:
+    """Title, addressee and the body's paragraphs, justified."""
+    width = pdf.epw
+    pdf.set_xy(pdf.l_margin, pdf.get_y() + 8)
     pdf.set_font(family, "B", TITLE_PT)
     pdf.multi_cell(width, _line_mm(TITLE_PT), fill("{{ tieu_de }}"), align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
@@ -125,7 +136,10 @@ def draw(pdf: FPDF, family: str, fill: Callable[[str], str]) -> None:
                 paragraph.write(fill(text))
     pdf.ln(4)
 
-    # Nơi nhận bottom left, the signer bottom right, side by side
+
+def _draw_foot(pdf: FPDF, family: str, fill: Callable[[str], str]) -> None:
+    """Nơi nhận bottom left, the signer bottom right, side by side; the form's note under them."""
+    left, width = pdf.l_margin, pdf.epw
     foot_height = 45
     if pdf.get_y() + foot_height > pdf.h - pdf.b_margin:
         pdf.add_page()
