@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 
+from services.deadline.apology_due_query import apology_due_expression
 from services.deadline.open_cases import OpenCaseIndex
 from services.deadline.timers import Sweeper
 from shared.domain.registry import Registry
@@ -137,7 +138,7 @@ class CaseGauges:
                     "overdue": _count(_overdue(now)),
                     "soon": _count(_due_soon(now, horizon)),
                     "missing": _count(_apology_missing(now)),
-                    "apology_due": _count(_apology_due(now, apology_horizon)),
+                    "apology_due": _count(apology_due_expression(now, apology_horizon)),
                 }
             },
         ]
@@ -180,19 +181,5 @@ def _apology_missing(now: datetime) -> dict[str, Any]:
             {"$ne": ["$apology_deadline_at", None]},  # null sorts before dates
             {"$lt": ["$apology_deadline_at", now]},
             {"$eq": ["$apology", None]},
-        ]
-    }
-
-
-def _apology_due(now: datetime, apology_horizon: datetime) -> dict[str, Any]:
-    """The apology-due list at `now` (shared/domain/apology_due.py)."""
-    return {
-        "$and": [
-            {"$eq": ["$apology", None]},
-            {"$eq": ["$clock_stopped_since", None]},
-            {"$ne": ["$apology_deadline_at", None]},
-            {"$ne": ["$due_at", None]},
-            {"$lte": ["$apology_deadline_at", apology_horizon]},
-            {"$or": [{"$gte": ["$apology_deadline_at", now]}, {"$gte": ["$due_at", now]}]},
         ]
     }

@@ -65,7 +65,8 @@ FACT_FIELDS = {
 
 @lru_cache
 def scoring(config_dir: str, name: str) -> dict[str, Any]:
-    return json.loads((Path(config_dir) / "scoring" / f"{name}.json").read_text(encoding="utf-8"))
+    rules: dict[str, Any] = json.loads((Path(config_dir) / "scoring" / f"{name}.json").read_text(encoding="utf-8"))
+    return rules
 
 
 EARLIEST_DAY = date(2015, 1, 1)

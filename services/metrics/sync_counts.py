@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from services.metrics.context import MetricsContext, get_context
 from shared.domain.calendar import VN_TZ
 from shared.domain.sync_ratio import MONTH, SyncCount, month_in_range
+from shared.store import Document
 from shared.web import ApiError, Principal, error_responses
 
 EARLIEST_MONTH = date(2015, 1, 1)
@@ -57,7 +58,7 @@ class SyncCountIn(BaseModel):
         return note
 
 
-def collection(context: MetricsContext) -> AsyncIOMotorCollection:
+def collection(context: MetricsContext) -> AsyncIOMotorCollection[Document]:
     return context.db[COLLECTION]
 
 
