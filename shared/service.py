@@ -33,7 +33,7 @@ class ServiceContext:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.mongo = mongo_client(settings.mongo_uri)
+        self.mongo = mongo_client(settings.mongo_uri, settings.store_profile)
         self.db: AsyncIOMotorDatabase[Document] = service_database(self.mongo, settings, self.service)
         self.registry_state = RegistryState.seeded(settings)
         self.follower = RegistryFollower(settings, self.registry_state)

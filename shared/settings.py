@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,10 @@ class Settings(BaseSettings):
     metrics_url: str = Field("http://127.0.0.1:8083", description="where the web pages reach the metrics service")
     web_session_hours: float = Field(10.0, description="how long a web page login lasts")
     web_cookie_secure: bool = Field(False, description="send the web login cookie over HTTPS only (set behind TLS)")
+    store_profile: Literal["mongodb", "standin"] = Field(
+        "mongodb",
+        description="the store: mongodb (list indexes, large id reads) or standin (SecantusDB: no case indexes)",
+    )
 
     @field_validator("earliest_event")
     @classmethod

@@ -1,10 +1,17 @@
-"""The MongoDB adapter: one motor client per process, timestamps read back in Vietnam time."""
+"""The MongoDB adapter: one motor client per process, timestamps read back in Vietnam time.
+
+The store a client talks to has a profile (`TTHC_STORE_PROFILE`): `mongodb`, the production store,
+or `standin`, SecantusDB, which the local stack, the tests and the benchmarks run on and whose costs
+differ (docs/replicas.md). What only helps the stand-in is chosen here, once, by profile.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
 
@@ -12,10 +19,40 @@ from shared.domain.calendar import VN_TZ
 from shared.settings import Settings
 
 Document = dict[str, Any]  # a stored document as motor reads and writes it
+StoreProfile = Literal["mongodb", "standin"]
 
 
-def mongo_client(uri: str) -> AsyncIOMotorClient[Document]:
-    return AsyncIOMotorClient(uri, tz_aware=True, tzinfo=VN_TZ, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+@dataclass(frozen=True)
+class StoreTuning:
+    """What differs between a real MongoDB and the stand-in."""
+
+    ids_per_query: int  # `_id`s per `$in` query when most are expected present
+    absent_ids_per_query: int  # `_id`s per `$in` query when most are expected absent (new cases)
+    list_indexes: bool  # the secondary indexes that the store's list and indicator reads need
+
+
+TUNINGS: dict[str, StoreTuning] = {
+    # mongod looks each `$in` id up in the `_id` index: one query per bulk read
+    "mongodb": StoreTuning(ids_per_query=1000, absent_ids_per_query=1000, list_indexes=True),
+    # SecantusDB checks each document it finds against the whole `$in` list (n² for n ids), each
+    # secondary index costs every write, and its planner takes no `$or` (a list query scans with
+    # or without one): ids expected present read a few dozen at a time, no index on the cases
+    "standin": StoreTuning(ids_per_query=25, absent_ids_per_query=1000, list_indexes=False),
+}
+_TUNING_OF: weakref.WeakKeyDictionary[Any, StoreTuning] = weakref.WeakKeyDictionary()
+
+
+def mongo_client(uri: str, profile: StoreProfile = "mongodb") -> AsyncIOMotorClient[Document]:
+    client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(
+        uri, tz_aware=True, tzinfo=VN_TZ, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000
+    )
+    _TUNING_OF[client] = TUNINGS[profile]
+    return client
+
+
+def store_tuning(collection: AsyncIOMotorCollection[Document]) -> StoreTuning:
+    """The tuning of the store this collection lives in: its client's profile (mongodb unless told)."""
+    return _TUNING_OF.get(collection.database.client, TUNINGS["mongodb"])
 
 
 def service_database(
@@ -32,25 +69,30 @@ async def ping(client: AsyncIOMotorClient[Document]) -> bool:
         return False
 
 
-# SecantusDB checks each document it finds against the whole `$in` list, so one query for n ids
-# costs n² comparisons: ids expected present are read in queries of a few dozen.
-IDS_PER_QUERY = 25
-# Ids mostly absent (new cases) cost it a round trip per query and little else: fewer, larger queries.
-ABSENT_IDS_PER_QUERY = 1000
+# what a bulk read expects of its ids; the size of its queries follows from the store's profile
+PRESENT_IDS: Final = "present"  # mostly present: `ids_per_query`
+ABSENT_IDS_PER_QUERY: Final = "absent"  # mostly absent (new cases): `absent_ids_per_query`
 
 
 async def find_by_ids(
     collection: AsyncIOMotorCollection[Document],
     ids: Iterable[Any],
     projection: dict[str, Any] | None = None,
-    per_query: int = IDS_PER_QUERY,
+    per_query: int | Literal["present", "absent"] = PRESENT_IDS,
 ) -> dict[Any, Document]:
-    """The documents with these `_id`s (those that exist), by `_id`, read in queries of a few dozen
-    (`per_query`: more when most are expected absent)."""
+    """The documents with these `_id`s (those that exist), by `_id`, read in queries of the size
+    the store's profile gives for ids mostly present (or mostly absent; or `per_query` ids)."""
+    tuning = store_tuning(collection)
+    if per_query == PRESENT_IDS:
+        size = tuning.ids_per_query
+    elif per_query == ABSENT_IDS_PER_QUERY:
+        size = tuning.absent_ids_per_query
+    else:
+        size = int(per_query)
     wanted = list(ids)
     found: dict[Any, Document] = {}
-    for start in range(0, len(wanted), per_query):
-        chunk = wanted[start : start + per_query]
+    for start in range(0, len(wanted), size):
+        chunk = wanted[start : start + size]
         async for document in collection.find({"_id": {"$in": chunk}}, projection):
             found[document["_id"]] = document
     return found

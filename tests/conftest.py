@@ -83,6 +83,7 @@ async def settings(kafka: infra.KafkaBroker, mongo: infra.MongoServer) -> Settin
         config_dir=str(infra.REPO / "config"),
         publish_timeout_s=5.0,
         poll_timeout_ms=100,
+        store_profile="standin",  # the test store is SecantusDB
     )
 
 

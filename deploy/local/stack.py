@@ -69,6 +69,7 @@ def components() -> tuple[infra.KafkaBroker, infra.MongoServer, dict[str, infra.
         "TTHC_ADMIN_TOKEN": admin_token(),
         "TTHC_WEBHOOK_SECRET": webhook_secret(),
         "TTHC_CONFIG_DIR": str(infra.REPO / "config"),
+        "TTHC_STORE_PROFILE": "standin",  # the local store is SecantusDB (docs/replicas.md)
     }
     services = {name: infra.service_process(name, PORTS[name], STACK, env) for name in infra.SERVICES}
     web_env = env | {

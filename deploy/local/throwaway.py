@@ -32,6 +32,7 @@ class Infra:
             admin_token=ADMIN_TOKEN,
             config_dir=str(infra.REPO / "config"),
             log_level="WARNING",
+            store_profile="standin",  # the throwaway store is SecantusDB
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from services.deadline.webhooks import WebhookDispatcher
 from shared.projection import ProjectionRun
 from shared.service import ProjectionContext
 from shared.settings import Settings
-from shared.store import Document
+from shared.store import Document, store_tuning
 from shared.succession import SuccessionRefold
 
 CASES_REFOLDED = Counter(
@@ -105,8 +106,16 @@ def is_open(document: dict[str, Any]) -> bool:
     return bool(document.get("open"))
 
 
-# No secondary index on the cases: every index costs each case write on this store (ADR 0009). The
-# timers have theirs (the sweeper reads its range); the lists read the in-memory open cases (ADR 0008).
+# On the stand-in, no secondary index on the cases: every index costs each case write there (ADR
+# 0009) and its planner scans a list query anyway; the lists read the in-memory open cases (ADR
+# 0008). On MongoDB, where replicas answer lists from the store (docs/replicas.md), the open cases
+# of a scope in due order: the `end_at: null` branch of a list's filter pins `end_at`, so a scan
+# walks the open cases only, never the closed history; `(due_at, _id)` is the lists' sort and cursor.
+LIST_INDEXES: dict[str, list[tuple[str, int]]] = {
+    "list_due": [("end_at", 1), ("due_at", 1), ("_id", 1)],  # province-wide lists (no agency filter)
+    "list_agency_due": [("agency_code", 1), ("end_at", 1), ("due_at", 1), ("_id", 1)],  # an agency's subtree
+    "open_cases": [("open", 1)],  # the gauges' aggregation and the open-case index's load
+}
 OBSOLETE_INDEXES = ("next_check_at_1", "open_1_due_at_1", "agency_code_1_due_at_1", "open_1_next_check_at_1")
 LEGACY_TIMER_INDEX = "open_1_next_check_at_1"  # the index of timers kept on the case documents
 
@@ -121,6 +130,18 @@ async def ensure_case_indexes(
     for name in OBSOLETE_INDEXES:
         if name in existing:
             await cases.drop_index(name)
+    await ensure_list_indexes(cases, existing)
+
+
+async def ensure_list_indexes(cases: AsyncIOMotorCollection[Document], existing: Mapping[str, Any]) -> None:
+    """The list indexes on MongoDB; none on the stand-in (dropped if a store changed profile)."""
+    if store_tuning(cases).list_indexes:
+        for name, keys in LIST_INDEXES.items():
+            await cases.create_index(keys, name=name)
+    else:
+        for name in LIST_INDEXES:
+            if name in existing:
+                await cases.drop_index(name)
 
 
 async def move_legacy_timers(cases: AsyncIOMotorCollection[Document], timers: AsyncIOMotorCollection[Document]) -> None:

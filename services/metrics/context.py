@@ -19,7 +19,7 @@ from services.metrics.projection import BucketChanges, MetricsPort
 from shared.projection import ProjectionRun
 from shared.service import ProjectionContext
 from shared.settings import Settings
-from shared.store import Document
+from shared.store import Document, store_tuning
 from shared.succession import SuccessionRefold
 
 FACTS_REFOLDED = Counter(
@@ -27,6 +27,13 @@ FACTS_REFOLDED = Counter(
 )
 
 log = logging.getLogger(__name__)
+# On MongoDB, the facts an indicator reads when the aggregates cannot answer (a procedure, or a field
+# over part of a month, indicators.load_facts): the filter's equality, then the `end_at: null` branch
+# (open cases) or the ended since the period's start, then the received range.
+FACT_INDEXES: dict[str, list[tuple[str, int]]] = {
+    "procedure_end_received": [("procedure_code", 1), ("end_at", 1), ("received_at", 1)],
+    "field_end_received": [("field_code", 1), ("end_at", 1), ("received_at", 1)],
+}
 # bump when the bucket layout or a counter's meaning changes: the next start rebuilds them
 AGGREGATES_VERSION = 7
 
@@ -80,6 +87,11 @@ class MetricsContext(ProjectionContext[BucketChanges]):
         await self.collection.create_index([("received_at", 1)])
         for collection in self.aggregates.values():
             await collection.create_index([("p", 1)])
+        if store_tuning(self.collection).list_indexes:  # MongoDB: replicas read the store (docs/replicas.md)
+            for name, keys in FACT_INDEXES.items():
+                await self.collection.create_index(keys, name=name)
+            for collection in self.aggregates.values():
+                await collection.create_index([("agency", 1), ("p", 1)], name="agency_p")
         await self.backfill()
         await super().start()
         self.gauges.start()
