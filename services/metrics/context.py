@@ -34,6 +34,7 @@ FACT_INDEXES: dict[str, list[tuple[str, int]]] = {
     "procedure_end_received": [("procedure_code", 1), ("end_at", 1), ("received_at", 1)],
     "field_end_received": [("field_code", 1), ("end_at", 1), ("received_at", 1)],
 }
+BUCKET_INDEX = [("agency", 1), ("p", 1)]  # an agency's buckets up to a month (buckets_queries)
 # bump when the bucket layout or a counter's meaning changes: the next start rebuilds them
 AGGREGATES_VERSION = 7
 
@@ -84,6 +85,13 @@ class MetricsContext(ProjectionContext[BucketChanges]):
         return [b async for b in self.aggregates[collection].find(query, fields)]
 
     async def start(self) -> None:
+        await self.ensure_indexes()
+        await self.backfill()
+        await super().start()
+        self.gauges.start()
+        self.succession.start()
+
+    async def ensure_indexes(self) -> None:
         await self.collection.create_index([("received_at", 1)])
         for collection in self.aggregates.values():
             await collection.create_index([("p", 1)])
@@ -91,11 +99,7 @@ class MetricsContext(ProjectionContext[BucketChanges]):
             for name, keys in FACT_INDEXES.items():
                 await self.collection.create_index(keys, name=name)
             for collection in self.aggregates.values():
-                await collection.create_index([("agency", 1), ("p", 1)], name="agency_p")
-        await self.backfill()
-        await super().start()
-        self.gauges.start()
-        self.succession.start()
+                await collection.create_index(BUCKET_INDEX, name="agency_p")
 
     async def backfill(self) -> None:
         """Facts written before the aggregates existed (an upgrade): build the buckets once, before
