@@ -244,8 +244,9 @@ class CaseProjection(Generic[Outcome]):
     async def _refold(self, codes: list[str], result: BatchResult) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
         async with self.lock:
             refused: Refused = []
-            async for landed in self._isolating({code: [] for code in codes}, result, refused):
-                yield landed
+            async with contextlib.aclosing(self._isolating({code: [] for code in codes}, result, refused)) as outcomes:
+                async for landed in outcomes:
+                    yield landed
             for case_code, exc in refused:
                 log.warning("case not refolded", extra={"case_code": case_code, "error": repr(exc)[:300]})
 
@@ -257,8 +258,9 @@ class CaseProjection(Generic[Outcome]):
             incoming, origins, poison = _decoded(records)
             refused: Refused = []
             if incoming:
-                async for landed in self._isolating(incoming, result, refused):
-                    yield landed
+                async with contextlib.aclosing(self._isolating(incoming, result, refused)) as outcomes:
+                    async for landed in outcomes:
+                        yield landed
             for case_code, exc in refused:
                 for record, event in origins[case_code]:
                     poison.append(poison_of(record, exc, case_code=case_code, event=event))
@@ -280,8 +282,9 @@ class CaseProjection(Generic[Outcome]):
         refused. Cases already written are found unchanged the second time (their events are known)."""
         counts, refusals = (result.applied, result.duplicates), len(refused)
         try:
-            async for landed in self._retrying(incoming, result, refused):
-                yield landed
+            async with contextlib.aclosing(self._retrying(incoming, result, refused)) as outcomes:
+                async for landed in outcomes:
+                    yield landed
             return
         except Exception as exc:
             if is_infrastructure(exc):
@@ -298,8 +301,9 @@ class CaseProjection(Generic[Outcome]):
         cases = list(incoming.items())
         half = len(cases) // 2
         for part in (cases[:half], cases[half:]):
-            async for landed in self._isolating(dict(part), result, refused):
-                yield landed
+            async with contextlib.aclosing(self._isolating(dict(part), result, refused)) as outcomes:
+                async for landed in outcomes:
+                    yield landed
 
     async def _retrying(
         self, incoming: Incoming, result: BatchResult, refused: Refused
@@ -308,8 +312,9 @@ class CaseProjection(Generic[Outcome]):
         retry_until = time.monotonic() + TRANSACTION_RETRY_S
         for attempt in itertools.count():
             try:
-                async for landed in self._write(incoming, result, refused):
-                    yield landed
+                async with contextlib.aclosing(self._write(incoming, result, refused)) as outcomes:
+                    async for landed in outcomes:
+                        yield landed
                 return
             except PyMongoError as exc:
                 # a write conflict in the transaction (a killed predecessor's transaction still
@@ -344,8 +349,9 @@ class CaseProjection(Generic[Outcome]):
                 if committed is not None:
                     yield committed
             else:
-                async for landed in self._write_landing(chunks):
-                    yield landed
+                async with contextlib.aclosing(self._write_landing(chunks)) as outcomes:
+                    async for landed in outcomes:
+                        yield landed
         except BaseException:
             if self.cache is not None:  # the store holds some of the batch's writes, or none
                 self.cache.discard(incoming)

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import APIRouter, Query, Request
@@ -26,8 +26,9 @@ from prometheus_client import Counter, Gauge
 from pymongo import UpdateOne
 
 from shared.kafka import Publisher
+from shared.settings import Settings
 from shared.store import Document
-from shared.web import ApiError, error_responses
+from shared.web import ApiError, Principal, error_responses
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +218,18 @@ async def read_records(
 router = APIRouter(tags=["quarantine"])
 
 
-def _context(request: Request) -> Any:
-    context = request.app.state.context
+class QuarantineHolder(Protocol):
+    """What the quarantine routes need of a projection service's context."""
+
+    quarantine: Quarantine
+    settings: Settings
+    publisher: Publisher
+
+    def require_admin(self, request: Request) -> Principal: ...
+
+
+def _context(request: Request) -> QuarantineHolder:
+    context: QuarantineHolder = request.app.state.context
     context.require_admin(request)
     return context
 

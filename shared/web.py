@@ -48,7 +48,7 @@ class ErrorInfo(BaseModel):
     code: str
     message: str
     details: list[ErrorDetail] = []
-    reason: str | None = None  # additive (issue #20): a stable machine word finer than `code`
+    reason: str | None = None  # additive: a stable machine word finer than `code`
 
 
 class ErrorBody(BaseModel):
@@ -65,7 +65,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 class ApiError(Exception):
     """An error answered in the contract's shape: {"error": {"code", "message", "details"}}.
 
-    `reason` (additive, issue #20) is a stable machine word finer than the status's `code`
+    `reason` (additive) is a stable machine word finer than the status's `code`
     (`apology_exists`, `new_due_not_after_due`, `outside_scope`, …): the web pages map it to
     Vietnamese words, never the English `message`. Absent when not given.
     """

@@ -54,6 +54,8 @@ class DeadlineContext(ProjectionContext[None]):
         self.gauges = CaseGauges(self)
         # an agency dissolved into a successor: the cases it concerns folded again
         self.succession = SuccessionRefold("deadline", self, CASES_REFOLDED)
+        # a batch and a re-fold one at a time, publications included: a case's derived events in order
+        self._writing = asyncio.Lock()
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
         """A consumer batch: each chunk's cases go into the open-case index and its derived events
@@ -66,6 +68,10 @@ class DeadlineContext(ProjectionContext[None]):
         await self._index_and_publish(self.projection.refolding(codes))
 
     async def _index_and_publish(self, run: ProjectionRun[None]) -> None:
+        async with self._writing:
+            await self._index_and_publish_alone(run)
+
+    async def _index_and_publish_alone(self, run: ProjectionRun[None]) -> None:
         publishing: list[asyncio.Future[None]] = []
         try:
             async with contextlib.aclosing(run):

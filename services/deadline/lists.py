@@ -1,10 +1,10 @@
 """GET /v1/cases/overdue, /v1/cases/due-soon and /v1/cases/apology-due: what an agency must act on,
 as of an instant.
 
-The apology-due list (contract v1.1, issue #19) holds the open cases with no apology whose apology
+The apology-due list (contract v1.1) holds the open cases with no apology whose apology
 deadline lies within TTHC_APOLOGY_DUE_WORKING_HOURS after `as_of`, or has passed while their due
 instant has not (shared/domain/apology_due.py); its JSON answer adds `counts` of the whole list.
-Every list's JSON answer adds `total`: how many cases all its pages hold (issue #20).
+Every list's JSON answer adds `total`: how many cases all its pages hold.
 
 Filters: agency (with every agency below it), level, field, procedure, channel, apology
 (issued | missing), as_of. Keyset pagination on (sort key, case code) with an opaque cursor, so a
@@ -55,7 +55,7 @@ SORTS = {
     "received_at": ("received_at", 1),
     "-received_at": ("received_at", -1),
 }
-# every code beside its Vietnamese words (issue #20): the code for machines and filters, the words
+# every code beside its Vietnamese words: the code for machines and filters, the words
 # for people (shared/labels.py, the same words as the pages)
 COLUMNS = [
     ("case_code", "Mã hồ sơ"),
@@ -366,7 +366,7 @@ async def _documents(
 
 
 async def list_total(context: DeadlineContext, filters: ListFilters) -> int:
-    """How many cases the whole list holds (every page), additive to the contract (issue #20): from
+    """How many cases the whole list holds (every page), additive to the contract: from
     the in-memory index when it answers (a walk of the due range, no I/O), else counted by the store."""
     index = context.open_cases
     if index.answers(filters.as_of):

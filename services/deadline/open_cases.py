@@ -308,7 +308,7 @@ class OpenCaseIndex(SoleWriterCopy):
         return out
 
     def count(self, query: ListQuery) -> int:
-        """How many cases match: the lists' `total` (issue #20), walking only the due range."""
+        """How many cases match: the lists' `total`, walking only the due range."""
         return sum(1 for case in self._walk(query, "due_at", None) if query.matches(case))
 
     def _walk(self, query: ListQuery, sort: str, after: tuple[datetime, str] | None) -> Iterator[OpenCase]:

@@ -15,7 +15,7 @@ due instant, so a replay, a restart or a rebuild yields the same id and consumer
 - deadline.due_soon: within the configured working time before due (default one working day);
 - deadline.apology_due_soon: the case enters the apology-due window, the configured working time
   (TTHC_APOLOGY_DUE_WORKING_HOURS, default one working day) before its apology deadline, with no
-  apology (issue #19: a warning before the apology is late, not after);
+  apology (a warning before the apology is late, not after);
 - deadline.apology_required: one working day before due, not finished, no apology;
 - deadline.overdue: at due, not finished.
 An open pause of the clock (waiting for the citizen, verification) suspends them. When due_at

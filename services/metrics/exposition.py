@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Gauge
 
-from services.metrics.aggregates import answer, buckets_queries
+from services.metrics.aggregates import COARSE_KIND, answer, buckets_queries
 from shared.domain.calendar import VN_TZ
 from shared.domain.indicators import parse_period
 from shared.domain.registry import Registry
@@ -65,7 +65,7 @@ class IndicatorGauges:
         groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
         for known in self.context.registry.agencies.values():
             groups[(known.code, known.level.value)] = []
-        for collection, query in buckets_queries(period, "c", None, {}):
+        for collection, query in buckets_queries(period, COARSE_KIND, None, {}):
             for bucket in await self.context.find_buckets(collection, query, {"_id": 0}):
                 groups[(bucket.get("agency") or "unknown", bucket.get("level") or "unknown")].append(bucket)
         for (agency, level), buckets in groups.items():

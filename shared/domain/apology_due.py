@@ -4,7 +4,7 @@ Contract v1.1: "`GET /v1/cases/apology-due`: open cases with no apology whose `a
 lies within `TTHC_APOLOGY_DUE_WORKING_HOURS` (default 8) after `as_of`, or has passed while
 `due_at` has not". The apology deadline (hạn xin lỗi) is one working day before due (tthc-rules
 §2.1), which is exactly where the due-soon window starts: without this list an officer first sees
-a case when its apology is already late (issue #19).
+a case when its apology is already late.
 
 Pure functions of instants; the window's end (`as_of` + the working hours, on the case's calendar)
 is computed by the caller.

@@ -242,7 +242,7 @@ def apology_on_time(issued_at: datetime, apology_deadline_at: datetime) -> bool:
 
 def remaining_in_words(working_seconds: int) -> str:
     """'còn 1 ngày 3 giờ làm việc' before due, 'quá 2 ngày 1 giờ làm việc' after, in 8-hour working
-    days: it says "làm việc" so an officer does not read calendar days (issue #20)."""
+    days: it says "làm việc" so an officer does not read calendar days."""
     if working_seconds == 0:
         return "đến hạn"
     prefix = "còn" if working_seconds > 0 else "quá"

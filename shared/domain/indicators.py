@@ -90,7 +90,7 @@ def _canonical(text: str) -> str:
 
 def parse_period(text: str) -> Period:
     """2026-03 | 2026-Q1 | 2026-H1 | 2026-9M | 2026 | 2026-03-01..2026-03-31 (the contract's forms),
-    and as officers write them (issue #20): 11/2026, tháng 11/2026, Q1/2026, quý 1/2026, quý I/2026,
+    and as officers write them: 11/2026, tháng 11/2026, Q1/2026, quý 1/2026, quý I/2026,
     6 tháng đầu năm 2026, 6 tháng cuối năm 2026, 9 tháng 2026, năm 2026, 01/03/2026-31/03/2026.
     Case and spaces do not matter. A PeriodError names the forms, in Vietnamese (the pages show it)."""
     canonical = _canonical(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 
@@ -373,4 +374,31 @@ async def test_a_chunk_that_landed_is_indexed_and_its_derived_events_published_e
     assert sorted(e["value"]["case_code"] for e in computed) == sorted(codes)  # each once
     assert {e["value"]["type"] for e in computed} == {"deadline.computed"}
     await context.publisher.stop()
+    context.mongo.close()
+
+
+async def test_a_run_closed_after_its_first_outcome_settles_before_the_next_batch(settings: Settings) -> None:
+    """A service whose own step fails on an outcome closes the run: the write still out lands and
+    the batch's cases leave the memory before the projection is free for the next batch (or a
+    re-fold), which would otherwise read what the store no longer holds."""
+    context = DeadlineContext(settings)
+    context.documents.hold()
+    context.projection.write_chunk = 2
+    codes = [case_code() for _ in range(6)]
+    await context.projection.apply([record(i, received(code), f"r{i}") for i, code in enumerate(codes)])
+    assert context.documents.lookup(codes)[1] == []  # all held
+    later = [
+        record(10 + i, event("case.supplement_requested", code, "2026-03-17T09:00:00+07:00"), f"s{i}")
+        for i, code in enumerate(codes)
+    ]
+    run = context.projection.applying(later)
+    with pytest.raises(RuntimeError, match="the service's step failed"):
+        async with contextlib.aclosing(run):
+            async for _ in run:
+                raise RuntimeError("the service's step failed")
+    # no await in between: the cleanup ran while the run was closed, under the projection's lock
+    assert context.documents.lookup(codes)[1] == codes
+    assert not context.projection.lock.locked()
+    requested = {d["_id"] async for d in context.cases.find({"supplement_requests": 1}, {"_id": 1})}
+    assert requested == set(codes[:4])  # the chunk that landed and the one in flight; not the third
     context.mongo.close()
