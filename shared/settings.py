@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     metrics_url: str = Field("http://127.0.0.1:8083", description="where the web pages reach the metrics service")
     web_session_hours: float = Field(10.0, description="how long a web page login lasts")
     web_cookie_secure: bool = Field(False, description="send the web login cookie over HTTPS only (set behind TLS)")
+    generation_poll_s: float = Field(
+        5.0, description="how often the deadline and metrics services look for a rebuilt projection to switch to"
+    )
 
     @field_validator("earliest_event")
     @classmethod
