@@ -19,7 +19,7 @@ from motor.motor_asyncio import AsyncIOMotorDatabase
 
 from shared.kafka import topic_partitions
 from shared.settings import Settings
-from shared.store import Document
+from shared.store import Document, mongo_client, service_database
 
 POINTERS = "projections"
 FIRST = 1
@@ -37,6 +37,15 @@ def group_named(base: str, generation: int) -> str:
 async def live_generation(db: AsyncIOMotorDatabase[Document], service: str) -> int:
     pointer = await db[POINTERS].find_one({"_id": service})
     return int(pointer["generation"]) if pointer else FIRST
+
+
+async def live_generation_of(settings: Settings, service: str) -> int:
+    """The live generation, read with a client of its own (a rebuild, before it builds its context)."""
+    client = mongo_client(settings.mongo_uri)
+    try:
+        return await live_generation(service_database(client, settings, service), service)
+    finally:
+        client.close()
 
 
 async def switch_to(db: AsyncIOMotorDatabase[Document], service: str, generation: int, group_id: str) -> None:

@@ -22,7 +22,7 @@ import sys
 from aiokafka import ConsumerRecord
 
 from services.deadline.context import DeadlineContext, ensure_case_indexes
-from shared.generations import Progress, commit_offsets, group_named, live_generation, replay, switch_to
+from shared.generations import Progress, commit_offsets, group_named, live_generation_of, replay, switch_to
 from shared.settings import Settings, get_settings
 
 SERVICE = "deadline"
@@ -44,9 +44,7 @@ async def rebuild_and_switch(
 ) -> dict[str, float]:
     """The next generation built from the log; with `switch`, the pointer moved to it."""
     progress = progress or Progress(report=lambda line: print(line, flush=True))
-    probe = DeadlineContext(settings)
-    live = await live_generation(probe.db, SERVICE)
-    probe.mongo.close()
+    live = await live_generation_of(settings, SERVICE)
     context = DeadlineContext(settings, replay=True, generation=live + 1)
     try:
         offsets = await _build(context, group_named(DeadlineContext.group_id, live), progress)

@@ -19,7 +19,7 @@ import sys
 from aiokafka import ConsumerRecord
 
 from services.metrics.context import MetricsContext
-from shared.generations import Progress, commit_offsets, group_named, live_generation, replay, switch_to
+from shared.generations import Progress, commit_offsets, group_named, live_generation_of, replay, switch_to
 from shared.settings import Settings, get_settings
 
 SERVICE = "metrics"
@@ -30,9 +30,7 @@ async def rebuild_and_switch(
 ) -> dict[str, float]:
     """The next generation built from the log; with `switch`, the pointer moved to it."""
     progress = progress or Progress(report=lambda line: print(line, flush=True))
-    probe = MetricsContext(settings)
-    live = await live_generation(probe.db, SERVICE)
-    probe.mongo.close()
+    live = await live_generation_of(settings, SERVICE)
     context = MetricsContext(settings, generation=live + 1)
     for collection in (context.collection, context.meta, context.quarantine.marks, *context.aggregates.values()):
         await collection.drop()

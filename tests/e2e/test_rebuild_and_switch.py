@@ -28,9 +28,8 @@ import pytest
 from deploy.local import infra
 from services.deadline.rebuild import rebuild_and_switch as rebuild_deadline
 from services.metrics.rebuild import rebuild_and_switch as rebuild_metrics
-from shared.generations import Progress, live_generation
+from shared.generations import Progress, live_generation_of
 from shared.settings import Settings
-from shared.store import mongo_client, service_database
 from simulator import wire
 from simulator.__main__ import expectations, settle
 from simulator.province import Case, Province
@@ -140,11 +139,7 @@ async def keep_asking(urls: dict[str, str], code: str, answers: list[tuple[str, 
 
 
 async def generations(settings: Settings) -> dict[str, int]:
-    client = mongo_client(settings.mongo_uri)
-    try:
-        return {s: await live_generation(service_database(client, settings, s), s) for s in ("deadline", "metrics")}
-    finally:
-        client.close()
+    return {service: await live_generation_of(settings, service) for service in ("deadline", "metrics")}
 
 
 async def test_a_rule_changes_both_projections_are_rebuilt_and_switched(
