@@ -34,9 +34,14 @@ def group_named(base: str, generation: int) -> str:
     return base if generation <= FIRST else f"{base}-g{generation}"
 
 
+async def pointer(db: AsyncIOMotorDatabase[Document], service: str) -> Document | None:
+    """`{_id: service, generation, group_id, previous_group, switched_at}`, or None (generation 1)."""
+    return await db[POINTERS].find_one({"_id": service})
+
+
 async def live_generation(db: AsyncIOMotorDatabase[Document], service: str) -> int:
-    pointer = await db[POINTERS].find_one({"_id": service})
-    return int(pointer["generation"]) if pointer else FIRST
+    found = await pointer(db, service)
+    return int(found["generation"]) if found else FIRST
 
 
 async def live_generation_of(settings: Settings, service: str) -> int:
@@ -48,13 +53,20 @@ async def live_generation_of(settings: Settings, service: str) -> int:
         client.close()
 
 
-async def switch_to(db: AsyncIOMotorDatabase[Document], service: str, generation: int, group_id: str) -> None:
-    """The switch: one document written, so every reader sees the old generation or the new one."""
-    await db[POINTERS].replace_one(
-        {"_id": service},
-        {"_id": service, "generation": generation, "group_id": group_id, "switched_at": datetime.now(UTC)},
-        upsert=True,
-    )
+async def switch_to(
+    db: AsyncIOMotorDatabase[Document], service: str, generation: int, group_id: str, previous_group: str
+) -> None:
+    """The switch: one document written, so every reader sees the old generation or the new one.
+    `previous_group`: the live generation's consumer group, whose offsets say, at any later start,
+    below which offsets the previous generation already derived events."""
+    document = {
+        "_id": service,
+        "generation": generation,
+        "group_id": group_id,
+        "previous_group": previous_group,
+        "switched_at": datetime.now(UTC),
+    }
+    await db[POINTERS].replace_one({"_id": service}, document, upsert=True)
 
 
 async def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:

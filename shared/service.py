@@ -16,7 +16,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 
 from shared.document_cache import DocumentCache
 from shared.domain.registry import Registry
-from shared.generations import FIRST, committed_offsets, group_named, live_generation, named
+from shared.generations import FIRST, committed_offsets, group_named, live_generation, named, pointer
 from shared.kafka import CONSUMER_LAG, CONSUMER_STUCK, BatchConsumer, Ownership, Publisher
 from shared.limits import BodySizeLimit, RateLimiter
 from shared.logs import configure_logging
@@ -361,11 +361,20 @@ class GenerationWatch:
         return context
 
     async def open(self) -> None:
-        """Before the first start: the context of the live generation (the pointer's, if any)."""
-        live = await live_generation(self.context.db, self.service)
-        if live != self.context.generation:
+        """Before the first start: the context of the live generation (the pointer's, if any),
+        deriving only past what the previous generation had applied (a restart before this
+        process switched, or during the rebuilt generation's first catch-up)."""
+        found = await pointer(self.context.db, self.service)
+        if found is None:
+            return
+        if found["generation"] != self.context.generation:
             self.context.mongo.close()  # never started
-            self.app.state.context = self.build(live)
+            self.app.state.context = self.build(found["generation"])
+        if found.get("previous_group"):
+            settings = self.context.settings
+            self.context.derive_from = await committed_offsets(
+                settings.kafka_bootstrap, found["previous_group"], settings.case_events_topic
+            )
 
     def start(self) -> None:
         self.periodic.start()

@@ -45,12 +45,13 @@ async def rebuild_and_switch(
     """The next generation built from the log; with `switch`, the pointer moved to it."""
     progress = progress or Progress(report=lambda line: print(line, flush=True))
     live = await live_generation_of(settings, SERVICE)
+    following = group_named(DeadlineContext.group_id, live)  # the live generation's consumer group
     context = DeadlineContext(settings, replay=True, generation=live + 1)
     try:
-        offsets = await _build(context, group_named(DeadlineContext.group_id, live), progress)
+        offsets = await _build(context, following, progress)
         await commit_offsets(settings.kafka_bootstrap, context.group_id, settings.case_events_topic, offsets)
         if switch:
-            await switch_to(context.db, SERVICE, context.generation, context.group_id)
+            await switch_to(context.db, SERVICE, context.generation, context.group_id, following)
     finally:
         context.mongo.close()
     progress.report(f"deadline generation {context.generation} built{' and switched to' if switch else ''}")

@@ -31,6 +31,7 @@ async def rebuild_and_switch(
     """The next generation built from the log; with `switch`, the pointer moved to it."""
     progress = progress or Progress(report=lambda line: print(line, flush=True))
     live = await live_generation_of(settings, SERVICE)
+    following = group_named(MetricsContext.group_id, live)  # the live generation's consumer group
     context = MetricsContext(settings, generation=live + 1)
     for collection in (context.collection, context.meta, context.quarantine.marks, *context.aggregates.values()):
         await collection.drop()
@@ -46,11 +47,11 @@ async def rebuild_and_switch(
         return (await context.quiet_projection.apply(records)).applied
 
     try:
-        offsets = await replay(settings, apply, progress, group_named(MetricsContext.group_id, live))
+        offsets = await replay(settings, apply, progress, following)
         await context.follower.stop()
         await commit_offsets(settings.kafka_bootstrap, context.group_id, settings.case_events_topic, offsets)
         if switch:
-            await switch_to(context.db, SERVICE, context.generation, context.group_id)
+            await switch_to(context.db, SERVICE, context.generation, context.group_id, following)
     finally:
         await context.follower.stop()
         context.mongo.close()
