@@ -13,7 +13,7 @@ from services.deadline.rebuild import rebuild_and_switch as rebuild_deadline
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.metrics.rebuild import rebuild_and_switch as rebuild_metrics
-from shared.generations import Progress
+from shared.generations import Progress, switch_to
 from shared.settings import Settings
 from shared.store import mongo_client
 from tests.conftest import AUTH, serve
@@ -90,3 +90,46 @@ async def test_both_services_switch_to_the_rebuilt_generation_and_go_on(settings
 
 async def _at(app, generation: int) -> bool:
     return bool(app.state.context.generation == generation)
+
+
+async def test_events_the_old_generation_applied_after_the_rebuild_are_not_derived_again(
+    settings: Settings, kafka
+) -> None:
+    """The rebuild stops; the live generation goes on applying (and deriving from) more events; then
+    the pointer moves: the new generation applies those events quietly and derives nothing twice."""
+    settings = settings.model_copy(update={"generation_poll_s": 0.3})
+    codes = [case_code() for _ in range(3)]
+    deadline = deadline_app(settings)
+    async with serve(intake_app(settings)) as intake, serve(deadline) as cases:
+        await post(intake, *[received(code) for code in codes])
+        await eventually(lambda: _known(cases, codes), timeout=30)
+        built = await rebuild_deadline(settings, switch=False, progress=Progress(report=lambda _: None))
+        assert built["generation"] == 2 and deadline.state.context.generation == 1
+
+        await post(
+            intake, *[event("case.processed", c, "2026-03-18T09:00:00+07:00", outcome="approved") for c in codes]
+        )
+        await eventually(lambda: _known(cases, codes, "processed"), timeout=30)
+        await eventually(lambda: _closed(kafka, settings, len(codes)), timeout=30)
+
+        client = mongo_client(settings.mongo_uri)
+        await switch_to(client[f"{settings.mongo_db}_deadline"], "deadline", 2, "tthc-deadline-g2", "tthc-deadline")
+        client.close()
+        await eventually(lambda: _at(deadline, 2), timeout=30)
+        await eventually(lambda: _known(cases, codes, "processed"), timeout=30)  # from cases_g2 now
+    derived = [r["value"] for r in await read_topic(kafka.bootstrap, settings.deadline_events_topic)]
+    assert Counter(e["case_code"] for e in derived if e["type"] == "case.closed") == {c: 1 for c in codes}
+    assert [i for i, n in Counter(e["event_id"] for e in derived).items() if n > 1] == []
+
+
+async def _known(client, codes: list[str], status: str | None = None) -> bool:
+    for code in codes:
+        answer = await client.get(f"/v1/cases/{code}", headers=AUTH)
+        if answer.status_code != 200 or (status and answer.json()["status"] != status):
+            return False
+    return True
+
+
+async def _closed(kafka, settings: Settings, count: int) -> bool:
+    derived = [r["value"] for r in await read_topic(kafka.bootstrap, settings.deadline_events_topic)]
+    return sum(e["type"] == "case.closed" for e in derived) == count
