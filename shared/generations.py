@@ -184,7 +184,7 @@ async def replay(settings: Settings, apply: Apply, progress: Progress, follow: s
                 records.extend(kept)
                 if len(kept) < len(part):  # read past the target: read again from there later
                     reader.seek(tp, part[len(kept)].offset)
-            progress.add(records, await apply(records) if records else 0, left)
+            progress.add(records, await apply(records) if records else 0, left - len(records))
     finally:
         await reader.stop()
         await watcher.stop()
