@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv tools letter-font up down status test test-unit bench simulate lint schema readme clean
+.PHONY: venv tools letter-font up down status test test-unit bench simulate rebuild lint schema readme clean
 
 # Debian tools some tests drive: docker-compose (compose config), promtool and prometheus (rules,
 # dashboards), headless Chromium and its driver (the web pages), poppler's pdftoppm, pdffonts and
@@ -67,6 +67,12 @@ bench: venv
 # A simulated province through its own pipeline, every figure checked (ARGS="--seed 3 --weeks 8")
 simulate: venv
 	$(PY) -m simulator $(ARGS)
+
+# After a rule changes: both projections rebuilt from the log into their next generation, then the
+# running services switch to them (ADR 0020); against `make up`'s stack when there is one
+rebuild: venv
+	@set -a; if [ -f .stack/stack.env ]; then . ./.stack/stack.env; fi; set +a; \
+	  $(PY) -m services.deadline.rebuild && $(PY) -m services.metrics.rebuild
 
 # ruff, then mypy on the packages pyproject.toml's [tool.mypy] names (strict on shared/domain/)
 lint: venv

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic
 
@@ -14,15 +16,17 @@ from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 
 from shared.document_cache import DocumentCache
 from shared.domain.registry import Registry
-from shared.kafka import BatchConsumer, Ownership, Publisher
+from shared.generations import FIRST, committed_offsets, group_named, live_generation, named, pointer
+from shared.kafka import CONSUMER_LAG, CONSUMER_STUCK, BatchConsumer, Ownership, Publisher
 from shared.limits import BodySizeLimit, RateLimiter
 from shared.logs import configure_logging
+from shared.periodic import Periodic
 from shared.projection import CaseProjection, Outcome, ProjectionPort
 from shared.quarantine import Quarantine
 from shared.registry_sync import RegistryFollower, RegistryState
 from shared.settings import Settings
 from shared.store import Document, mongo_client, ping, service_database
-from shared.web import ApiError, Principal, authenticate, health_router, install_error_handlers
+from shared.web import ApiError, Principal, ReadinessCheck, authenticate, health_router, install_error_handlers
 
 
 class ServiceContext:
@@ -164,25 +168,49 @@ async def procedures(request: Request) -> dict[str, Any]:
     }
 
 
-def service_app(context: ServiceContext, title: str, description: str, routers: list[APIRouter]) -> FastAPI:
-    """A service's FastAPI app: JSON logs, the context's lifespan, contract errors, health, routers."""
+def service_app(
+    context: ServiceContext,
+    title: str,
+    description: str,
+    routers: list[APIRouter],
+    generations: Callable[[int], ProjectionContext[Any]] | None = None,
+) -> FastAPI:
+    """A service's FastAPI app: JSON logs, the context's lifespan, contract errors, health, routers.
+    With `generations` (a projection's context in a given generation), the app follows the
+    projection's pointer and switches to a rebuilt generation (ADR 0020)."""
     configure_logging(context.service, context.settings.log_level)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await context.start()
+        if watch is not None:
+            await watch.open()
+        await app.state.context.start()
+        if watch is not None:
+            watch.start()
         yield
-        await context.stop()
+        if watch is not None:
+            await watch.stop()
+        await app.state.context.stop()
 
     app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
     app.state.context = context
+    watch = GenerationWatch(app, generations) if generations is not None else None
     app.add_middleware(BodySizeLimit, max_bytes=context.settings.max_body_bytes)  # before auth and parsing
     install_error_handlers(app)
-    app.include_router(health_router(context.readiness()))
+    # the checks of the context in place when asked (a switch replaces it)
+    app.include_router(health_router({name: _current_check(app, name) for name in context.readiness()}))
     app.include_router(reference_router)
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _current_check(app: FastAPI, name: str) -> ReadinessCheck:
+    def check() -> Awaitable[bool | str]:
+        checks: dict[str, ReadinessCheck] = app.state.context.readiness()
+        return checks[name]()
+
+    return check
 
 
 class ProjectionContext(ServiceContext, Generic[Outcome]):
@@ -193,37 +221,43 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
 
     group_id = "tthc-projection"
     projection: CaseProjection[Outcome]
+    quiet_projection: CaseProjection[Outcome]
     consumer: BatchConsumer
+    # after a switch: per partition, the offset from which this generation derives events (below
+    # it the previous generation did); empty: from the start
+    derive_from: dict[int, int]
 
     def __init__(
-        self, settings: Settings, collection: str, keep: Callable[[dict[str, Any]], bool] | None = None
+        self,
+        settings: Settings,
+        collection: str,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+        generation: int = FIRST,
     ) -> None:
         super().__init__(settings)
-        self.collection: AsyncIOMotorCollection[Document] = self.db[collection]
+        # the generation's collections and consumer group (shared/generations.py)
+        self.generation = generation
+        self.derive_from = {}
+        self.group_id = group_named(type(self).group_id, generation)
+        self.collection: AsyncIOMotorCollection[Document] = self.db[named(collection, generation)]
         self.documents = DocumentCache(
             self.service, settings.projection_cache_mib * 2**20, self.collection.codec_options, keep
         )
 
     def project(
-        self, port: ProjectionPort[Outcome], owners: Sequence[Ownership] = (), dead_letters: bool = True
+        self,
+        port: ProjectionPort[Outcome],
+        owners: Sequence[Ownership] = (),
+        dead_letters: bool = True,
+        quiet_port: ProjectionPort[Outcome] | None = None,
     ) -> None:
         """The projection through `port`, and the consumer that feeds it. Without `dead_letters`
-        (a replay) nothing is dead-lettered again: quarantined cases are only marked."""
-        quarantine = Quarantine(
-            self.service,
-            self.db[f"{self.collection.name}_quarantine"],
-            self.publisher if dead_letters else None,
-            self.settings.dlq_topic,
-        )
-        self.projection = CaseProjection(
-            self.service,
-            self.collection,
-            lambda: self.registry,
-            port,
-            quarantine,
-            self.documents,
-            max_document_bytes=self.settings.max_case_document_bytes,
-        )
+        (a replay) nothing is dead-lettered again: quarantined cases are only marked. Beside it, on
+        the same documents, the quiet projection (through `quiet_port`, one that derives nothing,
+        without dead letters) for the records a previous generation applied (ADR 0020)."""
+        self.projection = self._projection(port, self.publisher if dead_letters else None)
+        self.quiet_projection = self._projection(quiet_port or port, None)
+        self.quiet_projection.lock = self.projection.lock  # one batch or re-fold at a time, either way
         self.consumer = BatchConsumer(
             bootstrap=self.settings.kafka_bootstrap,
             topics=[self.settings.case_events_topic],
@@ -235,12 +269,39 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
             stall_s=self.settings.consumer_stall_s,
         )
 
+    def _projection(self, port: ProjectionPort[Outcome], dead_letters: Publisher | None) -> CaseProjection[Outcome]:
+        marks = self.db[f"{self.collection.name}_quarantine"]
+        return CaseProjection(
+            self.service,
+            self.collection,
+            lambda: self.registry,
+            port,
+            Quarantine(self.service, marks, dead_letters, self.settings.dlq_topic),
+            self.documents,
+            max_document_bytes=self.settings.max_case_document_bytes,
+        )
+
     @property
     def quarantine(self) -> Quarantine:
         return self.projection.quarantine
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
-        await self.projection.apply(records)
+        quiet, records = self.split_quiet(records)
+        if quiet:
+            await self.quiet_projection.apply(quiet)
+        if records:
+            await self.projection.apply(records)
+
+    def split_quiet(self, records: list[ConsumerRecord]) -> tuple[list[ConsumerRecord], list[ConsumerRecord]]:
+        """After a switch: the records the previous generation already applied (and derived from,
+        dead-lettered), and the others (ADR 0020)."""
+        if not self.derive_from:
+            return [], records
+        marks = self.derive_from
+        quiet = [r for r in records if r.offset < marks.get(r.partition, 0)]
+        if not quiet:
+            return [], records
+        return quiet, [r for r in records if r.offset >= marks.get(r.partition, 0)]
 
     def principal(self, request: Request) -> Principal:
         """Readers only: a source-system key may only submit (contract v1.1)."""
@@ -267,5 +328,104 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
         await self.consumer.stop()  # finishes the batch in hand and commits it
         await super().stop()
 
+    async def quiesce(self) -> None:
+        """Before a switch to another generation: stop applying and deriving, keep answering."""
+        await self.consumer.stop()
+
+    async def inherit(self, previous: ProjectionContext[Any]) -> None:
+        """Before it starts in a switch: take over what the previous generation holds that the
+        log does not give again (the deadline's timer marks). Nothing by default."""
+
     def readiness(self) -> dict[str, Any]:
         return {**super().readiness(), "consumer": self.consumer.readiness}
+
+
+SWITCH_GRACE_S = 2.0  # requests that began on the previous generation finish before it closes
+
+
+class GenerationWatch:
+    """Follows a projection's pointer (shared/generations.py): at start the app's context is built
+    in the live generation; when a rebuild moves the pointer, the previous context stops applying,
+    the new one starts where the rebuild stopped, and the app answers from it (ADR 0020)."""
+
+    def __init__(self, app: FastAPI, build: Callable[[int], ProjectionContext[Any]]) -> None:
+        self.app = app
+        self.build = build
+        context: ProjectionContext[Any] = app.state.context
+        self.service = context.service
+        self.periodic = Periodic(f"generation-watch:{self.service}", context.settings.generation_poll_s, self.poll)
+
+    @property
+    def context(self) -> ProjectionContext[Any]:
+        context: ProjectionContext[Any] = self.app.state.context
+        return context
+
+    async def open(self) -> None:
+        """Before the first start: the context of the live generation (the pointer's, if any),
+        deriving only past what the previous generation had applied (a restart before this
+        process switched, or during the rebuilt generation's first catch-up)."""
+        found = await pointer(self.context.db, self.service)
+        if found is None:
+            return
+        if found["generation"] != self.context.generation:
+            self.context.mongo.close()  # never started
+            self.app.state.context = self.build(found["generation"])
+        if found.get("previous_group"):
+            settings = self.context.settings
+            self.context.derive_from = await committed_offsets(
+                settings.kafka_bootstrap, found["previous_group"], settings.case_events_topic
+            )
+
+    def start(self) -> None:
+        self.periodic.start()
+
+    async def stop(self) -> None:
+        await self.periodic.stop()
+
+    async def poll(self) -> None:
+        live = await live_generation(self.context.db, self.service)
+        if live != self.context.generation:
+            await self.switch(live)
+
+    async def switch(self, generation: int) -> None:
+        previous = self.context
+        log = logging.getLogger(__name__)
+        log.info("switching generation", extra={"from": previous.generation, "to": generation})
+        await previous.quiesce()
+        settings = previous.settings
+        # what the previous generation applied, and derived from, before it stopped: the next one
+        # applies the rest quietly up to there and derives only after (ADR 0020)
+        stopped_at = await committed_offsets(settings.kafka_bootstrap, previous.group_id, settings.case_events_topic)
+        successor = self.build(generation)
+        successor.derive_from = stopped_at
+        try:
+            await successor.inherit(previous)
+            await successor.start()
+            await _connected(successor.consumer, SWITCH_CONNECT_S)  # ready before it answers /readyz
+        except Exception:
+            await successor.stop()  # the previous one keeps answering; the next poll tries again
+            raise
+        self.app.state.context = successor
+        await asyncio.sleep(SWITCH_GRACE_S)
+        await previous.stop()
+        _forget_group(previous.group_id, settings.case_events_topic)
+        log.info("generation switched", extra={"generation": generation})
+
+
+SWITCH_CONNECT_S = 60.0
+
+
+async def _connected(consumer: BatchConsumer, timeout: float) -> None:
+    for _ in range(round(timeout / 0.1)):
+        if consumer.connected:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"consumer {consumer.group_id} not connected after {timeout:.0f} s")
+
+
+def _forget_group(group_id: str, topic: str) -> None:
+    """The previous generation's consumer gauges, gone with it (a stopped consumer is not stuck)."""
+    with contextlib.suppress(KeyError):
+        CONSUMER_STUCK.remove(group_id)
+    with contextlib.suppress(KeyError):
+        CONSUMER_LAG.remove(group_id, topic)

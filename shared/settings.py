@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         "mongodb",
         description="the store: mongodb (list indexes, large id reads) or standin (SecantusDB: no case indexes)",
     )
+    generation_poll_s: float = Field(
+        5.0, description="how often the deadline and metrics services look for a rebuilt projection to switch to"
+    )
 
     @field_validator("earliest_event")
     @classmethod

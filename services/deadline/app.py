@@ -12,10 +12,12 @@ from shared.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    resolved = settings or get_settings()
     return service_app(
-        DeadlineContext(settings or get_settings()),
+        DeadlineContext(resolved),
         "TTHC deadline",
         "Statutory due dates on the Vietnamese working calendar, case state, overdue lists, apologies.",
         # lists before cases: /v1/cases/overdue is not a case code
         [compute.router, lists.router, apologies.router, cases.router, webhooks.router, quarantine.router],
+        generations=lambda generation: DeadlineContext(resolved, generation=generation),
     )

@@ -20,6 +20,7 @@ from services.deadline.open_cases import OpenCaseIndex
 from services.deadline.projection import DeadlinePort
 from services.deadline.timers import TIMER_INDEX, Sweeper, timer_inputs
 from services.deadline.webhooks import WebhookDispatcher
+from shared.generations import FIRST
 from shared.projection import ProjectionRun
 from shared.service import ProjectionContext
 from shared.settings import Settings
@@ -35,20 +36,27 @@ class DeadlineContext(ProjectionContext[None]):
     service = "deadline"
     group_id = "tthc-deadline"
 
-    def __init__(self, settings: Settings, collection: str = "cases", replay: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, collection: str = "cases", replay: bool = False, generation: int = FIRST
+    ) -> None:
         """`replay`: a rebuild's projection, which publishes no derived events and dead-letters
-        nothing again (services/deadline/rebuild.py)."""
-        super().__init__(settings, collection, keep=is_open)
+        nothing again (services/deadline/rebuild.py). `generation`: whose collections and
+        consumer group (shared/generations.py)."""
+        super().__init__(settings, collection, keep=is_open, generation=generation)
         self.due_soon_seconds = round(settings.due_soon_working_hours * 3600)
         self.apology_due_seconds = round(settings.apology_due_working_hours * 3600)
         self.cases = self.collection
-        self.timers = self.db[f"{collection}_timers"]
+        self.timers = self.db[f"{self.collection.name}_timers"]
         self.open_cases = OpenCaseIndex(self.cases)
-        self.port = DeadlinePort(
-            self.timers, lambda: self.registry, self.due_soon_seconds, self.apology_due_seconds, derives=not replay
-        )
+
+        def port(derives: bool) -> DeadlinePort:
+            return DeadlinePort(
+                self.timers, lambda: self.registry, self.due_soon_seconds, self.apology_due_seconds, derives=derives
+            )
+
+        self.port = port(not replay)
         # the open-case index is usable while this process is the only writer
-        self.project(self.port, owners=[self.open_cases], dead_letters=not replay)
+        self.project(self.port, owners=[self.open_cases], dead_letters=not replay, quiet_port=port(False))
         self.sweeper = Sweeper(self, settings.timer_interval_s)
         self.webhooks = WebhookDispatcher(settings, self.db["webhook_deliveries"], self.registry_state)
         self.gauges = CaseGauges(self)
@@ -60,8 +68,13 @@ class DeadlineContext(ProjectionContext[None]):
     async def apply(self, records: list[ConsumerRecord]) -> None:
         """A consumer batch: each chunk's cases go into the open-case index and its derived events
         are published as soon as its write lands, while the next chunk is written; all published
-        before the consumer commits."""
-        await self._index_and_publish(self.projection.applying(records))
+        before the consumer commits. After a switch, the records the previous generation already
+        derived from are applied first, deriving nothing (ADR 0020)."""
+        quiet, records = self.split_quiet(records)
+        if quiet:
+            await self._index_and_publish(self.quiet_projection.applying(quiet))
+        if records:
+            await self._index_and_publish(self.projection.applying(records))
 
     async def refold(self, codes: list[str]) -> None:
         """Stored cases folded again (shared/succession.py), written like a batch."""
@@ -105,6 +118,37 @@ class DeadlineContext(ProjectionContext[None]):
         await self.webhooks.stop()
         await self.sweeper.stop()
         await super().stop()
+
+    async def quiesce(self) -> None:
+        """Nothing applied, swept, refolded or delivered any more; the lists and cases still answer."""
+        await self.succession.stop()
+        await self.sweeper.stop()
+        await super().quiesce()
+        await self.webhooks.stop()
+
+    async def inherit(self, previous: ProjectionContext[Any]) -> None:
+        """The marks of the transitions the previous generation published: a transition whose
+        event id is marked is not published again (a case whose due instant the new rule moved
+        has new ids, published once)."""
+        if isinstance(previous, DeadlineContext):
+            await copy_marks(previous.timers, self.timers)
+
+
+async def copy_marks(source: AsyncIOMotorCollection[Document], target: AsyncIOMotorCollection[Document]) -> int:
+    """Add each timer's marks in `source` to the same case's timer in `target` (created, unarmed,
+    for a case without one: a later arming keeps them)."""
+    batch: list[UpdateOne] = []
+    copied = 0
+    async for timer in source.find({"emitted.0": {"$exists": True}}, {"emitted": 1}):
+        batch.append(
+            UpdateOne({"_id": timer["_id"]}, {"$addToSet": {"emitted": {"$each": timer["emitted"]}}}, upsert=True)
+        )
+        if len(batch) == 1000:
+            await target.bulk_write(batch, ordered=False)
+            copied, batch = copied + len(batch), []
+    if batch:
+        await target.bulk_write(batch, ordered=False)
+    return copied + len(batch)
 
 
 def is_open(document: dict[str, Any]) -> bool:

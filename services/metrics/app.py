@@ -28,9 +28,11 @@ async def stats(request: Request) -> dict[str, Any]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    resolved = settings or get_settings()
     return service_app(
-        MetricsContext(settings or get_settings()),
+        MetricsContext(resolved),
         "TTHC metrics",
         "Indicators of TTHC case handling for Biểu 06, the 766 index and the PAR Index.",
         [indicators.router, series.router, sync_counts.router, stats_router, quarantine.router],
+        generations=lambda generation: MetricsContext(resolved, generation=generation),
     )

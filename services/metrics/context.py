@@ -16,6 +16,7 @@ from services.metrics.aggregates import COLLECTIONS, bucket_writes
 from services.metrics.exposition import IndicatorGauges
 from services.metrics.mirror import BucketMirror
 from services.metrics.projection import BucketChanges, MetricsPort
+from shared.generations import FIRST, named
 from shared.projection import ProjectionRun
 from shared.service import ProjectionContext
 from shared.settings import Settings
@@ -43,9 +44,11 @@ class MetricsContext(ProjectionContext[BucketChanges]):
     service = "metrics"
     group_id = "tthc-metrics"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "facts")
-        self.aggregates = {name: self.db[f"agg_{name}"] for name in COLLECTIONS}
+    def __init__(self, settings: Settings, generation: int = FIRST) -> None:
+        """`generation`: whose collections and consumer group (shared/generations.py)."""
+        super().__init__(settings, "facts", generation=generation)
+        self.aggregates = {name: self.db[named(f"agg_{name}", generation)] for name in COLLECTIONS}
+        self.meta = self.db[named("meta", generation)]
         self.mirror = BucketMirror(self.aggregates)
         # the copy is usable while this process is the only writer
         self.project(MetricsPort(self.aggregates), owners=[self.mirror])
@@ -56,9 +59,13 @@ class MetricsContext(ProjectionContext[BucketChanges]):
         self._writing = asyncio.Lock()
 
     async def apply(self, records: list[ConsumerRecord]) -> None:
+        quiet, records = self.split_quiet(records)
         async with self._writing:
             await self.mirror.settle()
-            await self._moving_mirror(self.projection.applying(records))
+            if quiet:
+                await self._moving_mirror(self.quiet_projection.applying(quiet))
+            if records:
+                await self._moving_mirror(self.projection.applying(records))
 
     async def refold(self, codes: list[str]) -> None:
         """Stored facts folded again under the current registry (shared/succession.py),
@@ -104,13 +111,13 @@ class MetricsContext(ProjectionContext[BucketChanges]):
     async def backfill(self) -> None:
         """Facts written before the aggregates existed (an upgrade): build the buckets once, before
         the consumer starts, and mark them built."""
-        meta = self.db["meta"]
+        meta = self.meta
         if await meta.find_one({"_id": "aggregates", "version": AGGREGATES_VERSION}):
             return
         started, count = time.perf_counter(), 0
         for collection in self.aggregates.values():
             await collection.delete_many({})
-        await self.db["agg_c_d"].drop()  # an older layout's days, in a collection of their own
+        await self.db[named("agg_c_d", self.generation)].drop()  # an older layout's days, in a collection of their own
         batch: list[tuple[None, Document]] = []
 
         async def flush() -> None:
@@ -132,6 +139,11 @@ class MetricsContext(ProjectionContext[BucketChanges]):
         await self.succession.stop()
         await self.gauges.stop()
         await super().stop()
+
+    async def quiesce(self) -> None:
+        """Nothing applied or refolded any more; the indicators still answer."""
+        await self.succession.stop()
+        await super().quiesce()
 
 
 def get_context(request: Request) -> MetricsContext:
