@@ -3,9 +3,12 @@
 A subclass implements `load()` (replace the copy with what the store holds) and is told of its own
 writes. This base follows the consumer's partitions (`shared.kafka.Ownership`): revoked → unusable
 at once, before any other member of the group can write; every partition assigned → load again in
-the background (others may have written meanwhile); a load that fails is retried at the next
-`ensure_loading()` (the projection calls it with each batch) or, with no batch coming, by a retry
-timer (2 s, doubling up to a minute). While unusable, the store answers.
+the background (others may have written meanwhile), unless the assignment follows the last one
+that gave this member every partition, in the next generation of the group: then no other member
+held a partition in between, so the copy (or the load in progress) is kept and usable again at
+once; a load that fails is retried at the next `ensure_loading()` (the projection calls it with
+each batch) or, with no batch coming, by a retry timer (2 s, doubling up to a minute). While
+unusable, the store answers.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from abc import ABC, abstractmethod
 
 from prometheus_client import Gauge
 
+from shared.kafka import Membership
+
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 2.0
 RETRY_MAX_S = 60.0
@@ -27,7 +32,9 @@ class SoleWriterCopy(ABC):
 
     def __init__(self, usable_gauge: Gauge) -> None:
         self.usable = False
+        self.loaded = False  # the copy holds the store as of its load, moved by this process's writes since
         self.loads = 0
+        self.membership: Membership | None = None  # of the assignment that made this process the only writer
         self._usable_gauge = usable_gauge
         self._sole = False
         self._task: asyncio.Task[None] | None = None
@@ -45,7 +52,8 @@ class SoleWriterCopy(ABC):
         return self._sole and not self.usable
 
     def revoked(self) -> None:
-        """Partitions are being taken away: another member may write from now on."""
+        """Partitions are being taken away: another member may write from now on. The copy, and a
+        load in progress, are kept for an assignment that follows without a generation between."""
         self.usable = False
         self._sole = False
         self._usable_gauge.set(0)
@@ -53,18 +61,30 @@ class SoleWriterCopy(ABC):
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
+
+    def discard(self) -> None:
+        """Another member may have written: what the copy holds, or a load in progress would, is void."""
+        self.revoked()
+        self.loaded = False
+        self.membership = None
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
-    async def assigned(self, sole_owner: bool) -> None:
+    async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None:
+        kept = sole_owner and membership is not None and membership.follows(self.membership)
+        if not kept:
+            self.discard()
         self.revoked()
+        self.membership = membership if sole_owner else None
         self._sole = sole_owner
+        if kept and self.loaded:
+            self._set_usable()
         self.ensure_loading()
 
     def ensure_loading(self) -> asyncio.Task[None] | None:
         """Start a load when this process is the only writer and the copy is neither loaded nor loading."""
-        if self._sole and not self.usable and (self._task is None or self._task.done()):
+        if self._sole and not self.loaded and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._load_once(), name=f"{self.name}-load")
         return self._task
 
@@ -90,7 +110,12 @@ class SoleWriterCopy(ABC):
             )
             return
         self._retry_delay = RETRY_FIRST_S
-        self.usable = True
+        self.loaded = True
         self.loads += 1
-        self._usable_gauge.set(1)
+        if self._sole:  # else at the next assignment, if it follows this one
+            self._set_usable()
         log.info("in-memory copy loaded", extra={"copy": self.name, "seconds": round(time.perf_counter() - started, 2)})
+
+    def _set_usable(self) -> None:
+        self.usable = True
+        self._usable_gauge.set(1)
