@@ -321,7 +321,12 @@ class OpenCaseIndex(SoleWriterCopy):
         if head is None:
             return None
         await self.snapshots.delete_one({"_id": HEAD})  # once: a later load must not meet it again
-        if not committed or head.get("offsets") != committed or head.get("columns") != list(COLUMNS):
+        if (
+            not committed
+            or head.get("offsets") != committed
+            or head.get("columns") != list(COLUMNS)
+            or head.get("collection") != await self._collection_uuid()  # not dropped and made again since
+        ):
             log.info("open-case snapshot not for these offsets; scanning the store", extra={"copy": self.name})
             return None
         loaded = _Loaded(head["horizon"], "snapshot")
@@ -354,12 +359,20 @@ class OpenCaseIndex(SoleWriterCopy):
             "columns": list(COLUMNS),
             "save": save,
             "chunks": len(chunks),
+            "collection": await self._collection_uuid(),
             "horizon": self.horizon or datetime.now(UTC),
             "saved_at": datetime.now(UTC),
         }
         await self.snapshots.replace_one({"_id": HEAD}, head, upsert=True)
         await self.snapshots.delete_many({"save": {"$ne": save}, "_id": {"$ne": HEAD}})
         log.info("open-case snapshot saved", extra={"copy": self.name, "cases": len(self.cases), "chunks": len(chunks)})
+
+    async def _collection_uuid(self) -> Any:
+        """The case collection's identity in the store (a collection dropped and created again, as a
+        rebuild does, has another)."""
+        async for info in self.collection.database.list_collections(filter={"name": self.collection.name}):
+            return info.get("info", {}).get("uuid")
+        return None
 
     async def forget_snapshot(self) -> None:
         """Before a write that comes from no record (a refold): a snapshot would miss it."""
