@@ -45,7 +45,8 @@ async def lists(deadline, index: OpenCaseIndex, usable: bool) -> list[list[str]]
     """Every overdue and due-soon page at a few instants, from memory (usable) or from the store."""
     index.usable = usable
     out = []
-    for as_of in (NOW + timedelta(minutes=1), NOW + timedelta(days=3), NOW + timedelta(days=20)):
+    # no earlier than the index's horizon (its load), else the store answers both ways
+    for as_of in (NOW + timedelta(days=1), NOW + timedelta(days=3), NOW + timedelta(days=20)):
         for path in ("/v1/cases/overdue", "/v1/cases/due-soon"):
             codes, cursor = [], None
             while True:
