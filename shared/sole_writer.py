@@ -8,7 +8,8 @@ that gave this member every partition, in the next generation of the group: then
 held a partition in between, so the copy (or the load in progress) is kept and usable again at
 once; a load that fails is retried at the next `ensure_loading()` (the projection calls it with
 each batch) or, with no batch coming, by a retry timer (2 s, doubling up to a minute). While
-unusable, the store answers.
+unusable, the store answers; a reader may first wait a little (`wait_usable`) while a rebalance or
+a load is in progress, for the first WAIT_S seconds of it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from shared.kafka import Membership
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 2.0
 RETRY_MAX_S = 60.0
+# How long after a start, a rebalance or a load's start a reader waits for the copy before it reads
+# the store: a snapshot loads in a second or two, a scan of the store takes longer (bench/results/).
+WAIT_S = 10.0
 
 
 class SoleWriterCopy(ABC):
@@ -40,6 +44,9 @@ class SoleWriterCopy(ABC):
         self._task: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = RETRY_FIRST_S
+        self._assigned = False  # an assignment is held (not between a revocation and the next one)
+        self._usable_now = asyncio.Event()
+        self._wait_until = time.monotonic() + WAIT_S  # readers wait for the copy until then
 
     @abstractmethod
     async def load(self) -> None:
@@ -54,8 +61,12 @@ class SoleWriterCopy(ABC):
     def revoked(self) -> None:
         """Partitions are being taken away: another member may write from now on. The copy, and a
         load in progress, are kept for an assignment that follows without a generation between."""
+        if self.usable:  # a rebalance begins: readers may wait for its end
+            self._wait_until = time.monotonic() + WAIT_S
         self.usable = False
         self._sole = False
+        self._assigned = False
+        self._usable_now.clear()
         self._usable_gauge.set(0)
         self._retry_delay = RETRY_FIRST_S
         if self._retry is not None:
@@ -78,9 +89,25 @@ class SoleWriterCopy(ABC):
         self.revoked()
         self.membership = membership if sole_owner else None
         self._sole = sole_owner
+        self._assigned = True
         if kept and self.loaded:
             self._set_usable()
+        elif sole_owner and (self._task is None or self._task.done()):
+            self._wait_until = time.monotonic() + WAIT_S  # a load starts: readers may wait for it
         self.ensure_loading()
+
+    async def wait_usable(self) -> bool:
+        """Whether the copy is usable, after waiting while a rebalance or a load is in progress, up
+        to WAIT_S after it began (not while another member holds partitions: the store answers)."""
+        while not self._usable_now.is_set() and (self.loading or not self._assigned):
+            left = self._wait_until - time.monotonic()
+            if left <= 0:
+                break
+            try:  # looked at again every half second: the assignment may go to others meanwhile
+                await asyncio.wait_for(self._usable_now.wait(), min(left, 0.5))
+            except TimeoutError:
+                pass
+        return self.usable
 
     def ensure_loading(self) -> asyncio.Task[None] | None:
         """Start a load when this process is the only writer and the copy is neither loaded nor loading."""
@@ -118,4 +145,5 @@ class SoleWriterCopy(ABC):
 
     def _set_usable(self) -> None:
         self.usable = True
+        self._usable_now.set()
         self._usable_gauge.set(1)

@@ -51,9 +51,6 @@ INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-m
 INDEX_USABLE = Gauge("tthc_deadline_open_cases_index_usable", "1 when the lists are answered from memory, else 0")
 
 T = TypeVar("T")
-# How long a list waits for the index being loaded before it reads the store instead: a snapshot
-# loads in a second or two, a scan of the store much longer (bench/results/).
-LOAD_WAIT_S = 10.0
 
 # the case document fields a list row needs (everything but the events and the timeline)
 FIELDS = (
@@ -431,12 +428,11 @@ class OpenCaseIndex(SoleWriterCopy):
     def answers(self, as_of: datetime) -> bool:
         return self.usable and (self.horizon is None or as_of >= self.horizon)
 
-    async def ready(self, as_of: datetime, wait_s: float = LOAD_WAIT_S) -> bool:
-        """`answers`, after waiting up to `wait_s` for a load in progress: a list asked right after a
-        restart waits for the index rather than burden the store with a scan the load is making."""
-        task = self._task
-        if not self.usable and self.loading and task is not None and not task.done():
-            await asyncio.wait([task], timeout=wait_s)
+    async def ready(self, as_of: datetime) -> bool:
+        """`answers`, after waiting a little for a rebalance or a load in progress (`wait_usable`): a
+        list asked right after a restart waits for the index rather than burden the store with a
+        scan while the index loads."""
+        await self.wait_usable()
         return self.answers(as_of)
 
     def page(

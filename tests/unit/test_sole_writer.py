@@ -1,6 +1,7 @@
 """SoleWriterCopy: a failed load is retried by a timer when no batch comes to retry it."""
 
 import asyncio
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
@@ -157,5 +158,44 @@ def test_a_load_that_ends_after_a_revocation_is_not_usable_until_the_next_assign
         assert not copy.usable  # another member may be writing now
         await copy.assigned(True, member(2))
         assert copy.usable and copy.attempts == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_waits_for_a_load_in_progress_then_reads_the_copy() -> None:
+    async def scenario() -> None:
+        copy = Slow()
+        await copy.assigned(True, member(1))
+        asyncio.get_running_loop().call_later(0.2, copy.release.set)
+        started = time.monotonic()
+        assert await copy.wait_usable()
+        assert 0.15 < time.monotonic() - started < 2
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_waits_no_longer_than_wait_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sole_writer, "WAIT_S", 0.3)
+
+    async def scenario() -> None:
+        copy = Slow()  # never released
+        await copy.assigned(True, member(1))
+        started = time.monotonic()
+        assert not await copy.wait_usable()
+        assert 0.2 < time.monotonic() - started < 1.5
+        started = time.monotonic()
+        assert not await copy.wait_usable()  # the wait is over for this load: the store answers at once
+        assert time.monotonic() - started < 0.1
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_does_not_wait_while_another_member_holds_partitions() -> None:
+    async def scenario() -> None:
+        copy = Slow()
+        await copy.assigned(False, member(1))
+        started = time.monotonic()
+        assert not await copy.wait_usable()
+        assert time.monotonic() - started < 0.1
 
     asyncio.run(scenario())
