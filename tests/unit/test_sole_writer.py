@@ -1,4 +1,5 @@
-"""SoleWriterCopy: a failed load is retried by a timer when no batch comes to retry it."""
+"""SoleWriterCopy: failed loads retried by a timer; the copy kept over a rebalance that leaves every
+partition in the next generation, loaded again after any other; readers wait for a load, a little."""
 
 import asyncio
 import time
