@@ -367,7 +367,8 @@ class OpenCaseIndex(SoleWriterCopy):
     async def _collection_uuid(self) -> Any:
         """The case collection's identity in the store (a collection dropped and created again, as a
         rebuild does, has another)."""
-        async for info in self.collection.database.list_collections(filter={"name": self.collection.name}):
+        found = await self.collection.database.list_collections(filter={"name": self.collection.name})
+        async for info in found:
             return info.get("info", {}).get("uuid")
         return None
 

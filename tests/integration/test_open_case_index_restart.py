@@ -17,6 +17,7 @@ from services.deadline.open_cases import HEAD, OpenCaseIndex
 from services.intake.app import create_app as intake_app
 from shared.domain.calendar import VN_TZ
 from shared.settings import Settings
+from shared.store import mongo_client
 from tests.conftest import AUTH, serve
 from tests.integration.test_deadline_service import case_of, post
 from tests.support.events import AGENCY, COMMUNE, case_code, event, received
@@ -85,7 +86,8 @@ async def test_lists_exact_after_a_restart_with_rebalances(settings: Settings) -
                 await case_of(deadline, code)
             await eventually(lambda: usable(app.state.context.open_cases))
         context: DeadlineContext = app.state.context
-        snapshots = context.mongo[context.db.name][f"{context.cases.name}_open_index"]
+        store = mongo_client(settings.mongo_uri)  # the service's client is closed with it
+        snapshots = store[context.db.name][f"{context.cases.name}_open_index"]
         head = await snapshots.find_one({"_id": HEAD})
         assert head is not None and len(head["offsets"]) == 3 and head["offsets"] == context.consumer.committed
 
@@ -139,3 +141,4 @@ async def test_lists_exact_after_a_restart_with_rebalances(settings: Settings) -
             assert index.loads == 2 and index.loaded_from == "scan"
             assert await exact(deadline, index) == pages
         assert (await snapshots.find_one({"_id": HEAD})) is not None  # saved again at this stop
+        store.close()
