@@ -31,6 +31,7 @@ import asyncio
 import logging
 import sys
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-m
 INDEX_USABLE = Gauge("tthc_deadline_open_cases_index_usable", "1 when the lists are answered from memory, else 0")
 
 T = TypeVar("T")
+COUNTS_KEPT = 256  # list totals kept, by query, until the index changes
 
 # the case document fields a list row needs (everything but the events and the timeline)
 FIELDS = (
@@ -263,11 +265,14 @@ class OpenCaseIndex(SoleWriterCopy):
         self.horizon: datetime | None = None  # the latest end instant dropped since the load
         self._touched: set[str] | None = None  # while loading: codes written meanwhile
         self.loaded_from = ""  # "snapshot" or "scan": how the last load read the store
+        self.version = 0  # moves at every change: the totals counted before are stale
+        self._counts: OrderedDict[ListQuery, tuple[int, int]] = OrderedDict()  # query → (version, total)
 
     # --- keeping it current -------------------------------------------------------------------
 
     def written(self, documents: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """After a write of this process reached the store: the new fields of each case written."""
+        self.version += 1
         for code, document in documents:
             if self._touched is not None:
                 self._touched.add(code)
@@ -288,6 +293,7 @@ class OpenCaseIndex(SoleWriterCopy):
                 _prefer_indexed(code, self.undated, loaded.undated)
         finally:
             self._touched = None
+        self.version += 1
         self.cases = loaded.cases
         self.undated = loaded.undated
         self.by_due = SortedList((c.due_at, c.case_code) for c in loaded.cases.values())
@@ -453,8 +459,17 @@ class OpenCaseIndex(SoleWriterCopy):
         return out
 
     def count(self, query: ListQuery) -> int:
-        """How many cases match: the lists' `total`, walking only the due range."""
-        return sum(1 for case in self._walk(query, "due_at", None) if query.matches(case))
+        """How many cases match: the lists' `total`, walking only the due range; kept for the next
+        page of the same list until the index changes (each page asks for it)."""
+        known = self._counts.get(query)
+        if known is not None and known[0] == self.version:
+            self._counts.move_to_end(query)
+            return known[1]
+        counted = sum(1 for case in self._walk(query, "due_at", None) if query.matches(case))
+        self._counts[query] = (self.version, counted)
+        if len(self._counts) > COUNTS_KEPT:
+            self._counts.popitem(last=False)
+        return counted
 
     def _walk(self, query: ListQuery, sort: str, after: tuple[datetime, str] | None) -> Iterator[OpenCase]:
         descending = sort.startswith("-")

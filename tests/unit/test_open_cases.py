@@ -230,3 +230,17 @@ def test_a_snapshot_reads_back_as_the_index_it_was_written_from(monkeypatch: pyt
 def test_an_empty_index_still_writes_one_chunk() -> None:
     chunks = open_cases.snapshot_chunks([], [], "s2")
     assert len(chunks) == 1 and chunks[0]["save"] == "s2"
+
+
+def test_a_total_is_counted_again_once_the_index_changed() -> None:
+    rng = random.Random(5)
+    index = OpenCaseIndex(collection=None)  # type: ignore[arg-type]
+    documents = {f"C-{i:04d}": document(rng) for i in range(200)}
+    index.written(documents.items())
+    query = queries(rng)[0]
+    first = index.count(query)
+    assert index.count(query) == first == len(reference(documents, query, "due_at"))
+    code = next(c for c in reference(documents, query, "due_at"))
+    documents[code] = documents[code] | {"open": False, "end_at": T0}
+    index.written([(code, documents[code])])
+    assert index.count(query) == first - 1 == len(reference(documents, query, "due_at"))
