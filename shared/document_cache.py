@@ -87,7 +87,7 @@ class DocumentCache:
         self.bytes = 0
         self._report()
 
-    async def assigned(self, sole_owner: bool) -> None:
+    async def assigned(self, sole_owner: bool, membership: object = None) -> None:
         self.hold()
 
     def hold(self) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -151,19 +152,46 @@ Handler = Callable[[list[ConsumerRecord]], Awaitable[None]]
 ORPHANED_ASSIGNMENT_S = 15.0
 
 
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Which member of which generation of the group an assignment went to, and the group's committed
+    offsets of the partitions assigned ("topic:partition" → the next offset, None if never committed)."""
+
+    member_id: str
+    generation: int
+    committed: Mapping[str, int | None] = field(default_factory=dict)
+
+    def follows(self, previous: Membership | None) -> bool:
+        """This assignment came in the generation right after `previous`, to the same member: no
+        other generation (in which another member could have held a partition) lies between."""
+        return (
+            previous is not None
+            and previous.member_id == self.member_id
+            and previous.generation >= 0
+            and self.generation == previous.generation + 1
+        )
+
+
+def offset_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
 class Ownership(Protocol):
     """Told when this member's partitions change (e.g. a cache valid only for a sole writer)."""
 
     def revoked(self) -> None: ...
 
-    async def assigned(self, sole_owner: bool) -> None: ...
+    async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None: ...
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type information
-    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], owners: list[Ownership]) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, topics: list[str], owners: list[Ownership], committed: dict[str, int | None]
+    ) -> None:
         self.consumer = consumer
         self.topics = topics
         self.owners = owners
+        self.committed = committed  # the BatchConsumer's, reset to the group's at each assignment
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # called before the group rebalances: no other member writes for these partitions yet
@@ -175,8 +203,19 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
             return
         held = {(tp.topic, tp.partition) for tp in assigned}
         every = {(t, p) for t in self.topics for p in (self.consumer.partitions_for_topic(t) or ())}
+        coordinator = self.consumer._coordinator  # noqa: SLF001 - no public generation or member id
+        self.committed.clear()
+        try:  # one request for every partition (consumer.committed() asks for one at a time)
+            found = await coordinator.fetch_committed_offsets(list(assigned)) if assigned else {}
+            for tp in assigned:
+                offset = found[tp].offset if tp in found else -1
+                self.committed[offset_key(tp.topic, tp.partition)] = None if offset < 0 else offset
+        except Exception as exc:  # unknown offsets: owners then trust nothing kept in the store
+            log.warning("committed offsets not read at assignment", extra={"error": repr(exc)})
+            self.committed.clear()
+        membership = Membership(str(coordinator.member_id), int(coordinator.generation), dict(self.committed))
         for owner in self.owners:
-            await owner.assigned(bool(every) and every <= held)
+            await owner.assigned(bool(every) and every <= held, membership)
 
 
 class BatchConsumer:
@@ -207,6 +246,10 @@ class BatchConsumer:
         self.restarts_in_a_row = 0  # loop restarts since the last committed batch
         self.waiting = 0  # records on the assigned partitions not yet consumed, at the last look
         self.progress_at = time.monotonic()  # the last commit, or the last look that found nothing waiting
+        # the group's committed offsets of the partitions held ("topic:partition" → next offset), as
+        # of the last commit; `stopped_cleanly`: the last loop ended by stop() after a commit
+        self.committed: dict[str, int | None] = {}
+        self.stopped_cleanly = False
         CONSUMER_STUCK.labels(group_id).set_function(lambda: 1 if self.stuck_reason() else 0)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -236,7 +279,8 @@ class BatchConsumer:
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=1_000,
             )
-            consumer.subscribe(self.topics, listener=_Listener(consumer, self.topics, self.owners))
+            consumer.subscribe(self.topics, listener=_Listener(consumer, self.topics, self.owners, self.committed))
+            self.stopped_cleanly = False
             try:
                 await consumer.start()
                 self.connected = True
@@ -248,11 +292,14 @@ class BatchConsumer:
                     if records:
                         await self.handler(records)
                         await consumer.commit()
+                        for tp, part in batch.items():  # never past what was committed (no await here)
+                            self.committed[offset_key(tp.topic, tp.partition)] = part[-1].offset + 1
                         self.applied_batches += 1
                         self.restarts_in_a_row = 0
                         self.progress_at = time.monotonic()
                     await self._record_lag(consumer)
                     orphaned_since = await self._check_assignment(consumer, orphaned_since)
+                self.stopped_cleanly = True  # stop() asked, the batch in hand applied and committed
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

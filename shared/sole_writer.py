@@ -3,9 +3,13 @@
 A subclass implements `load()` (replace the copy with what the store holds) and is told of its own
 writes. This base follows the consumer's partitions (`shared.kafka.Ownership`): revoked → unusable
 at once, before any other member of the group can write; every partition assigned → load again in
-the background (others may have written meanwhile); a load that fails is retried at the next
-`ensure_loading()` (the projection calls it with each batch) or, with no batch coming, by a retry
-timer (2 s, doubling up to a minute). While unusable, the store answers.
+the background (others may have written meanwhile), unless the assignment follows the last one
+that gave this member every partition, in the next generation of the group: then no other member
+held a partition in between, so the copy (or the load in progress) is kept and usable again at
+once; a load that fails is retried at the next `ensure_loading()` (the projection calls it with
+each batch) or, with no batch coming, by a retry timer (2 s, doubling up to a minute). While
+unusable, the store answers; a reader may first wait a little (`wait_usable`) while a rebalance or
+a load is in progress, for the first WAIT_S seconds of it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,14 @@ from abc import ABC, abstractmethod
 
 from prometheus_client import Gauge
 
+from shared.kafka import Membership
+
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 2.0
 RETRY_MAX_S = 60.0
+# How long after a start, a rebalance or a load's start a reader waits for the copy before it reads
+# the store: a snapshot loads in a second or two, a scan of the store takes longer (bench/results/).
+WAIT_S = 10.0
 
 
 class SoleWriterCopy(ABC):
@@ -27,12 +36,17 @@ class SoleWriterCopy(ABC):
 
     def __init__(self, usable_gauge: Gauge) -> None:
         self.usable = False
+        self.loaded = False  # the copy holds the store as of its load, moved by this process's writes since
         self.loads = 0
+        self.membership: Membership | None = None  # of the assignment that made this process the only writer
         self._usable_gauge = usable_gauge
         self._sole = False
         self._task: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = RETRY_FIRST_S
+        self._assigned = False  # an assignment is held (not between a revocation and the next one)
+        self._usable_now = asyncio.Event()
+        self._wait_until = time.monotonic() + WAIT_S  # readers wait for the copy until then
 
     @abstractmethod
     async def load(self) -> None:
@@ -45,26 +59,59 @@ class SoleWriterCopy(ABC):
         return self._sole and not self.usable
 
     def revoked(self) -> None:
-        """Partitions are being taken away: another member may write from now on."""
+        """Partitions are being taken away: another member may write from now on. The copy, and a
+        load in progress, are kept for an assignment that follows without a generation between."""
+        if self.usable:  # a rebalance begins: readers may wait for its end
+            self._wait_until = time.monotonic() + WAIT_S
         self.usable = False
         self._sole = False
+        self._assigned = False
+        self._usable_now.clear()
         self._usable_gauge.set(0)
         self._retry_delay = RETRY_FIRST_S
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
+
+    def discard(self) -> None:
+        """Another member may have written: what the copy holds, or a load in progress would, is void."""
+        self.revoked()
+        self.loaded = False
+        self.membership = None
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
-    async def assigned(self, sole_owner: bool) -> None:
+    async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None:
+        kept = sole_owner and membership is not None and membership.follows(self.membership)
+        if not kept:
+            self.discard()
         self.revoked()
+        self.membership = membership if sole_owner else None
         self._sole = sole_owner
+        self._assigned = True
+        if kept and self.loaded:
+            self._set_usable()
+        elif sole_owner and (self._task is None or self._task.done()):
+            self._wait_until = time.monotonic() + WAIT_S  # a load starts: readers may wait for it
         self.ensure_loading()
+
+    async def wait_usable(self) -> bool:
+        """Whether the copy is usable, after waiting while a rebalance or a load is in progress, up
+        to WAIT_S after it began (not while another member holds partitions: the store answers)."""
+        while not self._usable_now.is_set() and (self.loading or not self._assigned):
+            left = self._wait_until - time.monotonic()
+            if left <= 0:
+                break
+            try:  # looked at again every half second: the assignment may go to others meanwhile
+                await asyncio.wait_for(self._usable_now.wait(), min(left, 0.5))
+            except TimeoutError:
+                pass
+        return self.usable
 
     def ensure_loading(self) -> asyncio.Task[None] | None:
         """Start a load when this process is the only writer and the copy is neither loaded nor loading."""
-        if self._sole and not self.usable and (self._task is None or self._task.done()):
+        if self._sole and not self.loaded and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._load_once(), name=f"{self.name}-load")
         return self._task
 
@@ -90,7 +137,13 @@ class SoleWriterCopy(ABC):
             )
             return
         self._retry_delay = RETRY_FIRST_S
-        self.usable = True
+        self.loaded = True
         self.loads += 1
-        self._usable_gauge.set(1)
+        if self._sole:  # else at the next assignment, if it follows this one
+            self._set_usable()
         log.info("in-memory copy loaded", extra={"copy": self.name, "seconds": round(time.perf_counter() - started, 2)})
+
+    def _set_usable(self) -> None:
+        self.usable = True
+        self._usable_now.set()
+        self._usable_gauge.set(1)

@@ -78,6 +78,7 @@ class DeadlineContext(ProjectionContext[None]):
 
     async def refold(self, codes: list[str]) -> None:
         """Stored cases folded again (shared/succession.py), written like a batch."""
+        await self.open_cases.forget_snapshot()  # these writes come from no record of the log
         await self._index_and_publish(self.projection.refolding(codes))
 
     async def _index_and_publish(self, run: ProjectionRun[None]) -> None:
@@ -92,6 +93,9 @@ class DeadlineContext(ProjectionContext[None]):
                     self.open_cases.written(landed.written)
                     if landed.derived:
                         publishing.append(asyncio.ensure_future(self.publish_derived(landed.derived)))
+        except BaseException:
+            self.open_cases.discard()  # a chunk may have landed in part: the index may miss some of it
+            raise
         finally:
             outcomes = await asyncio.gather(*publishing, return_exceptions=True)
         for outcome in outcomes:
@@ -117,6 +121,9 @@ class DeadlineContext(ProjectionContext[None]):
         await self.gauges.stop()
         await self.webhooks.stop()
         await self.sweeper.stop()
+        await self.consumer.stop()  # the batch in hand applied and committed; then the index's snapshot
+        if self.consumer.stopped_cleanly:
+            await self.open_cases.save(self.consumer.committed)
         await super().stop()
 
     async def quiesce(self) -> None:

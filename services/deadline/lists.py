@@ -351,7 +351,7 @@ async def _documents(
     """Up to `size` cases of the list after the cursor, in order: from the in-memory index when it
     answers for `as_of`, else from the store."""
     index = context.open_cases
-    if index.answers(filters.as_of):
+    if await index.ready(filters.as_of):
         LIST_READS.labels("memory").inc()
         return [case.document() for case in index.page(index_query(context, filters), sort, after, size)]
     LIST_READS.labels("store").inc()
@@ -369,7 +369,7 @@ async def list_total(context: DeadlineContext, filters: ListFilters) -> int:
     """How many cases the whole list holds (every page), additive to the contract: from
     the in-memory index when it answers (a walk of the due range, no I/O), else counted by the store."""
     index = context.open_cases
-    if index.answers(filters.as_of):
+    if await index.ready(filters.as_of):
         return index.count(index_query(context, filters))
     return int(await context.cases.count_documents(build_query(context, filters)))
 
@@ -378,7 +378,7 @@ async def apology_counts(context: DeadlineContext, filters: ListFilters) -> dict
     """The whole apology-due list counted: total, apology deadline passed (late), still ahead (soon).
     The list is a few working days of cases, so reading all of it is cheap on either path."""
     index = context.open_cases
-    if index.answers(filters.as_of):
+    if await index.ready(filters.as_of):
         deadlines = [
             c.apology_deadline_at for c in index.page(index_query(context, filters), "due_at", None, EXPORT_LIMIT)
         ]

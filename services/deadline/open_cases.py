@@ -10,6 +10,15 @@ process writes, after each write. That is exact only while this process is the o
 case collection, i.e. while its consumer holds every partition of tthc.case-events. So:
 
 - it is (re)loaded each time the consumer is assigned every partition, and is usable once loaded;
+  a rebalance that gives this member every partition again in the next generation keeps it
+  (shared/sole_writer.py);
+- it is loaded from its snapshot when there is one for the group's committed offsets: written at a
+  graceful stop (`save`), beside the cases, when the index was exact and the consumer had
+  committed all it applied. Every case write comes from a record at or past the committed offsets
+  (a writer commits after its writes; one that did not commit is re-applied from there by this
+  process), so equal offsets mean the store holds no case write the snapshot lacks once those
+  records are applied; a refold (no record of its own) deletes it first, and a load uses it once.
+  Otherwise a scan of the open cases (the projection of the fields a row needs);
 - it is unusable from the moment partitions are revoked (before another member can write), and
   while the assignment is partial (several replicas): the lists then read the store;
 - cases that ended are dropped, so it can answer for an `as_of` no earlier than the latest end it
@@ -18,12 +27,18 @@ case collection, i.e. while its consumer holds every partition of tthc.case-even
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import bson
+from bson.binary import Binary
 from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
 from sortedcontainers import SortedList
@@ -32,10 +47,12 @@ from shared.domain.apology_due import apology_due
 from shared.sole_writer import SoleWriterCopy
 from shared.store import Document
 
+log = logging.getLogger(__name__)
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
 INDEX_USABLE = Gauge("tthc_deadline_open_cases_index_usable", "1 when the lists are answered from memory, else 0")
 
 T = TypeVar("T")
+COUNTS_KEPT = 256  # list totals kept, by query, until the index changes
 
 # the case document fields a list row needs (everything but the events and the timeline)
 FIELDS = (
@@ -186,6 +203,55 @@ def _undated(document: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# the snapshot: an OpenCase's fields column by column, CHUNK_ROWS cases a document, each chunk one
+# BSON blob (the store copies it whole instead of decoding thousands of rows)
+COLUMNS = tuple(f.name for f in fields(OpenCase))
+UNDATED_COLUMNS = ("case_code", "agency", "level")
+CHUNK_ROWS = 10_000
+HEAD = "head"
+
+
+def snapshot_chunks(
+    cases: list[OpenCase], undated: list[tuple[str, tuple[str, str]]], save: str
+) -> list[dict[str, Any]]:
+    """The snapshot's chunk documents (at least one)."""
+    out = []
+    for number, start in enumerate(range(0, max(len(cases), len(undated), 1), CHUNK_ROWS)):
+        rows = cases[start : start + CHUNK_ROWS]
+        other = undated[start : start + CHUNK_ROWS]
+        body: dict[str, list[Any]] = {name: [getattr(case, name) for case in rows] for name in COLUMNS}
+        body |= {
+            "undated_codes": [code for code, _ in other],
+            "undated_agencies": [agency for _, (agency, _) in other],
+            "undated_levels": [level for _, (_, level) in other],
+        }
+        out.append({"_id": f"{save}:{number:05d}", "save": save, "rows": Binary(bson.encode(body))})
+    return out
+
+
+def read_chunk(body: Mapping[str, Any], cases: dict[str, OpenCase], undated: dict[str, tuple[str, str]]) -> None:
+    """One chunk's rows into `cases` and `undated` (categorical strings interned, as a scan does)."""
+    columns = [body[name] for name in COLUMNS]
+    for number, name in enumerate(COLUMNS):
+        if name in _INTERNED:
+            columns[number] = [sys.intern(v) if isinstance(v, str) else v for v in columns[number]]
+    for values in zip(*columns, strict=True):
+        case = OpenCase(*values)
+        cases[case.case_code] = case
+    for code, agency, level in zip(
+        body["undated_codes"], body["undated_agencies"], body["undated_levels"], strict=True
+    ):
+        undated[code] = (agency, level)
+
+
+@dataclass(slots=True)
+class _Loaded:
+    horizon: datetime  # the index answers no `as_of` before it: cases that ended earlier are not in it
+    source: str  # "snapshot" or "scan"
+    cases: dict[str, OpenCase] = field(default_factory=dict)
+    undated: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
 class OpenCaseIndex(SoleWriterCopy):
     name = "open-cases"
 
@@ -198,11 +264,15 @@ class OpenCaseIndex(SoleWriterCopy):
         self.by_received: SortedList = SortedList()
         self.horizon: datetime | None = None  # the latest end instant dropped since the load
         self._touched: set[str] | None = None  # while loading: codes written meanwhile
+        self.loaded_from = ""  # "snapshot" or "scan": how the last load read the store
+        self.version = 0  # moves at every change: the totals counted before are stale
+        self._counts: OrderedDict[ListQuery, tuple[int, int]] = OrderedDict()  # query → (version, total)
 
     # --- keeping it current -------------------------------------------------------------------
 
     def written(self, documents: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """After a write of this process reached the store: the new fields of each case written."""
+        self.version += 1
         for code, document in documents:
             if self._touched is not None:
                 self._touched.add(code)
@@ -215,28 +285,102 @@ class OpenCaseIndex(SoleWriterCopy):
 
     async def load(self) -> None:
         self._touched = set()
-        loaded_at = datetime.now().astimezone()
-        fresh: dict[str, OpenCase] = {}
-        undated: dict[str, tuple[str, str]] = {}
         try:
-            projection = {name: 1 for name in (*FIELDS, "open", "end_at")}
-            async for document in self.collection.find({"open": True}, projection, batch_size=5000):
-                case = to_open_case(document["_id"], document)
-                if case is not None:
-                    fresh[case.case_code] = case
-                elif (key := _undated(document)) is not None:
-                    undated[document["_id"]] = key
-            for code in self._touched:  # written while the scan ran: what was indexed since wins
-                _prefer_indexed(code, self.cases, fresh)
-                _prefer_indexed(code, self.undated, undated)
+            loaded = await self._from_snapshot() or await self._scan()
+            self.loaded_from = loaded.source
+            for code in self._touched:  # written while the load ran: what was indexed since wins
+                _prefer_indexed(code, self.cases, loaded.cases)
+                _prefer_indexed(code, self.undated, loaded.undated)
         finally:
             self._touched = None
-        self.cases = fresh
-        self.undated = undated
-        self.by_due = SortedList((c.due_at, c.case_code) for c in fresh.values())
-        self.by_received = SortedList((c.received_at, c.case_code) for c in fresh.values())
-        self.horizon = loaded_at if self.horizon is None else max(self.horizon, loaded_at)
+        self.version += 1
+        self.cases = loaded.cases
+        self.undated = loaded.undated
+        self.by_due = SortedList((c.due_at, c.case_code) for c in loaded.cases.values())
+        self.by_received = SortedList((c.received_at, c.case_code) for c in loaded.cases.values())
+        self.horizon = loaded.horizon if self.horizon is None else max(self.horizon, loaded.horizon)
         INDEXED.set(len(self.cases))
+
+    async def _scan(self) -> _Loaded:
+        """The open cases read from the store: only the fields a row needs."""
+        loaded = _Loaded(datetime.now().astimezone(), "scan")
+        projection = {name: 1 for name in (*FIELDS, "open", "end_at")}
+        async for document in self.collection.find({"open": True}, projection, batch_size=20_000):
+            case = to_open_case(document["_id"], document)
+            if case is not None:
+                loaded.cases[case.case_code] = case
+            elif (key := _undated(document)) is not None:
+                loaded.undated[document["_id"]] = key
+        return loaded
+
+    @property
+    def snapshots(self) -> AsyncIOMotorCollection[Document]:
+        return self.collection.database[f"{self.collection.name}_open_index"]
+
+    async def _from_snapshot(self) -> _Loaded | None:
+        """The snapshot saved for the group's committed offsets of this assignment, used once; else None."""
+        committed = dict(self.membership.committed) if self.membership is not None else {}
+        head = await self.snapshots.find_one({"_id": HEAD})
+        if head is None:
+            return None
+        await self.snapshots.delete_one({"_id": HEAD})  # once: a later load must not meet it again
+        if (
+            not committed
+            or head.get("offsets") != committed
+            or head.get("columns") != list(COLUMNS)
+            or head.get("collection") != await self._collection_uuid()  # not dropped and made again since
+        ):
+            log.info("open-case snapshot not for these offsets; scanning the store", extra={"copy": self.name})
+            return None
+        loaded = _Loaded(head["horizon"], "snapshot")
+        chunks = 0
+        async for chunk in self.snapshots.find({"save": head["save"]}):
+            body: dict[str, Any] = bson.decode(chunk["rows"], self.collection.codec_options)
+            read_chunk(body, loaded.cases, loaded.undated)
+            chunks += 1
+        return loaded if chunks == head["chunks"] else None
+
+    async def save(self, offsets: Mapping[str, int | None], timeout: float = 60) -> bool:
+        """At a graceful stop, after the consumer's last commit (`offsets`): the index as a snapshot for
+        the next load, when it is exact (loaded, and only this process wrote since). True if saved."""
+        if not self.loaded or not offsets or self.collection is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self._save(offsets)
+        except Exception as exc:  # the next start scans the store
+            log.warning("open-case snapshot not saved", extra={"copy": self.name, "error": repr(exc)})
+            return False
+        return True
+
+    async def _save(self, offsets: Mapping[str, int | None]) -> None:
+        save = uuid.uuid4().hex
+        chunks = snapshot_chunks(list(self.cases.values()), list(self.undated.items()), save)
+        await self.snapshots.insert_many(chunks, ordered=False)
+        head = {
+            "offsets": dict(offsets),
+            "columns": list(COLUMNS),
+            "save": save,
+            "chunks": len(chunks),
+            "collection": await self._collection_uuid(),
+            "horizon": self.horizon or datetime.now(UTC),
+            "saved_at": datetime.now(UTC),
+        }
+        await self.snapshots.replace_one({"_id": HEAD}, head, upsert=True)
+        await self.snapshots.delete_many({"save": {"$ne": save}, "_id": {"$ne": HEAD}})
+        log.info("open-case snapshot saved", extra={"copy": self.name, "cases": len(self.cases), "chunks": len(chunks)})
+
+    async def _collection_uuid(self) -> Any:
+        """The case collection's identity in the store (a collection dropped and created again, as a
+        rebuild does, has another)."""
+        found = await self.collection.database.list_collections(filter={"name": self.collection.name})
+        async for info in found:
+            return info.get("info", {}).get("uuid")
+        return None
+
+    async def forget_snapshot(self) -> None:
+        """Before a write that comes from no record (a refold): a snapshot would miss it."""
+        await self.snapshots.delete_one({"_id": HEAD})
 
     def _put(self, code: str, case: OpenCase | None) -> None:
         old = self.cases.pop(code, None)
@@ -291,6 +435,13 @@ class OpenCaseIndex(SoleWriterCopy):
     def answers(self, as_of: datetime) -> bool:
         return self.usable and (self.horizon is None or as_of >= self.horizon)
 
+    async def ready(self, as_of: datetime) -> bool:
+        """`answers`, after waiting a little for a rebalance or a load in progress (`wait_usable`): a
+        list asked right after a restart waits for the index rather than burden the store with a
+        scan while the index loads."""
+        await self.wait_usable()
+        return self.answers(as_of)
+
     def page(
         self,
         query: ListQuery,
@@ -308,8 +459,17 @@ class OpenCaseIndex(SoleWriterCopy):
         return out
 
     def count(self, query: ListQuery) -> int:
-        """How many cases match: the lists' `total`, walking only the due range."""
-        return sum(1 for case in self._walk(query, "due_at", None) if query.matches(case))
+        """How many cases match: the lists' `total`, walking only the due range; kept for the next
+        page of the same list until the index changes (each page asks for it)."""
+        known = self._counts.get(query)
+        if known is not None and known[0] == self.version:
+            self._counts.move_to_end(query)
+            return known[1]
+        counted = sum(1 for case in self._walk(query, "due_at", None) if query.matches(case))
+        self._counts[query] = (self.version, counted)
+        if len(self._counts) > COUNTS_KEPT:
+            self._counts.popitem(last=False)
+        return counted
 
     def _walk(self, query: ListQuery, sort: str, after: tuple[datetime, str] | None) -> Iterator[OpenCase]:
         descending = sort.startswith("-")

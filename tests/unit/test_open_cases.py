@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import random
+import sys
 from datetime import datetime, timedelta
 
+import bson
 import pytest
+from bson.codec_options import CodecOptions
 
+from services.deadline import open_cases
 from services.deadline.open_cases import ListQuery, OpenCase, OpenCaseIndex, to_open_case
 from shared.domain.apology_due import apology_due
 from shared.domain.calendar import VN_TZ
@@ -197,3 +201,46 @@ def test_gauges_follow_the_folds_overdue_rule(
         "missing": 0,
         "apology_due": 0,
     }
+
+
+def test_a_snapshot_reads_back_as_the_index_it_was_written_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunked, BSON-encoded and decoded with the store's codec options (Vietnam time): the same
+    cases, field for field, and the same open cases with no due instant."""
+    monkeypatch.setattr(open_cases, "CHUNK_ROWS", 37)  # several chunks, the last one short
+    rng = random.Random(11)
+    index = OpenCaseIndex(collection=None)  # type: ignore[arg-type]
+    index.written(
+        (f"C-{i:04d}", document(rng) | {"overdue_from": None} if i % 7 == 0 else document(rng)) for i in range(300)
+    )
+    assert index.undated and len(index.cases) > 100
+    chunks = open_cases.snapshot_chunks(list(index.cases.values()), list(index.undated.items()), "s1")
+    assert len(chunks) == -(-max(len(index.cases), len(index.undated)) // 37)
+    options = CodecOptions(tz_aware=True, tzinfo=VN_TZ)
+    cases: dict[str, OpenCase] = {}
+    undated: dict[str, tuple[str, str]] = {}
+    for chunk in chunks:
+        stored = bson.decode(bson.encode(chunk), options)  # through the store's encoding, as a find returns it
+        open_cases.read_chunk(bson.decode(stored["rows"], options), cases, undated)
+    assert cases == index.cases and undated == index.undated
+    assert all(case.due_at.tzinfo is not None for case in cases.values())
+    some = next(iter(cases.values()))
+    assert some.agency_code is sys.intern(str(some.agency_code))  # interned, as a scan's
+
+
+def test_an_empty_index_still_writes_one_chunk() -> None:
+    chunks = open_cases.snapshot_chunks([], [], "s2")
+    assert len(chunks) == 1 and chunks[0]["save"] == "s2"
+
+
+def test_a_total_is_counted_again_once_the_index_changed() -> None:
+    rng = random.Random(5)
+    index = OpenCaseIndex(collection=None)  # type: ignore[arg-type]
+    documents = {f"C-{i:04d}": document(rng) for i in range(200)}
+    index.written(documents.items())
+    query = queries(rng)[0]
+    first = index.count(query)
+    assert index.count(query) == first == len(reference(documents, query, "due_at"))
+    code = next(c for c in reference(documents, query, "due_at"))
+    documents[code] = documents[code] | {"open": False, "end_at": T0}
+    index.written([(code, documents[code])])
+    assert index.count(query) == first - 1 == len(reference(documents, query, "due_at"))
