@@ -35,9 +35,7 @@ async def rebuild_and_switch(
     context = MetricsContext(settings, generation=live + 1)
     for collection in (context.collection, context.meta, context.quarantine.marks, *context.aggregates.values()):
         await collection.drop()
-    await context.collection.create_index([("received_at", 1)])
-    for collection in context.aggregates.values():
-        await collection.create_index([("p", 1)])
+    await context.ensure_indexes()  # the live generation's, the store profile's list indexes included
     await context.backfill()  # nothing to fill: marks the fresh buckets as of the current layout
     context.documents.hold()  # the only writer of the fresh collections
     context.follower.start()
@@ -48,7 +46,6 @@ async def rebuild_and_switch(
 
     try:
         offsets = await replay(settings, apply, progress, following)
-        await context.follower.stop()
         await commit_offsets(settings.kafka_bootstrap, context.group_id, settings.case_events_topic, offsets)
         if switch:
             await switch_to(context.db, SERVICE, context.generation, context.group_id, following)
