@@ -110,6 +110,7 @@ class DeadlineContext(ProjectionContext[None]):
 
     async def start(self) -> None:
         await ensure_case_indexes(self.cases, self.timers)
+        await self.webhooks.ensure_indexes()
         await super().start()
         self.sweeper.start()
         self.webhooks.start()

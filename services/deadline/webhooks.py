@@ -162,11 +162,33 @@ class WebhookDispatcher:
         assert self.client is not None
         await self.deliver_due(self.client)
 
+    async def ensure_indexes(self) -> None:
+        await self.log.create_index([("status", 1), ("next_attempt_at", 1)], name="pending_due")
+        await self.log.create_index([("case_code", 1), ("created_at", -1)], name="by_case")
+
     async def deliver_due(self, client: httpx.AsyncClient) -> int:
+        """Attempt the pending deliveries that are due and that this replica claims first."""
         now = datetime.now(UTC)
         due = [doc async for doc in self.log.find({"status": "pending", "next_attempt_at": {"$lte": now}}).limit(100)]
-        await asyncio.gather(*(self._deliver(client, doc) for doc in due))
-        return len(due)
+        won = await asyncio.gather(*(self._claim(doc, now) for doc in due))
+        claimed = [doc for doc, mine in zip(due, won, strict=True) if mine]
+        await asyncio.gather(*(self._deliver(client, doc) for doc in claimed))
+        return len(claimed)
+
+    async def _claim(self, delivery: dict[str, Any], now: datetime) -> bool:
+        """Move the delivery's next attempt past a lease, if no other replica moved it first.
+
+        Every replica reads the same pending deliveries; the conditional update on the attempt time
+        it read lets one of them send it. A replica that dies while sending leaves the delivery
+        pending: another claims it once the lease has run out (the receiver's idempotency key makes
+        that second post harmless).
+        """
+        lease = timedelta(seconds=2 * self.settings.webhook_timeout_s + 30)
+        result = await self.log.update_one(
+            {"_id": delivery["_id"], "status": "pending", "next_attempt_at": delivery["next_attempt_at"]},
+            {"$set": {"next_attempt_at": now + lease}},
+        )
+        return result.modified_count == 1
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
         reason, resolved_error = await self._checked(delivery["url"])

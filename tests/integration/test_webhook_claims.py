@@ -1,0 +1,77 @@
+"""Two deadline replicas share one webhook delivery log: each delivery is posted once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+
+from services.deadline.webhooks import WebhookDispatcher
+from shared.registry_sync import RegistryState
+from shared.settings import Settings
+from shared.store import mongo_client
+from tests.integration.test_pull_mode import running
+
+pytestmark = pytest.mark.integration
+
+
+def delivery(url: str, n: int, now: datetime) -> dict:
+    event = {"event_id": f"e{n}", "case_code": f"C{n}", "type": "case.overdue", "data": {}}
+    return {
+        "_id": f"k{n}",
+        "event_id": event["event_id"],
+        "case_code": event["case_code"],
+        "type": event["type"],
+        "target": "agency:X",
+        "url": url,
+        "body": json.dumps(event),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "last_error": None,
+        "reason": None,
+    }
+
+
+async def test_two_replicas_post_each_delivery_once(settings: Settings) -> None:
+    settings = settings.model_copy(update={"webhook_secret": "s3cret"})
+    posts: list[str] = []
+    receiver = FastAPI()
+
+    @receiver.post("/hook")
+    async def hook(request: Request) -> Response:
+        posts.append(request.headers["idempotency-key"])
+        await asyncio.sleep(0.05)  # both replicas are in their round at once
+        return Response(status_code=200)
+
+    client = mongo_client(settings.mongo_uri)
+    log = client[f"{settings.mongo_db}_deadline"][f"webhook_claims_{uuid.uuid4().hex[:8]}"]
+    state = RegistryState.seeded(settings)
+    replicas = [WebhookDispatcher(settings, log, state) for _ in range(2)]
+    await replicas[0].ensure_indexes()
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    try:
+        async with running(receiver) as url, httpx.AsyncClient(timeout=5) as http:
+            await log.insert_many([delivery(f"{url}/hook", n, now) for n in range(30)])
+            sent = await asyncio.gather(*(r.deliver_due(http) for r in replicas))
+            assert sum(sent) == 30  # every delivery claimed by exactly one of them
+            assert sorted(posts) == sorted(f"k{n}" for n in range(30))
+            assert await log.count_documents({"status": "delivered"}) == 30
+            assert await asyncio.gather(*(r.deliver_due(http) for r in replicas)) == [0, 0]
+            # a replica that died while sending: its lease runs out and the other one sends it
+            await log.insert_one(delivery(f"{url}/hook", 99, now))
+            lost = await log.find_one({"_id": "k99"})
+            assert lost is not None and await replicas[0]._claim(lost, now)  # claimed, never sent
+            assert await replicas[1].deliver_due(http) == 0  # the lease holds
+            await log.update_one({"_id": "k99"}, {"$set": {"next_attempt_at": now}})  # the lease ran out
+            assert await replicas[1].deliver_due(http) == 1
+            assert posts.count("k99") == 1
+    finally:
+        await log.drop()
+        client.close()
