@@ -7,7 +7,9 @@ middle of the rest of the stream, one deadline and one metrics process are kille
 by their own pid: whatever they had applied and not committed is applied again by the survivor.
 Once the survivors caught up (every partition committed to its end), each figure is compared with
 the simulator's oracle: every case page, the overdue, due-soon and apology-due lists with their
-totals, every indicator, and the counts (nothing lost, nothing counted twice).
+totals, every indicator, and the counts (nothing lost, nothing counted twice). Then, the survivors
+holding every partition, their in-memory copies load again and answer: the lists as of now from the
+open-case index, the indicators from the bucket copy, exact again.
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ async def caught_up(settings: Settings, timeout: float = 120) -> None:
         await eventually(none_left, timeout=timeout, interval=1)
 
 
+async def gauge(client: httpx.AsyncClient, url: str, series: str) -> float:
+    """A series' value on a process's /metrics (0 when absent)."""
+    lines = (await client.get(f"{url}/metrics")).text.splitlines()
+    return next((float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(series + " ")), 0.0)
+
+
 async def applied(client: httpx.AsyncClient, url: str) -> float:
     """The events this process applied to its projection (its own counter)."""
     lines = (await client.get(f"{url}/metrics")).text.splitlines()
@@ -140,23 +148,30 @@ def list_instant(days: Workdays) -> tuple[datetime, datetime]:
     return at(last, CLOSE), at(days.after(last, 1), CLOSE)
 
 
+def running(cases: list[Case], as_of: datetime) -> list[Case]:
+    """The simulator's cases open at `as_of` with the clock running: every planned pause is over,
+    and a request still waiting for the citizen stops it only if made before due."""
+    return [
+        c
+        for c in cases
+        if c.received_at <= as_of
+        and (c.end_at is None or c.end_at > as_of)
+        and (c.waiting_since is None or c.waiting_since >= c.due_at)
+    ]
+
+
 def expected_lists(
     cases: list[Case], pages: dict[str, dict[str, Any]], as_of: datetime, window_end: datetime
 ) -> dict[str, set[str]]:
-    """The three lists by the simulator's cases: open at `as_of`, the clock running (every planned
-    pause is over; a request still waiting for the citizen stops it only if made before due), by
-    their oracle due instant. Apology due:
-    the domain rule on the apology deadline each case page shows (its due instant checked above)."""
-    running = [
-        c
-        for c in cases
-        if c.end_at is None and c.received_at <= as_of and (c.waiting_since is None or c.waiting_since >= c.due_at)
-    ]
-    overdue = {c.code for c in running if c.due_at < as_of}
-    due_soon = {c.code for c in running if as_of <= c.due_at <= window_end}
+    """The three lists by the simulator's cases running at `as_of`, by their oracle due instant.
+    Apology due: the domain rule on the apology deadline each case page shows (its due instant
+    checked against the oracle before)."""
+    open_cases = running(cases, as_of)
+    overdue = {c.code for c in open_cases if c.due_at < as_of}
+    due_soon = {c.code for c in open_cases if as_of <= c.due_at <= window_end}
     owed = {
         c.code
-        for c in running
+        for c in open_cases
         if apology_due(
             as_of, window_end, _instant(pages[c.code].get("apology_deadline_at")), c.due_at, bool(c.apology_at)
         )
@@ -255,3 +270,23 @@ async def test_two_replicas_one_killed_mid_stream_lose_nothing_and_count_nothing
             codes, total = await walk(client, urls["deadline"], kind, as_of)
             assert len(codes) == len(set(codes)) == total, kind
             assert set(codes) == expected[kind], (kind, set(codes) ^ expected[kind])
+
+        # the survivors hold every partition: their in-memory copies load again and answer, exact
+        async def copies_loaded() -> bool:
+            index = await gauge(client, urls["deadline"], "tthc_deadline_open_cases_index_usable")
+            buckets = await gauge(client, urls["metrics"], "tthc_metrics_buckets_mirror_usable")
+            return index == buckets == 1
+
+        await eventually(copies_loaded, timeout=60, interval=1)
+        memory = 'tthc_deadline_list_reads_total{source="memory"}'
+        before = await gauge(client, urls["deadline"], memory)
+        now = datetime.now(VN)  # after the index's load: the lists as of now come from memory
+        codes, total = await walk(client, urls["deadline"], "overdue", now)
+        assert await gauge(client, urls["deadline"], memory) > before
+        assert all(c.due_at < now for c in cases)  # as of now every running open case is overdue
+        running = {
+            c.code for c in cases if c.end_at is None and (c.waiting_since is None or c.waiting_since >= c.due_at)
+        }
+        assert len(codes) == total and set(codes) == running
+        figures, diffs = await settle(urls["metrics"], ADMIN_TOKEN, wanted, timeout=30)
+        assert diffs == [], "\n".join(diffs[:30])
