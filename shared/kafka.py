@@ -30,6 +30,10 @@ CONSUMER_STUCK = Gauge(
     ["group"],
 )
 STUCK_AFTER_RESTARTS = 3  # restarts from the same offsets in a row (contract v1.1)
+# A member whose heartbeats stop for this long (a killed process) leaves its group: the broker then
+# rebalances and its partitions go to the others. What bounds a failover (docs/replicas.md).
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 1_000
 
 
 # Kafka's default partitioner (murmur2 of the key, seed 0x9747b28c, positive, modulo the partition
@@ -276,8 +280,8 @@ class BatchConsumer:
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
                 max_poll_records=self.max_records,
-                session_timeout_ms=10_000,
-                heartbeat_interval_ms=1_000,
+                session_timeout_ms=SESSION_TIMEOUT_MS,
+                heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
             )
             consumer.subscribe(self.topics, listener=_Listener(consumer, self.topics, self.owners, self.committed))
             self.stopped_cleanly = False
