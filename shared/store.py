@@ -46,8 +46,13 @@ def mongo_client(uri: str, profile: StoreProfile = "mongodb") -> AsyncIOMotorCli
     client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(
         uri, tz_aware=True, tzinfo=VN_TZ, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000
     )
-    _TUNING_OF[client] = TUNINGS[profile]
+    use_profile(client, profile)
     return client
+
+
+def use_profile(client: Any, profile: StoreProfile) -> None:
+    """The store this client talks to has this profile (what `store_tuning` answers for its collections)."""
+    _TUNING_OF[client] = TUNINGS[profile]
 
 
 def store_tuning(collection: AsyncIOMotorCollection[Document]) -> StoreTuning:
