@@ -16,10 +16,11 @@ PyMongo, …) on the same data, each round on a fresh database:
 
 Motor runs each operation in a thread of its pool, its BSON and socket work off the event loop;
 PyMongo's asyncio API runs it all on the loop, no thread. So the process's CPU seconds (the
-threads' included) and the store's are reported beside each figure: on a machine with few cores
-the client, its threads and the store compete for them.
+threads' included) and the store's are reported beside each figure (on a machine with few cores
+the client, its threads and the store compete for them), and the longest a 10 ms timer on the
+event loop fired late meanwhile: what any other request of the process would have waited.
 
-Sizes: BENCH_DRIVER_CASES (5,000), BENCH_DRIVER_ROUNDS (2 per driver), BENCH_DRIVER_PAGES (20 list
+Sizes: BENCH_DRIVER_CASES (5,000), BENCH_DRIVER_ROUNDS (2 per driver), BENCH_DRIVER_PAGES (10 list
 pages per round), BENCH_DRIVER_BATCH (the consumer's batch, Settings.poll_max_records).
 """
 
@@ -33,13 +34,12 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from aiokafka import ConsumerRecord
-from pymongo import AsyncMongoClient
 
 from bench.deadline import events, follow_ups
 from bench.harness import percentile
@@ -50,32 +50,29 @@ from services.deadline.lists import ListFilters, _documents, list_total
 from services.deadline.open_cases import OpenCaseIndex
 from services.deadline.projection import DeadlinePort
 from shared.config import load_registry
-from shared.domain.calendar import VN_TZ
 from shared.domain.registry import Registry
 from shared.projection import CaseProjection
 from shared.quarantine import Quarantine
 from shared.settings import Settings
-from shared.store import use_profile
+from shared.store import CLIENT_OPTIONS, mongo_client, use_profile
 
 DATABASE = "bench_driver"
 PAGE = 50  # rows per list page, the lists' default
-# the options of shared/store.py's `mongo_client`, given to both drivers
-CLIENT_OPTIONS: dict[str, Any] = {
-    "tz_aware": True,
-    "tzinfo": VN_TZ,
-    "serverSelectionTimeoutMS": 3000,
-    "connectTimeoutMS": 3000,
-}
 
 
 def motor_client(uri: str) -> Any:
+    """A Motor client with the options of the services' client (motor: a development dependency,
+    kept for this comparison)."""
     from motor.motor_asyncio import AsyncIOMotorClient
 
-    return AsyncIOMotorClient(uri, **CLIENT_OPTIONS)
+    client = AsyncIOMotorClient(uri, **CLIENT_OPTIONS)
+    use_profile(client, "standin")  # the throwaway store is SecantusDB
+    return client
 
 
 def pymongo_client(uri: str) -> Any:
-    return AsyncMongoClient(uri, **CLIENT_OPTIONS)
+    """The services' client (shared/store.py)."""
+    return mongo_client(uri, "standin")
 
 
 DRIVERS: dict[str, Callable[[str], Any]] = {"motor": motor_client, "pymongo": pymongo_client}
@@ -120,17 +117,40 @@ class Timed:
     seconds: float
     cpu_s: float  # this process, its threads included
     store_cpu_s: float
+    loop_lag_s: float  # the longest a 10 ms timer on the event loop fired late meanwhile
+
+
+TICK_S = 0.01
 
 
 class Clock:
     def __init__(self, store: StoreCpu) -> None:
         self.store = store
 
-    @contextlib.contextmanager
-    def timing(self, out: list[Timed]) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def timing(self, out: list[Timed]) -> AsyncIterator[None]:
+        """Wall, CPU and the store's CPU seconds of the block, and how long the event loop was held
+        up meanwhile (what every other request of the process waits: the work the driver does on
+        the loop)."""
+        lag = [0.0]
+
+        async def tick() -> None:
+            while True:
+                due = time.perf_counter() + TICK_S
+                await asyncio.sleep(TICK_S)
+                lag[0] = max(lag[0], time.perf_counter() - due)
+
+        ticker = asyncio.ensure_future(tick())
         wall, cpu, store = time.perf_counter(), time.process_time(), self.store.seconds()
-        yield
-        out.append(Timed(time.perf_counter() - wall, time.process_time() - cpu, self.store.seconds() - store))
+        try:
+            yield
+        finally:
+            elapsed = Timed(time.perf_counter() - wall, time.process_time() - cpu, self.store.seconds() - store, 0.0)
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        elapsed.loop_lag_s = lag[0]
+        out.append(elapsed)
 
 
 @dataclass
@@ -171,7 +191,7 @@ async def write_path(client: Any, data: Data, clock: Clock) -> dict[str, list[Ti
     projection: CaseProjection[None] = CaseProjection("deadline", cases, lambda: data.registry, port, quarantine)
     timed: dict[str, list[Timed]] = {"new": [], "known": []}
     for phase, items in (("new", data.received), ("known", data.later)):
-        with clock.timing(timed[phase]):
+        async with clock.timing(timed[phase]):
             for batch in batches(items, data.batch):
                 result = await projection.apply(batch)
                 if result.applied != len(batch):
@@ -197,7 +217,7 @@ async def list_path(client: Any, data: Data, clock: Clock) -> tuple[list[Timed],
     after: tuple[Any, str] | None = None
     total = 0
     for _ in range(data.pages):
-        with clock.timing(timed):
+        async with clock.timing(timed):
             documents = await _documents(context, filters, "due_at", after, PAGE + 1)
             total = await list_total(context, filters)
         page = documents[:PAGE]
@@ -210,14 +230,13 @@ async def list_path(client: Any, data: Data, clock: Clock) -> tuple[list[Timed],
 async def index_load(client: Any, clock: Clock) -> tuple[list[Timed], int]:
     index = OpenCaseIndex(client[DATABASE]["cases"])
     timed: list[Timed] = []
-    with clock.timing(timed):
+    async with clock.timing(timed):
         loaded = await index._scan()
     return timed, len(loaded.cases) + len(loaded.undated)
 
 
 async def one_round(driver: str, uri: str, data: Data, clock: Clock) -> dict[str, Any]:
     client = DRIVERS[driver](uri)
-    use_profile(client, "standin")  # the throwaway store is SecantusDB
     try:
         await client.drop_database(DATABASE)
         written = await write_path(client, data, clock)
@@ -236,7 +255,12 @@ async def one_round(driver: str, uri: str, data: Data, clock: Clock) -> dict[str
 
 
 def _sum(timed: list[Timed]) -> Timed:
-    return Timed(sum(t.seconds for t in timed), sum(t.cpu_s for t in timed), sum(t.store_cpu_s for t in timed))
+    return Timed(
+        sum(t.seconds for t in timed),
+        sum(t.cpu_s for t in timed),
+        sum(t.store_cpu_s for t in timed),
+        max(t.loop_lag_s for t in timed),
+    )
 
 
 def summary(rounds: list[dict[str, Any]], n: int) -> dict[str, Any]:
@@ -253,11 +277,13 @@ def summary(rounds: list[dict[str, Any]], n: int) -> dict[str, Any]:
         out[f"write_{key}_rounds_docs_per_s"] = [round(n / t.seconds) for t in timed]
         out[f"write_{key}_cpu_s"] = round(statistics.median(t.cpu_s for t in timed), 2)
         out[f"write_{key}_store_cpu_s"] = round(statistics.median(t.store_cpu_s for t in timed), 2)
+        out[f"write_{key}_loop_lag_max_ms"] = round(max(t.loop_lag_s for t in timed) * 1000, 1)
     pages = [t for r in rounds for t in r["pages"]]
     out["list_p50_ms"] = round(percentile([t.seconds for t in pages], 50) * 1000, 1)
     out["list_p99_ms"] = round(percentile([t.seconds for t in pages], 99) * 1000, 1)
     out["list_cpu_ms_per_page"] = round(statistics.mean(t.cpu_s for t in pages) * 1000, 1)
     out["list_store_cpu_ms_per_page"] = round(statistics.mean(t.store_cpu_s for t in pages) * 1000, 1)
+    out["list_loop_lag_max_ms"] = round(max(t.loop_lag_s for t in pages) * 1000, 1)
     load = per_round("load")
     rows = rounds[0]["rows"]
     out["index_load_s"] = round(statistics.median(t.seconds for t in load), 3)
@@ -265,6 +291,7 @@ def summary(rounds: list[dict[str, Any]], n: int) -> dict[str, Any]:
     out["index_load_rows_per_s"] = round(rows / out["index_load_s"])
     out["index_load_cpu_s"] = round(statistics.median(t.cpu_s for t in load), 3)
     out["index_load_store_cpu_s"] = round(statistics.median(t.store_cpu_s for t in load), 3)
+    out["index_load_loop_lag_max_ms"] = round(max(t.loop_lag_s for t in load) * 1000, 1)
     return out
 
 
@@ -287,7 +314,7 @@ def sizes() -> dict[str, int]:
     return {
         "cases": int(os.environ.get("BENCH_DRIVER_CASES", "5000")),
         "rounds_per_driver": int(os.environ.get("BENCH_DRIVER_ROUNDS", "2")),
-        "list_pages_per_round": int(os.environ.get("BENCH_DRIVER_PAGES", "20")),
+        "list_pages_per_round": int(os.environ.get("BENCH_DRIVER_PAGES", "10")),
         "batch": int(os.environ.get("BENCH_DRIVER_BATCH", str(Settings().poll_max_records))),
     }
 
