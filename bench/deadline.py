@@ -37,8 +37,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection
-from pymongo import InsertOne
+from pymongo import AsyncMongoClient, InsertOne
+from pymongo.asynchronous.collection import AsyncCollection
 
 from bench.harness import (
     applied_rate,
@@ -73,7 +73,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PAGES = int(os.environ.get("BENCH_DEADLINE_PAGES", "100"))
 RAW_PAGES = 5
 IDLE_SWEEPS = 6
-Collection = AsyncIOMotorCollection[dict[str, Any]]
+Collection = AsyncCollection[dict[str, Any]]
 
 
 def events(n: int, seed: int = 3) -> list[dict[str, Any]]:
@@ -367,7 +367,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         bench = _Bench(env, settings, DeadlineContext(settings), infra.free_port())
         later = follow_ups(items[:applied_n])
         await _raw_limits(bench, items[:applied_n], later)
-        mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(env.mongo.uri)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.mongo.uri)
         cases = mongo[f"{settings.mongo_db}_deadline"].cases
         await _applied(bench, applied_n, later)
         await _applied_after_restart(bench, ratings(items[:applied_n]))
@@ -379,9 +379,9 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         try:
             await _pages(bench, cases)
         finally:
-            mongo.close()
+            await mongo.close()
         m |= await _sweeps(bench.context, swept_n)
-        bench.context.mongo.close()
+        await bench.context.mongo.close()
     return _report(m, n, applied_n, swept_n)
 
 

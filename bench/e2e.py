@@ -34,7 +34,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from bench.deadline import rss_mib
 from bench.harness import (
@@ -212,7 +212,7 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
     agencies = [a for a in registry.agencies.values() if a.parent_code and a.valid_to is None]
     procedures = list(registry.catalogue.procedures.values())
     deadline = DeadlineContext(settings)  # only for its document shape
-    mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(uri)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     cases_db, metrics_db = mongo[f"{settings.mongo_db}_deadline"], mongo[f"{settings.mongo_db}_metrics"]
     started = time.perf_counter()
     try:
@@ -232,8 +232,8 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
                 *(metrics_db[f"agg_{name}"].bulk_write(writes, ordered=False) for name, writes in buckets),
             )
     finally:
-        mongo.close()
-        deadline.mongo.close()
+        await mongo.close()
+        await deadline.mongo.close()
     return {"history_cases": cases, "history_load_seconds": round(time.perf_counter() - started, 1)}
 
 

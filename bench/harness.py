@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 
 from shared.kafka import MAX_BATCH_BYTES
 
@@ -44,7 +43,7 @@ async def raw_bulk_upsert_rate(
     (`$set` of every field: slower on SecantusDB, which checks a `$set`'s paths pairwise; reported
     beside the limit, never used as it). `existing`: documents
     written first, untimed (the same `_id`s: the timed upserts then replace them)."""
-    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(uri)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     collection = client["bench_raw"]["upserts"]
     await collection.drop()
     try:
@@ -61,7 +60,7 @@ async def raw_bulk_upsert_rate(
         return len(documents) / (time.perf_counter() - started)
     finally:
         await collection.drop()
-        client.close()
+        await client.close()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.deadline import events, folded, follow_ups, rss_mib
 from bench.harness import (
@@ -151,14 +152,14 @@ async def _applied_rates(env: Infra, settings: Settings, port: int, applied_n: i
     }
 
 
-async def _empty_aggregates(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
+async def _empty_aggregates(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db.facts.drop()
     for name in COLLECTIONS:
         await db[f"agg_{name}"].drop()
     await db.meta.replace_one({"_id": "aggregates"}, {"_id": "aggregates", "version": AGGREGATES_VERSION}, upsert=True)
 
 
-async def _load(db: AsyncIOMotorDatabase[dict[str, Any]], facts: list[dict[str, Any]]) -> float:
+async def _load(db: AsyncDatabase[dict[str, Any]], facts: list[dict[str, Any]]) -> float:
     """Seconds to write these facts and their aggregates straight into the store."""
     t0 = time.perf_counter()
     for start in range(0, len(facts), 5000):
@@ -169,7 +170,7 @@ async def _load(db: AsyncIOMotorDatabase[dict[str, Any]], facts: list[dict[str, 
     return time.perf_counter() - t0
 
 
-async def _raw_month_reads(db: AsyncIOMotorDatabase[dict[str, Any]]) -> list[float]:
+async def _raw_month_reads(db: AsyncDatabase[dict[str, Any]]) -> list[float]:
     """The raw limit the bucket copy replaces: reading the month query's buckets from the store."""
     raw: list[float] = []
     for _ in range(RAW_QUERIES):
@@ -201,7 +202,7 @@ async def _query_latencies(base_url: str) -> tuple[dict[str, float], dict[str, l
 
 
 async def _queries_at(
-    env: Infra, settings: Settings, port: int, db: AsyncIOMotorDatabase[dict[str, Any]], size: int
+    env: Infra, settings: Settings, port: int, db: AsyncDatabase[dict[str, Any]], size: int
 ) -> dict[str, Any]:
     """A metrics process started over the `size` facts in the store: its load, its query times, its RSS."""
     result: dict[str, Any] = {}
@@ -263,7 +264,7 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
         await infra.create_topics(env.kafka.bootstrap, prefix="bm-")
         port = infra.free_port()
         result.update(await _applied_rates(env, settings, port, applied_n))
-        mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(env.mongo.uri)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.mongo.uri)
         db = mongo[f"{settings.mongo_db}_metrics"]
         # the queries at growing sizes: facts and their aggregates straight into the store
         await _empty_aggregates(db)
@@ -275,7 +276,7 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
             result[f"buckets_at_{size}"] = {n: await db[f"agg_{n}"].estimated_document_count() for n in COLLECTIONS}
             result.update(await _queries_at(env, settings, port, db, size))
         insert_rate = inserted / load_seconds
-        mongo.close()
+        await mongo.close()
     result["facts_and_buckets_load_docs_per_s"] = round(insert_rate)
     result.update(_verdict(result, sizes))
     return result

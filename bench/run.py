@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ["bench.deadline_core", "bench.intake", "bench.deadline", "bench.metrics", "bench.e2e", "bench.failover"]
+BENCHMARKS = [
+    "bench.deadline_core",
+    "bench.intake",
+    "bench.deadline",
+    "bench.metrics",
+    "bench.e2e",
+    "bench.failover",
+    "bench.driver",
+]
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from motor.motor_asyncio import AsyncIOMotorDatabase
+from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.kafka import topic_partitions
 from shared.settings import Settings
@@ -34,12 +34,12 @@ def group_named(base: str, generation: int) -> str:
     return base if generation <= FIRST else f"{base}-g{generation}"
 
 
-async def pointer(db: AsyncIOMotorDatabase[Document], service: str) -> Document | None:
+async def pointer(db: AsyncDatabase[Document], service: str) -> Document | None:
     """`{_id: service, generation, group_id, previous_group, switched_at}`, or None (generation 1)."""
     return await db[POINTERS].find_one({"_id": service})
 
 
-async def live_generation(db: AsyncIOMotorDatabase[Document], service: str) -> int:
+async def live_generation(db: AsyncDatabase[Document], service: str) -> int:
     found = await pointer(db, service)
     return int(found["generation"]) if found else FIRST
 
@@ -50,11 +50,11 @@ async def live_generation_of(settings: Settings, service: str) -> int:
     try:
         return await live_generation(service_database(client, settings, service), service)
     finally:
-        client.close()
+        await client.close()
 
 
 async def switch_to(
-    db: AsyncIOMotorDatabase[Document], service: str, generation: int, group_id: str, previous_group: str
+    db: AsyncDatabase[Document], service: str, generation: int, group_id: str, previous_group: str
 ) -> None:
     """The switch: one document written, so every reader sees the old generation or the new one.
     `previous_group`: the live generation's consumer group, whose offsets say, at any later start,

@@ -27,10 +27,10 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 import bson
 from aiokafka import ConsumerRecord
 from bson.raw_bson import RawBSONDocument
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -73,7 +73,7 @@ FIRST_CHUNK = 100  # the batch's first write: the store waits for its fold
 # (previous document or None, new fields) pairs of a batch
 Pairs = list[tuple[Document | None, Document]]
 OtherOps = Sequence[InsertOne[Document] | UpdateOne]  # bulk operations on another collection
-OtherWrites = list[tuple[AsyncIOMotorCollection[Document], OtherOps]]  # (collection, its operations)
+OtherWrites = list[tuple[AsyncCollection[Document], OtherOps]]  # (collection, its operations)
 # (case code, previous document or None, new document) of one write chunk
 Staged = list[tuple[str, Document | None, Document]]
 
@@ -201,7 +201,7 @@ class CaseProjection(Generic[Outcome]):
     def __init__(
         self,
         name: str,
-        collection: AsyncIOMotorCollection[Document],
+        collection: AsyncCollection[Document],
         registry: Callable[[], Registry],
         port: ProjectionPort[Outcome],
         quarantine: Quarantine,
@@ -389,8 +389,8 @@ class CaseProjection(Generic[Outcome]):
         derived: list[Document] = []
         pairs: Pairs = []
         companion: CompanionWrites[Outcome] | None = None
-        async with await self.collection.database.client.start_session() as session:
-            async with session.start_transaction():
+        async with self.collection.database.client.start_session() as session:
+            async with await session.start_transaction():
                 writer = ChunkWriter(self.collection, session)
                 try:
                     for chunk in chunks:
@@ -516,7 +516,7 @@ class ChunkWriter:
     folds the next chunk (the fold is this process's CPU, the write the store's), each after its
     prelude's writes; in the batch's session, if any."""
 
-    def __init__(self, collection: AsyncIOMotorCollection[Document], session: Any) -> None:
+    def __init__(self, collection: AsyncCollection[Document], session: Any) -> None:
         self.collection = collection
         self.session = session
         self.landed: list[ChunkOutcome[Any]] = []  # every chunk written, in order
@@ -574,7 +574,7 @@ class ChunkWriter:
             raise
         _check_all_written(result, writes)
 
-    async def _first(self, collection: AsyncIOMotorCollection[Document], ops: OtherOps) -> None:
+    async def _first(self, collection: AsyncCollection[Document], ops: OtherOps) -> None:
         """The prelude's writes. An insert that finds its document there is a leftover of an earlier
         attempt at this batch (it failed before its cases were written) or of another consumer's:
         it is written again as a `$set` of the same fields, so what lands is this fold's."""

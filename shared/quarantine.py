@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import APIRouter, Query, Request
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter, Gauge
 from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.kafka import Publisher
 from shared.settings import Settings
@@ -79,7 +79,7 @@ class Quarantine:
     """The marks of one projection's quarantined cases and the dead letters that go with them."""
 
     def __init__(
-        self, projection: str, marks: AsyncIOMotorCollection[Document], dead_letters: Publisher | None, dlq_topic: str
+        self, projection: str, marks: AsyncCollection[Document], dead_letters: Publisher | None, dlq_topic: str
     ) -> None:
         self.projection = projection
         self.marks = marks

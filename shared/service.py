@@ -12,7 +12,8 @@ from typing import Any, Generic
 
 from aiokafka import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
-from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.document_cache import DocumentCache
 from shared.domain.registry import Registry
@@ -38,7 +39,7 @@ class ServiceContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.mongo = mongo_client(settings.mongo_uri, settings.store_profile)
-        self.db: AsyncIOMotorDatabase[Document] = service_database(self.mongo, settings, self.service)
+        self.db: AsyncDatabase[Document] = service_database(self.mongo, settings, self.service)
         self.registry_state = RegistryState.seeded(settings)
         self.follower = RegistryFollower(settings, self.registry_state)
         self.publisher = Publisher(settings.kafka_bootstrap, client_id=f"tthc-{self.service}")
@@ -56,7 +57,7 @@ class ServiceContext:
     async def stop(self) -> None:
         await self.follower.stop()
         await self.publisher.stop()
-        self.mongo.close()
+        await self.mongo.close()
 
     def readiness(self) -> dict[str, Any]:
         return {
@@ -239,7 +240,7 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
         self.generation = generation
         self.derive_from = {}
         self.group_id = group_named(type(self).group_id, generation)
-        self.collection: AsyncIOMotorCollection[Document] = self.db[named(collection, generation)]
+        self.collection: AsyncCollection[Document] = self.db[named(collection, generation)]
         self.documents = DocumentCache(
             self.service, settings.projection_cache_mib * 2**20, self.collection.codec_options, keep
         )
@@ -368,7 +369,7 @@ class GenerationWatch:
         if found is None:
             return
         if found["generation"] != self.context.generation:
-            self.context.mongo.close()  # never started
+            await self.context.mongo.close()  # never started
             self.app.state.context = self.build(found["generation"])
         if found.get("previous_group"):
             settings = self.context.settings

@@ -1,4 +1,5 @@
-"""The MongoDB adapter: one motor client per process, timestamps read back in Vietnam time.
+"""The MongoDB adapter: one client of PyMongo's asyncio API per process (its I/O on the event
+loop, no thread pool; ADR 0022), timestamps read back in Vietnam time.
 
 The store a client talks to has a profile (`TTHC_STORE_PROFILE`): `mongodb`, the production store,
 or `standin`, SecantusDB, which the local stack, the tests and the benchmarks run on and whose costs
@@ -13,12 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.domain.calendar import VN_TZ
 from shared.settings import Settings
 
-Document = dict[str, Any]  # a stored document as motor reads and writes it
+Document = dict[str, Any]  # a stored document as the driver reads and writes it
 StoreProfile = Literal["mongodb", "standin"]
 
 
@@ -42,26 +45,39 @@ TUNINGS: dict[str, StoreTuning] = {
 _TUNING_OF: weakref.WeakKeyDictionary[Any, StoreTuning] = weakref.WeakKeyDictionary()
 
 
-def mongo_client(uri: str, profile: StoreProfile = "mongodb") -> AsyncIOMotorClient[Document]:
-    client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(
-        uri, tz_aware=True, tzinfo=VN_TZ, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000
-    )
-    _TUNING_OF[client] = TUNINGS[profile]
+# every client's options: instants read back aware, in Vietnam time; a store away is an error in
+# seconds; the rest (pool, heartbeat) the driver's defaults
+CLIENT_OPTIONS: Final[dict[str, Any]] = {
+    "tz_aware": True,
+    "tzinfo": VN_TZ,
+    "serverSelectionTimeoutMS": 3000,
+    "connectTimeoutMS": 3000,
+}
+
+
+def mongo_client(uri: str, profile: StoreProfile = "mongodb") -> AsyncMongoClient[Document]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(uri, **CLIENT_OPTIONS)
+    use_profile(client, profile)
     return client
 
 
-def store_tuning(collection: AsyncIOMotorCollection[Document]) -> StoreTuning:
+def use_profile(client: Any, profile: StoreProfile) -> None:
+    """The store this client talks to has this profile (what `store_tuning` answers for its collections)."""
+    _TUNING_OF[client] = TUNINGS[profile]
+
+
+def store_tuning(collection: AsyncCollection[Document]) -> StoreTuning:
     """The tuning of the store this collection lives in: its client's profile (mongodb unless told)."""
     return _TUNING_OF.get(collection.database.client, TUNINGS["mongodb"])
 
 
 def service_database(
-    client: AsyncIOMotorClient[Document], settings: Settings, service: str
-) -> AsyncIOMotorDatabase[Document]:
+    client: AsyncMongoClient[Document], settings: Settings, service: str
+) -> AsyncDatabase[Document]:
     return client[f"{settings.mongo_db}_{service}"]
 
 
-async def ping(client: AsyncIOMotorClient[Document]) -> bool:
+async def ping(client: AsyncMongoClient[Document]) -> bool:
     try:
         await asyncio.wait_for(client.admin.command("ping"), 3)
         return True
@@ -75,7 +91,7 @@ ABSENT_IDS_PER_QUERY: Final = "absent"  # mostly absent (new cases): `absent_ids
 
 
 async def find_by_ids(
-    collection: AsyncIOMotorCollection[Document],
+    collection: AsyncCollection[Document],
     ids: Iterable[Any],
     projection: dict[str, Any] | None = None,
     per_query: int | Literal["present", "absent"] = PRESENT_IDS,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter
+from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.domain.fold import dissolution_instant
 from shared.domain.registry import Agency, Registry
@@ -47,7 +47,7 @@ class RefoldingProjection(Protocol):
     """What the re-fold job needs of a projection's service context."""
 
     registry_state: RegistryState
-    collection: AsyncIOMotorCollection[Document]
+    collection: AsyncCollection[Document]
 
     @property
     def registry(self) -> Registry: ...

@@ -64,6 +64,21 @@ async def infrastructure() -> AsyncIterator[Infra]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+@contextlib.asynccontextmanager
+async def store() -> AsyncIterator[infra.MongoServer]:
+    """A throwaway store alone (no broker), for a benchmark of the store's clients."""
+    _exit_on_sigterm()
+    run_dir = Path(tempfile.mkdtemp(prefix="tthc-throwaway-"))
+    mongo = infra.MongoServer(run_dir, infra.free_port())
+    mongo.start()
+    try:
+        await mongo.wait_ready()
+        yield mongo
+    finally:
+        mongo.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def env_of(settings: Settings) -> dict[str, str]:
     """The environment a service process reads these settings from."""
     return {f"TTHC_{k.upper()}": str(v) for k, v in settings.model_dump().items()}

@@ -11,9 +11,9 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from fastapi import Request
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter
 from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.deadline.gauges import CaseGauges
 from services.deadline.open_cases import OpenCaseIndex
@@ -142,7 +142,7 @@ class DeadlineContext(ProjectionContext[None]):
             await copy_marks(previous.timers, self.timers)
 
 
-async def copy_marks(source: AsyncIOMotorCollection[Document], target: AsyncIOMotorCollection[Document]) -> int:
+async def copy_marks(source: AsyncCollection[Document], target: AsyncCollection[Document]) -> int:
     """Add each timer's marks in `source` to the same case's timer in `target` (created, unarmed,
     for a case without one: a later arming keeps them)."""
     batch: list[UpdateOne] = []
@@ -179,7 +179,7 @@ LEGACY_TIMER_INDEX = "open_1_next_check_at_1"  # the index of timers kept on the
 
 
 async def ensure_case_indexes(
-    cases: AsyncIOMotorCollection[Document], timers: AsyncIOMotorCollection[Document]
+    cases: AsyncCollection[Document], timers: AsyncCollection[Document]
 ) -> None:
     await timers.create_index(TIMER_INDEX)
     existing = await cases.index_information()
@@ -191,7 +191,7 @@ async def ensure_case_indexes(
     await ensure_list_indexes(cases, existing)
 
 
-async def ensure_list_indexes(cases: AsyncIOMotorCollection[Document], existing: Mapping[str, Any]) -> None:
+async def ensure_list_indexes(cases: AsyncCollection[Document], existing: Mapping[str, Any]) -> None:
     """The list indexes on MongoDB; none on the stand-in (dropped if a store changed profile)."""
     if store_tuning(cases).list_indexes:
         for name, keys in LIST_INDEXES.items():
@@ -202,7 +202,7 @@ async def ensure_list_indexes(cases: AsyncIOMotorCollection[Document], existing:
                 await cases.drop_index(name)
 
 
-async def move_legacy_timers(cases: AsyncIOMotorCollection[Document], timers: AsyncIOMotorCollection[Document]) -> None:
+async def move_legacy_timers(cases: AsyncCollection[Document], timers: AsyncCollection[Document]) -> None:
     """Timers kept on the case documents (a store written by an older release) move to their own
     collection, marks and all, once: the cases' index is dropped after, so a restart does not move
     them again (ADR 0011)."""

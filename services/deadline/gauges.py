@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.deadline.apology_due_query import apology_due_expression
 from services.deadline.open_cases import OpenCaseIndex
@@ -72,7 +72,7 @@ class CasePopulation(Protocol):
     due_soon_seconds: int
     apology_due_seconds: int
     open_cases: OpenCaseIndex
-    cases: AsyncIOMotorCollection[Document]
+    cases: AsyncCollection[Document]
     sweeper: Sweeper
 
     @property
@@ -115,7 +115,7 @@ class CaseGauges:
             # that load (on a large store neither would finish); keep the last values
             return
         else:
-            async for row in self.context.cases.aggregate(self.pipeline(now, horizon, apology_horizon)):
+            async for row in await self.context.cases.aggregate(self.pipeline(now, horizon, apology_horizon)):
                 key = (row["_id"].get("agency") or "unknown", row["_id"].get("level") or "unknown")
                 counts[key] = {k: row[k] for k in KINDS}
         for (agency, level), values in counts.items():

@@ -39,8 +39,8 @@ from typing import Any, TypeVar
 
 import bson
 from bson.binary import Binary
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
+from pymongo.asynchronous.collection import AsyncCollection
 from sortedcontainers import SortedList
 
 from shared.domain.apology_due import apology_due
@@ -255,7 +255,7 @@ class _Loaded:
 class OpenCaseIndex(SoleWriterCopy):
     name = "open-cases"
 
-    def __init__(self, collection: AsyncIOMotorCollection[Document]) -> None:
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
         super().__init__(INDEX_USABLE)
         self.collection = collection
         self.cases: dict[str, OpenCase] = {}
@@ -314,7 +314,7 @@ class OpenCaseIndex(SoleWriterCopy):
         return loaded
 
     @property
-    def snapshots(self) -> AsyncIOMotorCollection[Document]:
+    def snapshots(self) -> AsyncCollection[Document]:
         return self.collection.database[f"{self.collection.name}_open_index"]
 
     async def _from_snapshot(self) -> _Loaded | None:

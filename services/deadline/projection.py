@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorCollection
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.deadline.timers import timer_writes
 from shared.domain.codes import DerivedEventType
@@ -110,7 +110,7 @@ class DeadlinePort(ProjectionPort[None]):
 
     def __init__(
         self,
-        timers: AsyncIOMotorCollection[Document],
+        timers: AsyncCollection[Document],
         registry: Callable[[], Registry],
         due_soon_seconds: int,
         apology_due_seconds: int,

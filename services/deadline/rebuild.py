@@ -35,7 +35,7 @@ async def rebuild(settings: Settings, into: str) -> dict[str, float]:
     try:
         await _build(context, None, progress)
     finally:
-        context.mongo.close()
+        await context.mongo.close()
     return progress.summary()
 
 
@@ -53,7 +53,7 @@ async def rebuild_and_switch(
         if switch:
             await switch_to(context.db, SERVICE, context.generation, context.group_id, following)
     finally:
-        context.mongo.close()
+        await context.mongo.close()
     progress.report(f"deadline generation {context.generation} built{' and switched to' if switch else ''}")
     return {**progress.summary(), "generation": context.generation}
 

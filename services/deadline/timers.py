@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from motor.motor_asyncio import AsyncIOMotorCollection
 from pymongo import InsertOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.domain.calendar import CalendarError, WorkingCalendar
 from shared.domain.codes import DerivedEventType
@@ -205,8 +205,8 @@ class TimedCases(Protocol):
 
     due_soon_seconds: int
     apology_due_seconds: int
-    cases: AsyncIOMotorCollection[Document]
-    timers: AsyncIOMotorCollection[Document]
+    cases: AsyncCollection[Document]
+    timers: AsyncCollection[Document]
 
     @property
     def registry(self) -> Registry: ...

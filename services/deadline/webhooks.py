@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, Query, Request
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from shared.domain.codes import DerivedEventType
@@ -71,7 +71,7 @@ class WebhookDispatcher:
     def __init__(
         self,
         settings: Settings,
-        deliveries: AsyncIOMotorCollection[Document],
+        deliveries: AsyncCollection[Document],
         registry_state: RegistryState,
         poll_s: float = 1.0,
     ) -> None:

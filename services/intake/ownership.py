@@ -54,9 +54,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Counter
 from pymongo import InsertOne, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from services.intake.case_event import CaseEvent
@@ -162,7 +162,7 @@ class Ledger:
         self.events: list[CaseEvent] = []  # those applied (replayed on a bucket written meanwhile)
 
     @classmethod
-    async def load(cls, collection: AsyncIOMotorCollection[Document], codes: set[str]) -> Ledger:
+    async def load(cls, collection: AsyncCollection[Document], codes: set[str]) -> Ledger:
         return cls(await _read(collection, {bucket_of(code)[0] for code in codes}), codes)
 
     def admit(
@@ -207,7 +207,7 @@ class Ledger:
             )
         self.events.extend(events)
 
-    async def save(self, collection: AsyncIOMotorCollection[Document]) -> None:
+    async def save(self, collection: AsyncCollection[Document]) -> None:
         """Write the buckets whose entries changed (after the broker acknowledged the events)."""
         try:
             for attempt in range(WRITE_ATTEMPTS):
@@ -232,7 +232,7 @@ class Ledger:
             # The events are published; a resend (same ids: duplicates, not republished) saves again.
             raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc
 
-    async def _write(self, collection: AsyncIOMotorCollection[Document]) -> set[str]:
+    async def _write(self, collection: AsyncCollection[Document]) -> set[str]:
         """One conditional write per changed bucket; the buckets another request wrote first."""
         changed: dict[str, dict[str, Any]] = {}
         for code, state in self.cases.items():
@@ -273,7 +273,7 @@ class Ledger:
         return stale
 
 
-async def _read(collection: AsyncIOMotorCollection[Document], buckets: set[str]) -> dict[str, dict[str, Any]]:
+async def _read(collection: AsyncCollection[Document], buckets: set[str]) -> dict[str, dict[str, Any]]:
     try:
         return await find_by_ids(collection, buckets)
     except PyMongoError as exc:

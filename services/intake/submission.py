@@ -12,9 +12,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, TypedDict
 
-from motor.motor_asyncio import AsyncIOMotorDatabase
 from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter, ValidationError
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.intake.case_event import CaseEvent, EventList
 from services.intake.dedupe import RecentEventIds, source_of
@@ -49,7 +49,7 @@ class IntakePorts(Protocol):
     """What submitting needs of the running intake (context.IntakeContext provides it)."""
 
     settings: Settings
-    db: AsyncIOMotorDatabase[Document]
+    db: AsyncDatabase[Document]
     publisher: Publisher
     door: DoorBounds
     recent_ids: RecentEventIds

@@ -20,8 +20,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorCollection
 from prometheus_client import Gauge
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.metrics.aggregates import COLLECTIONS, apply_change
 from shared.sole_writer import SoleWriterCopy
@@ -44,7 +44,7 @@ def _group(keys: Mapping[str, Any]) -> Group:
 class BucketMirror(SoleWriterCopy):
     name = "bucket-mirror"
 
-    def __init__(self, collections: Mapping[str, AsyncIOMotorCollection[Document]]) -> None:
+    def __init__(self, collections: Mapping[str, AsyncCollection[Document]]) -> None:
         super().__init__(MIRROR_USABLE)
         self.collections = collections
         # collection → period key p → (field, channel) → bucket id → bucket (a coarse bucket has

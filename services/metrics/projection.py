@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorCollection
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.metrics.aggregates import changes, writes_of
 from services.metrics.facts import case_facts
@@ -21,7 +21,7 @@ BucketChanges = dict[tuple[str, str], dict[str, Any]]
 class MetricsPort(ProjectionPort[BucketChanges]):
     transactional = True
 
-    def __init__(self, aggregates: Mapping[str, AsyncIOMotorCollection[Document]]) -> None:
+    def __init__(self, aggregates: Mapping[str, AsyncCollection[Document]]) -> None:
         self.aggregates = aggregates
 
     def document(

@@ -51,7 +51,7 @@ async def rebuild_and_switch(
             await switch_to(context.db, SERVICE, context.generation, context.group_id, following)
     finally:
         await context.follower.stop()
-        context.mongo.close()
+        await context.mongo.close()
     progress.report(f"metrics generation {context.generation} built{' and switched to' if switch else ''}")
     return {**progress.summary(), "generation": context.generation}
 

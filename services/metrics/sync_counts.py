@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from motor.motor_asyncio import AsyncIOMotorCollection
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.metrics.context import MetricsContext, get_context
 from shared.domain.calendar import VN_TZ
@@ -58,7 +58,7 @@ class SyncCountIn(BaseModel):
         return note
 
 
-def collection(context: MetricsContext) -> AsyncIOMotorCollection[Document]:
+def collection(context: MetricsContext) -> AsyncCollection[Document]:
     return context.db[COLLECTION]
 
 

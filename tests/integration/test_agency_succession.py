@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from services.deadline.app import create_app as deadline_app
 from services.deadline.rebuild import rebuild
@@ -147,11 +147,11 @@ async def test_a_dissolved_district_hands_its_open_cases_to_the_successor(settin
 
         # a rebuild from the log, with the registry the services hold, hands the case over the same way
         await rebuild(settings, "cases_rebuilt")
-        mongo = AsyncIOMotorClient(settings.mongo_uri)
+        mongo = AsyncMongoClient(settings.mongo_uri)
         try:
             rebuilt = await mongo[f"{settings.mongo_db}_deadline"]["cases_rebuilt"].find_one({"_id": code})
         finally:
-            mongo.close()
+            await mongo.close()
         assert rebuilt["agency_code"] == SUCCESSOR
         assert [h["agency_code"] for h in rebuilt["agency_history"]] == [DISTRICT, SUCCESSOR]
 

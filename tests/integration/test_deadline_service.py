@@ -132,7 +132,7 @@ async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
         landed = await context.sweeper.sweep(datetime(2026, 4, 30, tzinfo=VN_TZ))
     finally:
         await context.publisher.stop()
-        context.mongo.close()
+        await context.mongo.close()
     events = [e for code in codes for e in await derived(kafka, settings, code)]
     assert published == len(events) == len({e["event_id"] for e in events}) == len(TIMERS) * len(codes)
     assert again == 0
@@ -179,7 +179,7 @@ async def test_a_timer_left_by_a_failed_attempt_is_made_right(settings: Settings
         fired = await context.sweeper.sweep(when)
     finally:
         await context.publisher.stop()
-        context.mongo.close()
+        await context.mongo.close()
     assert recent == len(TIMERS)  # the new case's transitions; the settled case waited
     assert untouched["inputs"] == "left" and "emitted" not in untouched
     assert fired == len(TIMERS)
@@ -207,7 +207,7 @@ async def test_no_case_index_and_timers_kept_on_cases_moved_out(settings: Settin
     item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
     context = DeadlineContext(settings)
     document = context.port.document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
-    context.mongo.close()
+    await context.mongo.close()
     mark = f"{code}:deadline.due_soon:x"
     await db.cases.insert_many(
         [
@@ -219,7 +219,7 @@ async def test_no_case_index_and_timers_kept_on_cases_moved_out(settings: Settin
         indexes = await db.cases.index_information()
         timer_indexes = await db.cases_timers.index_information()
         timers = {d["_id"]: d async for d in db.cases_timers.find()}
-    client.close()
+    await client.close()
     assert [index["key"] for index in indexes.values()] == [[("_id", 1)]]
     assert sorted(index["key"] for index in timer_indexes.values()) == [[("_id", 1)], [("next_check_at", 1)]]
     assert list(timers) == [code] and timers[code]["emitted"] == [mark]
@@ -496,5 +496,5 @@ async def test_rebuild_gives_identical_documents(settings: Settings) -> None:
     db = client[f"{settings.mongo_db}_deadline"]
     live = {d["_id"]: d async for d in db.cases.find()}
     rebuilt = {d["_id"]: d async for d in db.cases_rebuilt.find()}
-    client.close()
+    await client.close()
     assert live == rebuilt and len(live) == 4

@@ -79,7 +79,7 @@ async def test_both_services_switch_to_the_rebuilt_generation_and_go_on(settings
     db = client[f"{settings.mongo_db}_deadline"]
     assert await db.cases_g2.count_documents({}) == len(codes)
     assert (await db.projections.find_one({"_id": "deadline"}))["group_id"] == "tthc-deadline-g2"
-    client.close()
+    await client.close()
 
     # a restart reads the pointer: generation 2 from the start
     restarted = deadline_app(settings)
@@ -114,7 +114,7 @@ async def test_events_the_old_generation_applied_after_the_rebuild_are_not_deriv
 
         client = mongo_client(settings.mongo_uri)
         await switch_to(client[f"{settings.mongo_db}_deadline"], "deadline", 2, "tthc-deadline-g2", "tthc-deadline")
-        client.close()
+        await client.close()
         await eventually(lambda: _at(deadline, 2), timeout=30)
         await eventually(lambda: _known(cases, codes, "processed"), timeout=30)  # from cases_g2 now
     derived = [r["value"] for r in await read_topic(kafka.bootstrap, settings.deadline_events_topic)]

@@ -139,7 +139,7 @@ async def test_pull_mode_sets_aside_out_of_bounds_items(settings: Settings, kafk
         async with serve(create_app(settings.model_copy(update={"pull_config": str(config)}))):
             await eventually(set_aside, timeout=30)
         found = {doc["item"]["event_id"]: doc["details"] async for doc in rejects.find()}
-        mongo.close()
+        await mongo.close()
     assert sorted(found) == ["pull-far", "pull-slash"]  # each set aside with the page's 422 details
     assert [d["loc"] for d in found["pull-far"]] == [[0, "occurred_at"], [2, "case_code"]]
     records = await read_topic(kafka.bootstrap, settings.case_events_topic)

@@ -128,7 +128,7 @@ async def test_after_a_transfer_the_new_handlers_key_may_send_events(settings: S
     db = mongo_client(settings.mongo_uri)[f"{settings.mongo_db}_intake"]
     ledger = await Ledger.load(db[OWNERS_COLLECTION], {other, third})
     owners = {code: (state.owner, state.handler) for code, state in ledger.cases.items()}
-    db.client.close()
+    await db.client.close()
     assert owners == {other: (A, C), third: (A, C)}
 
 
@@ -241,7 +241,7 @@ async def test_pull_mode_sets_aside_what_the_source_may_not_send(settings: Setti
         async with serve(create_app(settings.model_copy(update={"pull_config": str(config)}))):
             await eventually(page_done, timeout=30)
         rejects = {doc["item"]["event_id"]: doc async for doc in db.pull_rejects.find()}
-        mongo.close()
+        await mongo.close()
     assert sorted(rejects) == ["p-1", "p-2"]
     assert theirs in rejects["p-1"]["error"] and rejects["p-1"]["details"][0]["loc"] == [0, "case_code"]
     assert "cannot move" in rejects["p-2"]["error"]
@@ -279,7 +279,7 @@ async def test_two_requests_writing_one_bucket_both_land_and_the_first_receipt_w
         last = await Ledger.load(owners, {first, second, third})
         documents = await owners.count_documents({})
     finally:
-        client.close()
+        await client.close()
     assert after.cases[first].owner == A and after.cases[second].owner == A
     assert {code: (s.owner, s.handler) for code, s in last.cases.items()} == {
         first: (A, C),

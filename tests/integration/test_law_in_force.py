@@ -81,7 +81,8 @@ async def test_a_case_waiting_after_one_request_by_due_is_not_counted_overdue(se
         from_memory = OVERDUE.labels(COMMUNE, "commune")._value.get()  # noqa: SLF001
 
         async def from_store() -> int:  # the store's aggregation, which answers when the index cannot
-            rows = context.cases.aggregate(CaseGauges.pipeline(now, now + timedelta(days=1), now + timedelta(days=1)))
+            tomorrow = now + timedelta(days=1)
+            rows = await context.cases.aggregate(CaseGauges.pipeline(now, tomorrow, tomorrow))
             return sum([r["overdue"] async for r in rows if r["_id"] == {"agency": COMMUNE, "level": "commune"}])
 
         counted = [from_memory, await from_store()]

@@ -141,4 +141,4 @@ async def test_lists_exact_after_a_restart_with_rebalances(settings: Settings) -
             assert index.loads == 2 and index.loaded_from == "scan"
             assert await exact(deadline, index) == pages
         assert (await snapshots.find_one({"_id": HEAD})) is not None  # saved again at this stop
-        store.close()
+        await store.close()

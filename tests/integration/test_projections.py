@@ -161,7 +161,7 @@ async def test_a_batch_written_in_chunks_applies_every_case_once_also_after_a_fa
     assert sorted(documents) == sorted(codes)
     assert documents[codes[0]]["supplement_requests"] == 1
     assert all(len(d["events"]) == (2 if code == codes[0] else 1) for code, d in documents.items())
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_a_case_created_between_the_read_and_the_insert_fails_the_batch_then_it_applies_once(
@@ -197,7 +197,7 @@ async def test_a_case_created_between_the_read_and_the_insert_fails_the_batch_th
     assert [e["event_id"] for e in documents[codes[2]]["events"]] == ["r2", "s2"]
     assert documents[codes[2]]["supplement_requests"] == 1
     other.database.client.close()
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(settings: Settings, monkeypatch) -> None:
@@ -236,7 +236,7 @@ async def test_a_case_marked_by_the_sweeper_after_the_read_keeps_the_marks(setti
     assert "emitted" not in stored and stored["supplement_requests"] == 1
     assert [e["event_id"] for e in stored["events"]] == ["r0", "s0"]
     db.client.close()
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(settings: Settings) -> None:
@@ -254,7 +254,7 @@ async def test_metrics_batch_in_chunks_is_one_transaction_with_its_buckets(setti
     assert await context.collection.count_documents({}) == 7
     received_total = sum([b["c"].get("r", 0) async for b in context.aggregates["c_m"].find()])
     assert received_total == 7
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_a_transaction_retried_after_a_write_conflict_moves_the_bucket_copy_once(
@@ -284,7 +284,7 @@ async def test_a_transaction_retried_after_a_write_conflict_moves_the_bucket_cop
     assert sum(change["inc"].get("c.r", 0) for (name, _), change in moved[0].items() if name == "c_m") == 5
     received_total = sum([b["c"].get("r", 0) async for b in context.aggregates["c_m"].find()])
     assert received_total == 5
-    context.mongo.close()
+    await context.mongo.close()
 
 
 def cache_reads(since: tuple[float, float] = (0, 0)) -> tuple[float, float]:
@@ -346,7 +346,7 @@ async def test_known_cases_read_from_memory_fold_to_the_same_documents_as_read_f
     assert dict(kept) == {code: d for code, d in documents.items() if code != codes[2]}
     db.client.close()
     for context in (cached, plain):
-        context.mongo.close()
+        await context.mongo.close()
 
 
 async def test_a_chunk_that_landed_is_indexed_and_its_derived_events_published_even_if_the_batch_fails(
@@ -374,7 +374,7 @@ async def test_a_chunk_that_landed_is_indexed_and_its_derived_events_published_e
     assert sorted(e["value"]["case_code"] for e in computed) == sorted(codes)  # each once
     assert {e["value"]["type"] for e in computed} == {"deadline.computed"}
     await context.publisher.stop()
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_a_run_closed_after_its_first_outcome_settles_before_the_next_batch(settings: Settings) -> None:
@@ -401,4 +401,4 @@ async def test_a_run_closed_after_its_first_outcome_settles_before_the_next_batc
     assert not context.projection.lock.locked()
     requested = {d["_id"] async for d in context.cases.find({"supplement_requests": 1}, {"_id": 1})}
     assert requested == set(codes[:4])  # the chunk that landed and the one in flight; not the third
-    context.mongo.close()
+    await context.mongo.close()

@@ -101,4 +101,4 @@ async def test_pull_survives_faults_and_restart_without_duplicates_or_gaps(
         assert [r["item"]["event_id"] for r in rejects] == ["pull-bad"]
         assert "timezone" in rejects[0]["details"][0]["msg"]
         assert source.state.calls >= 5  # two faults, then three pages at least
-        mongo.close()
+        await mongo.close()

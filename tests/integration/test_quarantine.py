@@ -56,7 +56,7 @@ async def test_a_case_the_fold_cannot_fold_is_quarantined_and_the_rest_of_the_ba
     again = await context.projection.apply([record(3, received(bad), "b1")])
     assert again.applied == 1 and (await context.quarantine.get(bad)) is not None
     await context.publisher.stop()
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_a_write_the_store_refuses_for_one_case_quarantines_that_case_only(
@@ -90,7 +90,7 @@ async def test_a_write_the_store_refuses_for_one_case_quarantines_that_case_only
     with pytest.raises(AutoReconnect):
         await context.projection.apply([record(20, received(case_code()), "n0")])
     await context.publisher.stop()
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_a_case_that_would_outgrow_the_document_limit_is_quarantined_before_the_store_refuses_it(
@@ -109,7 +109,7 @@ async def test_a_case_that_would_outgrow_the_document_limit_is_quarantined_befor
     received_total = sum([b["c"].get("r", 0) async for b in context.aggregates["c_m"].find()])
     assert received_total == 2  # the aggregates moved with the facts that were written, once
     await context.publisher.stop()
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_quarantined_cases_are_listed_shown_and_retried_from_the_log(settings: Settings, kafka) -> None:

@@ -87,8 +87,8 @@ async def test_the_mongodb_profile_creates_the_list_indexes_and_the_standin_drop
     await ensure_case_indexes(on_standin.cases, on_standin.timers)
     assert set(await on_standin.cases.index_information()) == {"_id_"}
     assert "next_check_at_1" in await on_standin.timers.index_information()  # the sweep's, on either store
-    on_mongodb.mongo.close()
-    on_standin.mongo.close()
+    await on_mongodb.mongo.close()
+    await on_standin.mongo.close()
 
 
 async def test_every_list_query_has_an_index_that_walks_its_open_cases_in_page_order(settings: Settings) -> None:
@@ -101,7 +101,7 @@ async def test_every_list_query_has_an_index_that_walks_its_open_cases_in_page_o
         # `end_at` pinned before the sort: the scan never walks the cases closed before `as_of`
         # (an index led by the due instant would: every case ever closed is "due before now")
         assert "end_at" in [field for field, _ in LIST_INDEXES[expected]][: -len(SORT_KEYS)]
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def test_the_standin_explains_the_open_branch_as_an_index_scan_and_scans_a_whole_list_query(
@@ -137,7 +137,7 @@ async def test_the_standin_explains_the_open_branch_as_an_index_scan_and_scans_a
         assert scans(await winning_plan(context, query, sort))[0] == "COLLSCAN", (kind, agency)
         if kind == "overdue":  # the whole query, on the store with the indexes: the same rows
             assert [d["_id"] async for d in context.cases.find(query).sort(sort)] == overdue
-    context.mongo.close()
+    await context.mongo.close()
 
 
 async def winning_plan(context: DeadlineContext, query: dict[str, Any], sort: list[tuple[str, int]]) -> dict[str, Any]:
@@ -160,14 +160,14 @@ async def test_the_metrics_indexes_follow_the_profile(settings: Settings) -> Non
     assert {name: facts[name]["key"] for name in FACT_INDEXES} == FACT_INDEXES
     for collection in on_mongodb.aggregates.values():
         assert (await collection.index_information())["agency_p"]["key"] == BUCKET_INDEX
-    on_mongodb.mongo.close()
+    await on_mongodb.mongo.close()
 
     on_standin = MetricsContext(settings.model_copy(update={"mongo_db": f"{settings.mongo_db}_standin"}))
     await on_standin.ensure_indexes()
     assert set(await on_standin.collection.index_information()) == {"_id_", "received_at_1"}
     for collection in on_standin.aggregates.values():
         assert set(await collection.index_information()) == {"_id_", "p_1"}
-    on_standin.mongo.close()
+    await on_standin.mongo.close()
 
 
 async def test_reads_by_id_find_the_same_documents_in_either_profile_s_query_size(settings: Settings) -> None:
@@ -180,4 +180,4 @@ async def test_reads_by_id_find_the_same_documents_in_either_profile_s_query_siz
         # 60 present of 70 asked: in one query on MongoDB, in three on the stand-in
         found = await find_by_ids(context.cases, [f"K{i:02d}" for i in range(70)])
         assert sorted(found) == present
-        context.mongo.close()
+        await context.mongo.close()
