@@ -147,7 +147,7 @@ async def raw_limits(env: Infra, items: list[dict[str, Any]]) -> dict[str, float
     try:
         documents = documents_of(context, items)
     finally:
-        context.mongo.close()
+        await context.mongo.close()
     return {
         "produce": await produce(env.kafka.bootstrap, settings.case_events_topic, items),
         "deadline_upsert": await raw_bulk_upsert_rate(env.mongo.uri, documents),

@@ -74,4 +74,4 @@ async def test_two_replicas_post_each_delivery_once(settings: Settings) -> None:
             assert posts.count("k99") == 1
     finally:
         await log.drop()
-        client.close()
+        await client.close()
