@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ["bench.deadline_core", "bench.intake", "bench.deadline", "bench.metrics", "bench.e2e"]
+BENCHMARKS = ["bench.deadline_core", "bench.intake", "bench.deadline", "bench.metrics", "bench.freshness", "bench.e2e"]
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
