@@ -61,8 +61,9 @@ test: venv tools letter-font lint
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
+# BENCHES="bench.freshness bench.e2e": only these, merged into the day's results
 bench: venv
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCHES)
 
 # A simulated province through its own pipeline, every figure checked (ARGS="--seed 3 --weeks 8")
 simulate: venv

@@ -3,21 +3,28 @@
 - batch ingest: events/s through POST /v1/events in batches of 1000 from 4 clients at once, vs the
   raw rate (which has every message in flight); also from one client, each batch after the last;
 - p99 latency of a 100-event batch with 8 concurrent clients;
-- single-event requests/s (8 concurrent clients).
+- single-event requests/s (8 concurrent clients);
+- single-event requests/s from 32 clients, and in the same run the rate of a bare route of the same
+  process with the same authentication that does nothing else (bench/intake_app.py): their ratio.
 The intake runs as its own uvicorn process against a broker and store started for the benchmark.
+BENCH_INTAKE_SINGLE_S: seconds of each single-event measurement (default 10).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.harness import dumps, percentile, raw_produce_rate
+from bench.intake_app import BARE_PATH, FACTORY
 from deploy.local import infra
 from deploy.local.throwaway import ADMIN_TOKEN, env_of, infrastructure
 
@@ -27,6 +34,8 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 POST_HEADERS = {**AUTH, "Content-Type": "application/json"}
 _serial = itertools.count()
 BATCH_CLIENTS = 4
+SINGLE_CLIENTS = 32
+SINGLE_SECONDS = float(os.environ.get("BENCH_INTAKE_SINGLE_S", "10"))
 
 
 def make_events(n: int) -> list[dict[str, Any]]:
@@ -98,30 +107,53 @@ async def _small_batches(intake: _Intake) -> tuple[list[float], float]:
     return latencies, 8 * 25 * 100 / (time.perf_counter() - started)
 
 
-async def _single_rate(intake: _Intake) -> float:
-    """Single-event requests/s from 8 clients over 10 s."""
+async def _single_rate(
+    client: httpx.AsyncClient, url: str, clients: int = 8, seconds: float = 10, pool_size: int = 20_000
+) -> float:
+    """Single-event requests/s from `clients` clients at once over `seconds`, each event new."""
     singles = 0
-    pool = iter([dumps(e) for e in make_events(20_000)])
+    pool = iter([dumps(e) for e in make_events(pool_size)])
 
     async def single_client(deadline: float) -> None:
         nonlocal singles
         while time.perf_counter() < deadline:
-            response = await intake.client.post(intake.url, content=next(pool), headers=POST_HEADERS)
+            response = await client.post(url, content=next(pool), headers=POST_HEADERS)
             assert response.status_code == 202, response.text[:300]
             singles += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(single_client(started + 10) for _ in range(8)))
+    await asyncio.gather(*(single_client(started + seconds) for _ in range(clients)))
     return singles / (time.perf_counter() - started)
 
 
-async def _measure(url: str, total: int, raw_rate: float) -> dict[str, Any]:
+async def _single_vs_bare(url: str, bare_url: str) -> dict[str, Any]:
+    """Single events from SINGLE_CLIENTS clients, and the bare route's rate before and after them
+    (their mean is the yardstick: the machine is shared, so the two bracket the real route)."""
+    pool = int(SINGLE_SECONDS * 3000)
+    limits = httpx.Limits(max_connections=SINGLE_CLIENTS)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        await _single_rate(client, bare_url, SINGLE_CLIENTS, 1, pool)  # warm-up: the connections
+        bare_before = await _single_rate(client, bare_url, SINGLE_CLIENTS, SINGLE_SECONDS / 2, pool)
+        single = await _single_rate(client, url, SINGLE_CLIENTS, SINGLE_SECONDS, pool)
+        bare_after = await _single_rate(client, bare_url, SINGLE_CLIENTS, SINGLE_SECONDS / 2, pool)
+    bare = (bare_before + bare_after) / 2
+    return {
+        f"single_event_requests_per_s_{SINGLE_CLIENTS}_clients": round(single),
+        f"bare_route_requests_per_s_{SINGLE_CLIENTS}_clients": round(bare),
+        "bare_route_before_after": [round(bare_before), round(bare_after)],
+        "single_event_ratio_of_bare_route": round(single / bare, 2),
+    }
+
+
+async def _measure(url: str, bare_url: str, total: int, raw_rate: float) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=16)) as client:
         await client.post(url, json={"events": make_events(200)}, headers=AUTH)  # warm-up
         intake = _Intake(client, url)
         one_client_rate, batch_rate = await _batch_rates(intake, total)
         latencies, concurrent_rate = await _small_batches(intake)
-        single_rate = await _single_rate(intake)
+        single_rate = await _single_rate(client, url)
+    singles = await _single_vs_bare(url, bare_url)
+    single_ratio = singles["single_event_ratio_of_bare_route"]
     return {
         "raw_idempotent_producer_msgs_per_s": round(raw_rate),
         "batch_ingest_clients": BATCH_CLIENTS,
@@ -133,8 +165,9 @@ async def _measure(url: str, total: int, raw_rate: float) -> dict[str, Any]:
         "p99_ms_100_event_batch_8_clients": round(percentile(latencies, 99) * 1000, 1),
         "events_per_s_100_event_batches_8_clients": round(concurrent_rate),
         "single_event_requests_per_s_8_clients": round(single_rate),
-        "targets": {"batch_ingest_ratio_of_raw": ">= 0.6"},
-        "met": batch_rate / raw_rate >= 0.6,
+        **singles,
+        "targets": {"batch_ingest_ratio_of_raw": ">= 0.6", "single_event_ratio_of_bare_route": ">= 0.5"},
+        "met": batch_rate / raw_rate >= 0.6 and single_ratio >= 0.5,
     }
 
 
@@ -151,11 +184,12 @@ async def run_async(total: int = 20_000) -> dict[str, Any]:
             [e["case_code"].encode() for e in raw_events],
         )
         port = infra.free_port()
-        process = infra.service_process("intake", port, env.run_dir, env_of(settings))
+        process = _bench_intake(port, env.run_dir, env_of(settings))
         process.start()
         try:
             await infra.wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process)
-            measured = await _measure(f"http://127.0.0.1:{port}/v1/events", total, raw_rate)
+            base = f"http://127.0.0.1:{port}"
+            measured = await _measure(f"{base}/v1/events", base + BARE_PATH, total, raw_rate)
         finally:
             process.stop()
     return {
@@ -163,6 +197,12 @@ async def run_async(total: int = 20_000) -> dict[str, Any]:
         "what": "POST /v1/events through a real intake process, broker acks awaited (acks=all, idempotent)",
         **measured,
     }
+
+
+def _bench_intake(port: int, run_dir: Path, env: dict[str, str]) -> infra.ManagedProcess:
+    """The intake process as `infra.service_process` starts it, from the app with the bare route."""
+    argv = [sys.executable, "-m", "uvicorn", FACTORY, "--factory", "--host", "127.0.0.1", "--port", str(port)]
+    return infra.ManagedProcess("intake", argv, run_dir, env, marker=FACTORY)
 
 
 def run() -> dict[str, Any]:

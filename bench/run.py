@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench.intake",
     "bench.deadline",
     "bench.metrics",
+    "bench.freshness",
     "bench.e2e",
     "bench.failover",
     "bench.driver",

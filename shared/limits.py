@@ -7,9 +7,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
 from prometheus_client import Counter
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,17 +38,38 @@ class RateLimiter:
         self._buckets[key] = (tokens - cost, now)
 
 
-def request_time_limit(
-    seconds: float,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        try:
-            async with asyncio.timeout(seconds):
-                return await call_next(request)
-        except TimeoutError:
-            return ApiError(503, f"the request took longer than {seconds:g}s", headers={"Retry-After": "5"}).response()
+class RequestTimeLimit:
+    """ASGI middleware: 503 (the contract's error shape, Retry-After) for a request whose answer has
+    not begun within `seconds`; an answer already begun is left to finish. Plain ASGI, not
+    `app.middleware("http")`, which costs every request a task and a pair of memory streams."""
 
-    return middleware
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        begun = False
+
+        async def send_begun(message: Message) -> None:
+            nonlocal begun
+            if message["type"] == "http.response.start":
+                begun = True
+                limit.reschedule(None)
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds) as limit:
+                await self.app(scope, receive, send_begun)
+        except TimeoutError:
+            if begun or not limit.expired():
+                raise
+            response = ApiError(
+                503, f"the request took longer than {self.seconds:g}s", headers={"Retry-After": "5"}
+            ).response()
+            await response(scope, receive, send)
 
 
 class BodyTooLarge(HTTPException):

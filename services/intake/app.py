@@ -6,8 +6,8 @@ from fastapi import FastAPI
 
 from services.intake import admin, events, openapi
 from services.intake.context import IntakeContext
-from services.intake.readers import source_keys_only_submit
-from shared.limits import request_time_limit
+from services.intake.readers import SourceKeysOnlySubmit
+from shared.limits import RequestTimeLimit
 from shared.service import service_app
 from shared.settings import Settings, get_settings
 
@@ -22,6 +22,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         [events.router, admin.router],
     )
     openapi.install(app)
-    app.middleware("http")(request_time_limit(settings.request_timeout_s))
-    app.middleware("http")(source_keys_only_submit(context))
+    app.add_middleware(RequestTimeLimit, seconds=settings.request_timeout_s)
+    app.add_middleware(SourceKeysOnlySubmit, context=context)  # outermost, as the last added
     return app

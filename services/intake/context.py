@@ -7,6 +7,7 @@ from fastapi import Request
 
 from services.intake.dedupe import RecentEventIds
 from services.intake.door import DoorBounds
+from services.intake.owner_turns import OwnerTurns
 from services.intake.pull import Poller, PullSource
 from shared.limits import RateLimiter
 from shared.service import ServiceContext
@@ -21,6 +22,7 @@ class IntakeContext(ServiceContext):
         super().__init__(settings)
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.recent_ids = RecentEventIds(settings.dedupe_memory)
+        self.owner_turns = OwnerTurns()  # requests of this process write a case-owner bucket in turn
         self.door = DoorBounds(settings.earliest_event)  # bounds at the door (contract v1.1)
         self.pollers: list[Poller] = []
 

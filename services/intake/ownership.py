@@ -60,6 +60,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from services.intake.case_event import CaseEvent
+from services.intake.owner_turns import OwnerTurns
 from shared.domain.codes import EventType
 from shared.store import Document, find_by_ids
 from shared.web import ApiError
@@ -153,6 +154,8 @@ class Ledger:
 
     def __init__(self, buckets: dict[str, dict[str, Any]], codes: set[str]) -> None:
         self.buckets = buckets  # bucket _id → its document as read
+        self.bucket_ids = {bucket_of(code)[0] for code in codes}
+        self.written: list[dict[str, Any]] = []  # the bucket documents this ledger wrote
         self.cases: dict[str, CaseOwner] = {}
         for code in codes:
             bucket, key = bucket_of(code)
@@ -207,8 +210,26 @@ class Ledger:
             )
         self.events.extend(events)
 
-    async def save(self, collection: AsyncCollection[Document]) -> None:
-        """Write the buckets whose entries changed (after the broker acknowledged the events)."""
+    async def save(
+        self, collection: AsyncCollection[Document], turns: OwnerTurns | None = None, read_at: int = 0
+    ) -> None:
+        """Write the buckets whose entries changed (after the broker acknowledged the events).
+
+        `turns`: this process's other requests (owner_turns.py), whose writes since this ledger's
+        read (`read_at`, from `turns.reading`) it builds on, in turn with them.
+        """
+        if turns is None:
+            return await self._save(collection)
+        async with turns.turn(self.bucket_ids):
+            newer = turns.newer_than(read_at, self.bucket_ids)
+            if newer:
+                self._rebase(newer)
+            try:
+                await self._save(collection)
+            finally:
+                turns.wrote(self.written)
+
+    async def _save(self, collection: AsyncCollection[Document]) -> None:
         try:
             for attempt in range(WRITE_ATTEMPTS):
                 stale = await self._write(collection)
@@ -217,20 +238,24 @@ class Ledger:
                 OWNER_WRITE_RACES.inc()
                 await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
                 # Written meanwhile by another request: apply this request's events to what is there now.
-                self.buckets.update(await _read(collection, stale))
-                fresh: dict[str, CaseOwner] = {}
-                for code in self.cases:
-                    bucket, key = bucket_of(code)
-                    entry = self.buckets.get(bucket, {}).get("cases", {}).get(key)
-                    if entry is not None:
-                        fresh[code] = CaseOwner.from_entry(entry)
-                for event in self.events:
-                    _apply(fresh, event, None)
-                self.cases = fresh
+                self._rebase(await _read(collection, stale))
             raise ApiError(503, "case owners could not be recorded (busy); retry", headers={"Retry-After": "1"})
         except PyMongoError as exc:
             # The events are published; a resend (same ids: duplicates, not republished) saves again.
             raise ApiError(503, "the store is unavailable", headers={"Retry-After": "5"}) from exc
+
+    def _rebase(self, documents: dict[str, dict[str, Any]]) -> None:
+        """These buckets as another request wrote them: this request's events applied to them again."""
+        self.buckets.update(documents)
+        fresh: dict[str, CaseOwner] = {}
+        for code in self.cases:
+            bucket, key = bucket_of(code)
+            entry = self.buckets.get(bucket, {}).get("cases", {}).get(key)
+            if entry is not None:
+                fresh[code] = CaseOwner.from_entry(entry)
+        for event in self.events:
+            _apply(fresh, event, None)
+        self.cases = fresh
 
     async def _write(self, collection: AsyncCollection[Document]) -> set[str]:
         """One conditional write per changed bucket; the buckets another request wrote first."""
@@ -270,6 +295,7 @@ class Ledger:
         for document in documents:
             if document["_id"] not in stale:
                 self.buckets[document["_id"]] = document
+                self.written.append(document)
         return stale
 
 

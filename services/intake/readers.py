@@ -7,9 +7,8 @@ left to the route (401); `/healthz`, `/readyz`, `/metrics` and the OpenAPI pages
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import Request, Response
+from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake.context import IntakeContext
 from shared.web import ApiError
@@ -17,19 +16,27 @@ from shared.web import ApiError
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-def source_keys_only_submit(
-    context: IntakeContext,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.method in READ_METHODS and request.url.path.startswith("/v1/"):
-            try:
-                principal = context.principal(request)
-            except ApiError:
-                principal = None  # the route answers 401 itself
-            if principal is not None and principal.kind == "source":
-                return ApiError(
-                    403, "a source-system key may only submit events; reading needs an agency token or the admin token"
-                ).response()
-        return await call_next(request)
+class SourceKeysOnlySubmit:
+    """ASGI middleware (plain ASGI: `app.middleware("http")` costs every request a task and a pair of
+    memory streams)."""
 
-    return middleware
+    def __init__(self, app: ASGIApp, context: IntakeContext) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in READ_METHODS:
+            request = Request(scope, receive)
+            if request.url.path.startswith("/v1/"):
+                try:
+                    principal = self.context.principal(request)
+                except ApiError:
+                    principal = None  # the route answers 401 itself
+                if principal is not None and principal.kind == "source":
+                    response = ApiError(
+                        403,
+                        "a source-system key may only submit events; reading needs an agency token or the admin token",
+                    ).response()
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

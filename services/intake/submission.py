@@ -19,7 +19,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.intake.case_event import CaseEvent, EventList
 from services.intake.dedupe import RecentEventIds, source_of
 from services.intake.door import DoorBounds, dissolved_agency_problem, event_problems, named_type_errors, now_utc
-from services.intake.ownership import OWNERS_COLLECTION, Ledger
+from services.intake.owner_turns import OwnerTurns
+from services.intake.ownership import OWNERS_COLLECTION, Ledger, bucket_of
 from shared.domain.codes import EventType
 from shared.domain.registry import Registry
 from shared.events import EVENT_ADAPTER, derive_event_id
@@ -53,6 +54,7 @@ class IntakePorts(Protocol):
     publisher: Publisher
     door: DoorBounds
     recent_ids: RecentEventIds
+    owner_turns: OwnerTurns
 
     @property
     def registry(self) -> Registry: ...
@@ -182,13 +184,15 @@ async def publish(
     if locs is None:
         locs = [[index, "case_code"] for index in range(len(events))] if batch else [["case_code"]] * len(events)
     owners = ports.db[OWNERS_COLLECTION]
-    ledger = await Ledger.load(owners, {e.case_code for e in events} | {code for code, _ in touches})
-    ledger.admit(events, submission_scope(ports, principal), locs, touches)
-    accepted, fresh, fresh_ids = _sort_duplicates(ports.recent_ids, source, events, ids)
-    if fresh:
-        await _send(ports, source, fresh)
-        ports.recent_ids.add(source, fresh_ids)
-    await ledger.save(owners)
+    codes = {e.case_code for e in events} | {code for code, _ in touches}
+    async with ports.owner_turns.reading({bucket_of(code)[0] for code in codes}) as read_at:
+        ledger = await Ledger.load(owners, codes)
+        ledger.admit(events, submission_scope(ports, principal), locs, touches)
+        accepted, fresh, fresh_ids = _sort_duplicates(ports.recent_ids, source, events, ids)
+        if fresh:
+            await _send(ports, source, fresh)
+            ports.recent_ids.add(source, fresh_ids)
+        await ledger.save(owners, ports.owner_turns, read_at)
     EVENTS_ACCEPTED.labels(principal.kind).inc(len(fresh))
     EVENTS_DUPLICATE.labels(principal.kind).inc(len(events) - len(fresh))
     return accepted

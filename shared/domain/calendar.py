@@ -19,10 +19,12 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from functools import cached_property
+from functools import cached_property, lru_cache
+from itertools import repeat
 from typing import Any
 
 import holidays
@@ -33,6 +35,8 @@ VN_TZ = timezone(timedelta(hours=7), "+07:00")
 UTC_OFFSET_SECONDS = 7 * 3600
 SECONDS_PER_DAY = 86_400
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_VN_OFFSET = timedelta(seconds=UTC_OFFSET_SECONDS)
+_LOCAL_EPOCH = datetime(1970, 1, 1, tzinfo=VN_TZ)
 
 
 class CalendarError(ValueError):
@@ -117,6 +121,62 @@ class OfficeHours:
                 return start + worked
             worked -= span
         return self.closing
+
+    @cached_property
+    def worked_before_table(self) -> Sequence[int]:
+        """`worked_before` for every second of a day, looked up instead of computed."""
+        return _worked_before_table(self.intervals)
+
+    @cached_property
+    def clock_at_table(self) -> Sequence[int]:
+        """`clock_at` for every working second of a day, from 0 to `seconds_per_day`."""
+        return _clock_at_table(self.intervals)
+
+    @cached_property
+    def clock_at_deltas(self) -> Sequence[timedelta]:
+        """`clock_at_table` as time since midnight: an instant is its day's midnight plus one."""
+        return _clock_at_deltas(self.intervals)
+
+
+def _well_formed(intervals: tuple[tuple[int, int], ...]) -> bool:
+    previous_end = 0
+    for start, end in intervals:
+        if not previous_end <= start < end <= SECONDS_PER_DAY:
+            return False
+        previous_end = end
+    return bool(intervals)
+
+
+@lru_cache(maxsize=32)
+def _worked_before_table(intervals: tuple[tuple[int, int], ...]) -> Sequence[int]:
+    if not _well_formed(intervals):  # built second by second from the definition
+        hours = OfficeHours(intervals)
+        return array("i", (hours.worked_before(s) for s in range(SECONDS_PER_DAY)))
+    table = array("i")
+    worked = second = 0
+    for start, end in intervals:
+        table.extend(repeat(worked, start - second))
+        table.extend(range(worked, worked + end - start))
+        worked += end - start
+        second = end
+    table.extend(repeat(worked, SECONDS_PER_DAY - second))
+    return table
+
+
+@lru_cache(maxsize=32)
+def _clock_at_table(intervals: tuple[tuple[int, int], ...]) -> Sequence[int]:
+    hours = OfficeHours(intervals)
+    if not _well_formed(intervals):
+        return array("i", (hours.clock_at(w) for w in range(max(hours.seconds_per_day, 0) + 1)))
+    table = array("i", [intervals[0][0]])
+    for start, end in intervals:
+        table.extend(range(start + 1, end + 1))
+    return table
+
+
+@lru_cache(maxsize=32)
+def _clock_at_deltas(intervals: tuple[tuple[int, int], ...]) -> Sequence[timedelta]:
+    return tuple(timedelta(seconds=s) for s in _clock_at_table(intervals))
 
 
 DEFAULT_OFFICE_HOURS = OfficeHours.parse([["07:00", "11:30"], ["13:30", "17:00"]])
@@ -231,11 +291,26 @@ def _dated(items: Iterable[Any] | None) -> dict[date, str]:
 
 
 def local_seconds(moment: datetime) -> int:
-    """Seconds since 1970-01-01 00:00 Vietnam local time (sub-second parts are dropped)."""
+    """Seconds since 1970-01-01 00:00 Vietnam local time (sub-second parts are dropped).
+
+    A time given at +07:00 is read from its fields; any other offset goes through its timestamp.
+    """
     tz = moment.tzinfo
-    if tz is None or (type(tz) is not timezone and moment.utcoffset() is None):
-        raise NaiveTimestamp()
-    return int(moment.timestamp()) + UTC_OFFSET_SECONDS
+    if tz is not VN_TZ:
+        offset = None if tz is None else moment.utcoffset()
+        if offset is None:
+            raise NaiveTimestamp()
+        if offset != _VN_OFFSET:
+            return int(moment.timestamp()) + UTC_OFFSET_SECONDS
+    local = (
+        (moment.toordinal() - _EPOCH_ORDINAL) * SECONDS_PER_DAY
+        + moment.hour * 3600
+        + moment.minute * 60
+        + moment.second
+    )
+    if local < UTC_OFFSET_SECONDS and moment.microsecond:
+        local += 1  # a timestamp before 1970 is truncated towards zero, not floored
+    return local
 
 
 def from_local_seconds(seconds: int) -> datetime:
@@ -287,7 +362,13 @@ class WorkingCalendar:
             before[i + 1] = before[i] + is_working
         self._working = bytes(working)
         self._before = before
+        self._before_seconds = [b * self.day_seconds for b in before]
         self._working_day_numbers = working_day_numbers
+        self._working_midnights = [_LOCAL_EPOCH + timedelta(days=n) for n in working_day_numbers]
+        self._worked_before = self.office_hours.worked_before_table
+        self._clock_at = self.office_hours.clock_at_table
+        self._clock_at_deltas = self.office_hours.clock_at_deltas
+        self._n_working = len(working_day_numbers)
         self._n_days = n_days
 
     # ---- the index, in local seconds and cumulative working seconds -------------------------
@@ -305,10 +386,9 @@ class WorkingCalendar:
         i = day_number - self._base_day
         if i < 0 or i >= self._n_days:
             self._day_index(day_number)  # raises, naming the year
-        cumulative = self._before[i] * self.day_seconds
         if self._working[i]:
-            cumulative += self.office_hours.worked_before(local_s - day_number * SECONDS_PER_DAY)
-        return cumulative
+            return self._before_seconds[i] + self._worked_before[local_s - day_number * SECONDS_PER_DAY]
+        return self._before_seconds[i]
 
     def instant_of(self, cumulative: int) -> int:
         """The earliest local instant at which `cumulative` working seconds have elapsed.
@@ -320,9 +400,18 @@ class WorkingCalendar:
             k, worked = k - 1, self.day_seconds
         if k < 0:
             raise YearNotCovered(self.rules.first_year - 1, self.rules.first_year, self.rules.last_year)
-        if k >= len(self._working_day_numbers):
+        if k >= self._n_working:
             raise YearNotCovered(self.rules.last_year + 1, self.rules.first_year, self.rules.last_year)
-        return self._working_day_numbers[k] * SECONDS_PER_DAY + self.office_hours.clock_at(worked)
+        return self._working_day_numbers[k] * SECONDS_PER_DAY + self._clock_at[worked]
+
+    def moment_at(self, cumulative: int) -> datetime:
+        """`instant_of` as an aware time at +07:00, from the working day's midnight."""
+        k, worked = divmod(cumulative, self.day_seconds)
+        if worked == 0:
+            k, worked = k - 1, self.day_seconds
+        if k < 0 or k >= self._n_working:
+            self.instant_of(cumulative)  # raises, naming the year
+        return self._working_midnights[k] + self._clock_at_deltas[worked]
 
     def day_end_cumulative(self, local_s: int) -> int:
         """Cumulative working seconds at the end of the day containing `local_s`."""
@@ -357,7 +446,7 @@ class WorkingCalendar:
         return from_local_seconds(self.instant_of(c + 1) - 1)
 
     def add_working_time(self, moment: datetime, seconds: int) -> datetime:
-        return from_local_seconds(self.instant_of(self.cumulative_at(local_seconds(moment)) + seconds))
+        return self.moment_at(self.cumulative_at(local_seconds(moment)) + seconds)
 
     def subtract_working_time(self, moment: datetime, seconds: int) -> datetime:
         return self.add_working_time(moment, -seconds)

@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from shared.domain.calendar import (
     SECONDS_PER_DAY,
@@ -35,6 +36,12 @@ MAX_DURATION = {
     DurationUnit.CALENDAR_DAYS: 730,
     DurationUnit.WORKING_HOURS: 365 * 8,
 }
+
+
+# looked up once: a member of an enum class costs an attribute lookup on every call
+_CALENDAR_DAYS = DurationUnit.CALENDAR_DAYS
+_WORKING_DAYS = DurationUnit.WORKING_DAYS
+_END_OF_DAY = Convention.END_OF_DAY
 
 
 class DeadlineError(ValueError):
@@ -77,7 +84,7 @@ class Duration:
             raise DeadlineError('duration must be {"value": number, "unit": ...}', "duration")
         return cls(spec["value"], spec["unit"])
 
-    @property
+    @cached_property
     def working_seconds(self) -> int:
         if self.unit is DurationUnit.WORKING_HOURS:
             return round(self.value * 3600)
@@ -158,12 +165,13 @@ def compute_due(
     Pauses that start before the (running) due date push it back by their working time; a pause
     still open freezes the clock and the result carries `clock_stopped_since`.
     """
-    if duration.unit is DurationUnit.CALENDAR_DAYS:
+    unit = duration.unit
+    if unit is _CALENDAR_DAYS:
         return _calendar_days_due(calendar, received_at, duration, cutoff, pauses)
 
     x = local_seconds(received_at)
     day = calendar.day_seconds
-    whole_days = convention is Convention.END_OF_DAY and duration.unit is DurationUnit.WORKING_DAYS
+    whole_days = convention is _END_OF_DAY and unit is _WORKING_DAYS
     if whole_days:
         n = duration.value
         end_of_receipt_day = calendar.day_end_cumulative(x)
@@ -172,23 +180,23 @@ def compute_due(
         due_c = end_of_receipt_day + math.ceil(n * day)
         start_c = calendar.cumulative_at(x)
     else:
-        start_c = _counting_start(calendar, x, cutoff)
+        start_c = calendar.cumulative_at(x) if cutoff is None else _counting_start(calendar, x, cutoff)
         due_c = start_c + duration.working_seconds
         if not pauses:
-            return DueResult(from_local_seconds(calendar.instant_of(due_c)))
+            return DueResult(calendar.moment_at(due_c))
 
     for pause in merge_intervals(pauses):
         pause_c = max(calendar.cumulative_at(local_seconds(pause.start)), start_c)
         if pause_c >= due_c:
             break  # a pause after the due date does not rescue a late case
         if pause.end is None:
-            return DueResult(from_local_seconds(calendar.instant_of(due_c)), pause.start)
+            return DueResult(calendar.moment_at(due_c), pause.start)
         extension = calendar.cumulative_at(local_seconds(pause.end)) - pause_c
         if extension > 0:
             if whole_days:  # keep the due date at a close of day
                 extension = math.ceil(extension / day) * day
             due_c += extension
-    return DueResult(from_local_seconds(calendar.instant_of(due_c)))
+    return DueResult(calendar.moment_at(due_c))
 
 
 def _calendar_days_due(

@@ -3,6 +3,7 @@ through POST /v1/events, POST /v1/dvcqg/hoso and pull mode, against the real bro
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import httpx
 import pytest
 
 from services.intake.app import create_app
-from services.intake.ownership import OWNERS_COLLECTION, Ledger
+from services.intake.owner_turns import OwnerTurns
+from services.intake.ownership import OWNER_WRITE_RACES, OWNERS_COLLECTION, Ledger, bucket_of
 from shared.events import EVENT_ADAPTER
 from shared.settings import Settings
 from shared.store import mongo_client
@@ -287,3 +289,29 @@ async def test_two_requests_writing_one_bucket_both_land_and_the_first_receipt_w
         third: (A, A),
     }
     assert documents == 1
+
+
+async def test_requests_of_one_process_write_a_bucket_in_turn_without_racing(settings: Settings) -> None:
+    codes = [f"{A}-261117-00002{i:02d}" for i in range(8)]  # neighbours: one bucket document
+    client = mongo_client(settings.mongo_uri)
+    owners = client[f"{settings.mongo_db}_intake"][OWNERS_COLLECTION]
+    turns = OwnerTurns()
+    races = OWNER_WRITE_RACES._value.get()
+
+    async def one_request(code: str) -> None:
+        async with turns.reading({bucket_of(code)[0]}) as read_at:
+            ledger = await Ledger.load(owners, {code})
+            ledger.admit([EVENT_ADAPTER.validate_python(received(code))], {A}, [["case_code"]])
+            await asyncio.sleep(0)  # every request has read the bucket before any writes it
+            await ledger.save(owners, turns, read_at)
+
+    try:
+        await asyncio.gather(*(one_request(code) for code in codes))
+        last = await Ledger.load(owners, set(codes))
+        documents = await owners.count_documents({})
+    finally:
+        client.close()
+    assert OWNER_WRITE_RACES._value.get() == races  # each built on the one before, none read again
+    assert {code: state.owner for code, state in last.cases.items()} == dict.fromkeys(codes, A)
+    assert documents == 1
+    assert not turns._readers and not turns._written and not turns._locks  # nothing kept after them

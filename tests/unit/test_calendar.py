@@ -1,12 +1,14 @@
 """The working calendar against the official 2024–2026 schedules, and its arithmetic."""
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.calendar import (
+    DEFAULT_OFFICE_HOURS,
     VN_TZ,
     CalendarError,
     CalendarRules,
@@ -14,6 +16,8 @@ from shared.domain.calendar import (
     OfficeHours,
     WorkingCalendar,
     YearNotCovered,
+    from_local_seconds,
+    local_seconds,
 )
 
 CAL = WorkingCalendar(CalendarRules())
@@ -181,3 +185,59 @@ def test_add_then_subtract_returns_the_start(start: datetime, seconds: int) -> N
 def test_added_time_is_monotonic_in_the_start(a: datetime, b: datetime, seconds: int) -> None:
     early, late = min(a, b), max(a, b)
     assert CAL.add_working_time(early, seconds) <= CAL.add_working_time(late, seconds)
+
+
+# ---- the lookup tables against the definitions they replace --------------------------------
+
+any_offset = st.sampled_from(
+    [VN_TZ, timezone(timedelta(hours=7)), UTC, timezone(timedelta(hours=-5, minutes=-30)), ZoneInfo("Asia/Ho_Chi_Minh")]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2030, 1, 1)), any_offset)
+def test_local_seconds_is_the_timestamp_at_plus_seven(moment: datetime, tz: tzinfo) -> None:
+    aware = moment.replace(tzinfo=tz)
+    assert local_seconds(aware) == int(aware.timestamp()) + 7 * 3600
+
+
+def test_local_seconds_truncates_like_the_timestamp_before_1970() -> None:
+    for text in ["1969-12-31T23:59:59.500000+00:00", "1970-01-01T06:59:59.250000+07:00", "1970-01-01T07:00:00.5+07:00"]:
+        moment = datetime.fromisoformat(text)
+        assert local_seconds(moment) == int(moment.timestamp()) + 7 * 3600
+
+
+@pytest.mark.parametrize(
+    "intervals",
+    [
+        DEFAULT_OFFICE_HOURS.intervals,
+        ((0, 3600), (7200, 86_400)),  # to midnight
+        ((8 * 3600 + 17, 12 * 3600 - 3), (12 * 3600 - 3, 18 * 3600)),  # seconds, touching
+        ((13 * 3600, 17 * 3600), (7 * 3600, 11 * 3600)),  # not in order: built from the definition
+    ],
+)
+def test_office_hour_tables_are_the_definitions(intervals: tuple[tuple[int, int], ...]) -> None:
+    hours = OfficeHours(intervals)
+    assert len(hours.worked_before_table) == 86_400
+    assert all(hours.worked_before_table[s] == hours.worked_before(s) for s in range(86_400))
+    assert len(hours.clock_at_table) == hours.seconds_per_day + 1
+    assert all(hours.clock_at_table[w] == hours.clock_at(w) for w in range(hours.seconds_per_day + 1))
+    assert all(
+        hours.clock_at_deltas[w] == timedelta(seconds=hours.clock_at(w))
+        for w in range(0, hours.seconds_per_day + 1, 97)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=CAL.cumulative_at(local_seconds(datetime(2027, 12, 31, 17, tzinfo=VN_TZ)))))
+def test_moment_at_is_the_instant_as_a_time(cumulative: int) -> None:
+    moment = CAL.moment_at(cumulative)
+    assert moment == from_local_seconds(CAL.instant_of(cumulative))
+    assert moment.utcoffset() == timedelta(hours=7)
+
+
+def test_moment_at_outside_the_covered_years_names_the_year() -> None:
+    with pytest.raises(YearNotCovered, match="2028"):
+        CAL.moment_at(CAL.cumulative_at(local_seconds(datetime(2027, 12, 31, 17, tzinfo=VN_TZ))) + 1)
+    with pytest.raises(YearNotCovered, match="2019"):
+        CAL.moment_at(0)
