@@ -170,38 +170,48 @@ class WebhookDispatcher:
         """Attempt the pending deliveries that are due and that this replica claims first."""
         now = datetime.now(UTC)
         due = [doc async for doc in self.log.find({"status": "pending", "next_attempt_at": {"$lte": now}}).limit(100)]
-        won = await asyncio.gather(*(self._claim(doc, now) for doc in due))
-        claimed = [doc for doc, mine in zip(due, won, strict=True) if mine]
+        claims = await asyncio.gather(*(self._claim(doc, now) for doc in due), return_exceptions=True)
+        for claim in claims:
+            if isinstance(claim, Exception):
+                log.warning("webhook claim failed", extra={"error": repr(claim)})  # tried again next round
+        claimed = [claim for claim in claims if isinstance(claim, dict)]
         await asyncio.gather(*(self._deliver(client, doc) for doc in claimed))
         return len(claimed)
 
-    async def _claim(self, delivery: dict[str, Any], now: datetime) -> bool:
-        """Move the delivery's next attempt past a lease, if no other replica moved it first.
+    async def _claim(self, delivery: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+        """The delivery as this replica claimed it, or None if another replica claimed it first.
 
-        Every replica reads the same pending deliveries; the conditional update on the attempt time
-        it read lets one of them send it. A replica that dies while sending leaves the delivery
-        pending: another claims it once the lease has run out (the receiver's idempotency key makes
-        that second post harmless).
+        Every replica reads the same pending deliveries; a conditional update of the attempt time it
+        read moves that time past a lease, so one of them sends it. A replica that dies while
+        sending leaves the delivery pending: another claims it once the lease has run out (the
+        receiver's idempotency key makes that second post harmless). The outcome is written only
+        while the claim holds (`_deliver`), so a send that outlived its lease cannot overwrite the
+        outcome of the replica that claimed it next.
         """
         lease = timedelta(seconds=2 * self.settings.webhook_timeout_s + 30)
+        until = now + lease
+        until = until.replace(microsecond=until.microsecond // 1000 * 1000)  # the store keeps milliseconds
         result = await self.log.update_one(
             {"_id": delivery["_id"], "status": "pending", "next_attempt_at": delivery["next_attempt_at"]},
-            {"$set": {"next_attempt_at": now + lease}},
+            {"$set": {"next_attempt_at": until}},
         )
-        return result.modified_count == 1
+        return {**delivery, "next_attempt_at": until} if result.modified_count == 1 else None
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
+        claim = {"_id": delivery["_id"], "status": "pending", "next_attempt_at": delivery["next_attempt_at"]}
         reason, resolved_error = await self._checked(delivery["url"])
         if reason is not None:
             DELIVERIES.labels("not_sent").inc()
             log.warning("webhook not sent", extra={"idempotency_key": delivery["_id"], "reason": reason})
-            await self.log.update_one({"_id": delivery["_id"]}, {"$set": {"status": "not_sent", "reason": reason}})
+            await self.log.update_one(claim, {"$set": {"status": "not_sent", "reason": reason}})
             return
         if resolved_error is not None:
             ok, error = False, resolved_error
         else:
             ok, error = await self._post(client, delivery)
-        await self.log.update_one({"_id": delivery["_id"]}, {"$set": self._after_attempt(delivery, ok, error)})
+        written = await self.log.update_one(claim, {"$set": self._after_attempt(delivery, ok, error)})
+        if written.modified_count == 0:
+            log.warning("webhook outcome not written: the claim ran out", extra={"idempotency_key": delivery["_id"]})
 
     async def _checked(self, url: str) -> tuple[str | None, str | None]:
         """(why the delivery is not sent, or None; why its host could not be resolved, or None)."""

@@ -310,7 +310,7 @@ async def test_requests_of_one_process_write_a_bucket_in_turn_without_racing(set
         last = await Ledger.load(owners, set(codes))
         documents = await owners.count_documents({})
     finally:
-        client.close()
+        await client.close()
     assert OWNER_WRITE_RACES._value.get() == races  # each built on the one before, none read again
     assert {code: state.owner for code, state in last.cases.items()} == dict.fromkeys(codes, A)
     assert documents == 1

@@ -42,13 +42,14 @@ def delivery(url: str, n: int, now: datetime) -> dict:
 async def test_two_replicas_post_each_delivery_once(settings: Settings) -> None:
     settings = settings.model_copy(update={"webhook_secret": "s3cret"})
     posts: list[str] = []
+    receiver_fails: list[bool] = []
     receiver = FastAPI()
 
     @receiver.post("/hook")
     async def hook(request: Request) -> Response:
         posts.append(request.headers["idempotency-key"])
         await asyncio.sleep(0.05)  # both replicas are in their round at once
-        return Response(status_code=200)
+        return Response(status_code=500 if receiver_fails else 200)
 
     client = mongo_client(settings.mongo_uri)
     log = client[f"{settings.mongo_db}_deadline"][f"webhook_claims_{uuid.uuid4().hex[:8]}"]
@@ -67,11 +68,19 @@ async def test_two_replicas_post_each_delivery_once(settings: Settings) -> None:
             # a replica that died while sending: its lease runs out and the other one sends it
             await log.insert_one(delivery(f"{url}/hook", 99, now))
             lost = await log.find_one({"_id": "k99"})
-            assert lost is not None and await replicas[0]._claim(lost, now)  # claimed, never sent
+            assert lost is not None
+            stale = await replicas[0]._claim(lost, now)  # claimed, not sent yet
+            assert stale is not None
             assert await replicas[1].deliver_due(http) == 0  # the lease holds
             await log.update_one({"_id": "k99"}, {"$set": {"next_attempt_at": now}})  # the lease ran out
             assert await replicas[1].deliver_due(http) == 1
             assert posts.count("k99") == 1
+            # the first replica's send outlived its lease: its outcome does not overwrite the other's
+            receiver_fails.append(True)
+            await replicas[0]._deliver(http, stale)
+            assert posts.count("k99") == 2
+            after = await log.find_one({"_id": "k99"})
+            assert after is not None and (after["status"], after["attempts"], after["last_error"]) == ("delivered", 1, None)
     finally:
         await log.drop()
         await client.close()
