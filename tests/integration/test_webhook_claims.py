@@ -80,7 +80,11 @@ async def test_two_replicas_post_each_delivery_once(settings: Settings) -> None:
             await replicas[0]._deliver(http, stale)
             assert posts.count("k99") == 2
             after = await log.find_one({"_id": "k99"})
-            assert after is not None and (after["status"], after["attempts"], after["last_error"]) == ("delivered", 1, None)
+            assert after is not None and (after["status"], after["attempts"], after["last_error"]) == (
+                "delivered",
+                1,
+                None,
+            )
     finally:
         await log.drop()
         await client.close()
