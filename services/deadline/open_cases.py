@@ -253,6 +253,7 @@ class _Loaded:
     source: str  # "snapshot" or "scan"
     cases: dict[str, OpenCase] = field(default_factory=dict)
     undated: dict[str, tuple[str, str]] = field(default_factory=dict)
+    chunks: set[str] = field(default_factory=set)  # the snapshot's chunks read into it
 
 
 class OpenCaseIndex(SoleWriterCopy):
@@ -268,6 +269,7 @@ class OpenCaseIndex(SoleWriterCopy):
         self.horizon: datetime | None = None  # the latest end instant dropped since the load
         self._touched: set[str] | None = None  # while loading: codes written meanwhile
         self._claimed: Document | None = None  # the snapshot's head this process took for its load
+        self._partial: _Loaded | None = None  # what the attempts so far read of it
         self.loaded_from = ""  # "snapshot" or "scan": how the last load read the store
         self.version = 0  # moves at every change: the totals counted before are stale
         self._counts: OrderedDict[ListQuery, tuple[int, int]] = OrderedDict()  # query → (version, total)
@@ -298,7 +300,7 @@ class OpenCaseIndex(SoleWriterCopy):
             _prefer_indexed(code, self.cases, loaded.cases)
             _prefer_indexed(code, self.undated, loaded.undated)
         self._touched = None
-        self._claimed = None  # installed below, at once: a later load reads the store again
+        self._drop_claim()  # installed below, at once: a later load reads the store again
         self.version += 1
         self.cases = loaded.cases
         self.undated = loaded.undated
@@ -348,26 +350,31 @@ class OpenCaseIndex(SoleWriterCopy):
             or head.get("columns") != list(COLUMNS)
             or head.get("collection") != await self._collection_uuid()  # not dropped and made again since
         ):
-            self._claimed = None
+            self._drop_claim()
             log.info("open-case snapshot not for these offsets; scanning the store", extra={"copy": self.name})
             return None
-        loaded = _Loaded(head["horizon"], "snapshot")
-        chunks = 0
-        async for chunk in self.snapshots.find({"save": head["save"]}):
+        # an attempt that failed left what it read: the retry reads the other chunks only
+        loaded = self._partial or _Loaded(head["horizon"], "snapshot")
+        self._partial = loaded
+        async for chunk in self.snapshots.find({"save": head["save"], "_id": {"$nin": sorted(loaded.chunks)}}):
             body: dict[str, Any] = bson.decode(chunk["rows"], self.collection.codec_options)
-            read_chunk(body, loaded.cases, loaded.undated)
-            chunks += 1
-        if chunks != head["chunks"]:
-            self._claimed = None
+            read_chunk(body, loaded.cases, loaded.undated)  # a chunk read again puts the same rows
+            loaded.chunks.add(chunk["_id"])
+        if len(loaded.chunks) != head["chunks"]:
+            self._drop_claim()
             return None
         return loaded
+
+    def _drop_claim(self) -> None:
+        self._claimed = None
+        self._partial = None
 
     def discard(self) -> None:
         """Another member may write: what this process wrote meanwhile and the snapshot it took are
         no longer the store's latest (the next load reads the store)."""
         super().discard()
         self._touched = None
-        self._claimed = None
+        self._drop_claim()
 
     async def save(self, offsets: Mapping[str, int | None], timeout: float = 60) -> bool:
         """At a graceful stop, after the consumer's last commit (`offsets`): the index as a snapshot for

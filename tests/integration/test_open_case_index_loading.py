@@ -1,7 +1,8 @@
 """The deadline's open-case index while it loads, on the real store: a load from the snapshot that
-fails or is cancelled is retried from the same snapshot (what this process wrote meanwhile still
-wins), and a list asked while the only writer loads answers 503 with Retry-After without a single
-query to the case collection (counted by the store client's command monitoring)."""
+fails or is cancelled is retried from the same snapshot, from the chunk it stopped at (what this
+process wrote meanwhile still wins), and a list asked while the only writer loads answers 503 with
+Retry-After without a single query to the case collection (counted by the store client's command
+monitoring)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ async def test_a_load_that_fails_midway_is_retried_from_the_snapshot(
     client = mongo_client(settings.mongo_uri, "standin")
     cases = client[f"{settings.mongo_db}_deadline"]["cases"]
     await cases.insert_many([{"_id": f"C{day}", **case(day)} for day in range(1, 6)])
+    monkeypatch.setattr(open_cases, "CHUNK_ROWS", 2)  # the snapshot in three chunks
     first = OpenCaseIndex(cases)
     await first.assigned(True, Membership("m1", 1, OFFSETS))
     await wait_done(first)
@@ -65,25 +67,27 @@ async def test_a_load_that_fails_midway_is_retried_from_the_snapshot(
     # behind the snapshot's back: a scan would find it, the snapshot does not hold it
     await cases.insert_one({"_id": "BEHIND", **case(2)})
 
-    failing = [failure]
     read_chunk = open_cases.read_chunk
+    calls: list[int] = []
 
     def read_once_failing(*args: Any) -> None:
-        if failing:
-            raise failing.pop()
+        calls.append(len(args[1]))
+        if len(calls) == 2:  # the second chunk: the first one is read
+            raise failure
         read_chunk(*args)
 
     monkeypatch.setattr(open_cases, "read_chunk", read_once_failing)
     index = OpenCaseIndex(cases)
     await index.assigned(True, Membership("m2", 1, OFFSETS))
     await wait_done(index)
-    assert not failing and not index.loaded and index.loading
+    assert len(calls) == 2 and not index.loaded and index.loading
     # the snapshot is out of the store (no other start meets it) but kept for the retry
     assert await index.snapshots.find_one({"_id": HEAD}) is None
     # a write of this process between the attempts: newer than the snapshot's row
     index.written([("C1", {**case(1), "due_at": NOW + timedelta(days=9)})])
     await wait_done(index)
     assert index.usable and index.loaded_from == "snapshot"
+    assert len(calls) == 4  # the retry read the two chunks left, not the first again
     assert set(index.cases) == {f"C{day}" for day in range(1, 6)}  # not BEHIND: not a scan
     assert index.cases["C1"].due_at == NOW + timedelta(days=9)
     # installed: the next load reads the store
