@@ -426,8 +426,9 @@ class CaseProjection(Generic[Outcome]):
         finally:
             if ahead is not None:  # the attempt stopped early: its read is not wanted
                 ahead.cancel()
-                with contextlib.suppress(BaseException):
-                    await ahead
+                await asyncio.wait([ahead])  # (a cancellation of this task itself goes on up)
+                if not ahead.cancelled():
+                    ahead.exception()  # taken: the attempt's own error is the one reported
 
     async def _read(self, incoming: Incoming) -> Mapping[str, Document]:
         """The batch's cases as stored: those this process holds from memory, the others from the
