@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections import ChainMap
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -330,19 +330,17 @@ class CaseProjection(Generic[Outcome]):
     async def _write(
         self, incoming: Incoming, result: BatchResult, refused: Refused
     ) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
-        """One attempt at a set of cases: read, fold chunk by chunk, write."""
+        """One attempt at a set of cases: read, fold and write chunk by chunk."""
         generation = self.cache.generation if self.cache is not None else 0
-        previous = await self._read(incoming)
         registry = self.registry()
         cases = list(incoming.items())
         size = self.write_chunk
         bounds = [0, *range(min(size, FIRST_CHUNK), len(cases), size), len(cases)]
         kept: list[Entry] = []  # what the cache keeps of the batch's writes, once they all landed
-        # folded lazily: the next chunk while the one before is written
-        chunks = (
-            self._fold(cases[start:end], previous, registry, result, kept, refused)
-            for start, end in itertools.pairwise(bounds)
-        )
+        parts = [cases[start:end] for start, end in itertools.pairwise(bounds)]
+        # folded lazily: the next chunk while the one before is written, its cases read meanwhile
+        reading = self._reading(parts)
+        chunks = (self._fold(part, previous, registry, result, kept, refused) async for part, previous in reading)
         try:
             if self.port.transactional:
                 committed = await self._write_in_transaction(chunks)
@@ -356,15 +354,18 @@ class CaseProjection(Generic[Outcome]):
             if self.cache is not None:  # the store holds some of the batch's writes, or none
                 self.cache.discard(incoming)
             raise
+        finally:
+            await chunks.aclose()
+            await reading.aclose()  # a read still on its way is cancelled
         if self.cache is not None:
             self.cache.store(generation, kept)
 
-    async def _write_landing(self, chunks: Iterator[FoldedChunk]) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
+    async def _write_landing(self, chunks: AsyncIterator[FoldedChunk]) -> AsyncGenerator[ChunkOutcome[Outcome], None]:
         """Each chunk's outcome as soon as its write landed, while the next is written; also when
         a later chunk fails (the chunks before it are in the store)."""
         writer = ChunkWriter(self.collection, None)
         try:
-            for chunk in chunks:
+            async for chunk in chunks:
                 landed = await writer.send(chunk)
                 if landed is not None:
                     yield landed
@@ -380,7 +381,7 @@ class CaseProjection(Generic[Outcome]):
         if landed is not None:
             yield landed
 
-    async def _write_in_transaction(self, chunks: Iterator[FoldedChunk]) -> ChunkOutcome[Outcome] | None:
+    async def _write_in_transaction(self, chunks: AsyncIterator[FoldedChunk]) -> ChunkOutcome[Outcome] | None:
         """The case documents and what is derived from them (aggregates) change together or not
         at all: a batch redelivered after a crash finds its cases already at the new state, so the
         difference it would add is zero, never counted twice. A transient error is retried by
@@ -393,7 +394,7 @@ class CaseProjection(Generic[Outcome]):
             async with await session.start_transaction():
                 writer = ChunkWriter(self.collection, session)
                 try:
-                    for chunk in chunks:
+                    async for chunk in chunks:
                         pairs.extend((before, document) for _, before, document in chunk.staged)
                         await writer.send(chunk)
                     await writer.drain()
@@ -408,6 +409,26 @@ class CaseProjection(Generic[Outcome]):
         if not written and companion is None:
             return None
         return ChunkOutcome(written, derived, companion.outcome if companion is not None else None)
+
+    async def _reading(
+        self, parts: list[list[tuple[str, list[Document]]]]
+    ) -> AsyncGenerator[tuple[list[tuple[str, list[Document]]], Mapping[str, Document]], None]:
+        """Each chunk of cases with its cases as stored, the next chunk's read already on its way
+        to the store while this one is folded and written (the chunks hold distinct cases)."""
+        ahead: asyncio.Future[Mapping[str, Document]] | None = None
+        try:
+            for number, part in enumerate(parts):
+                previous = await (ahead if ahead is not None else self._read(dict(part)))
+                ahead = None
+                if number + 1 < len(parts):
+                    ahead = asyncio.ensure_future(self._read(dict(parts[number + 1])))
+                yield part, previous
+        finally:
+            if ahead is not None:  # the attempt stopped early: its read is not wanted
+                ahead.cancel()
+                await asyncio.wait([ahead])  # (a cancellation of this task itself goes on up)
+                if not ahead.cancelled():
+                    ahead.exception()  # taken: the attempt's own error is the one reported
 
     async def _read(self, incoming: Incoming) -> Mapping[str, Document]:
         """The batch's cases as stored: those this process holds from memory, the others from the

@@ -8,8 +8,9 @@ that gave this member every partition, in the next generation of the group: then
 held a partition in between, so the copy (or the load in progress) is kept and usable again at
 once; a load that fails is retried at the next `ensure_loading()` (the projection calls it with
 each batch) or, with no batch coming, by a retry timer (2 s, doubling up to a minute). While
-unusable, the store answers; a reader may first wait a little (`wait_usable`) while a rebalance or
-a load is in progress, for the first WAIT_S seconds of it.
+unusable, a reader may first wait a little (`wait_usable`) while a rebalance or a load is in
+progress, for the first WAIT_S seconds of it; then the store answers, or, while this process is
+the only writer and still loads (`loading`), the reader decides (the lists answer 503).
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class SoleWriterCopy(ABC):
     @property
     def loading(self) -> bool:
         """This process is the only writer and the copy is not loaded yet: it will be (the store
-        answers meanwhile, but should not be burdened with what the copy will soon answer)."""
-        return self._sole and not self.usable
+        should not be burdened meanwhile with what the copy will soon answer)."""
+        return self._sole and not self.loaded
 
     def revoked(self) -> None:
         """Partitions are being taken away: another member may write from now on. The copy, and a

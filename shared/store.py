@@ -32,6 +32,11 @@ class StoreTuning:
     ids_per_query: int  # `_id`s per `$in` query when most are expected present
     absent_ids_per_query: int  # `_id`s per `$in` query when most are expected absent (new cases)
     list_indexes: bool  # the secondary indexes that the store's list and indicator reads need
+    # How long pymongo's monitor waits for the store's answer to its heartbeat (its `connectTimeoutMS`)
+    # before it declares the store gone, resets the connection pool and cancels every operation in
+    # flight. The stand-in answers nothing while one long query holds it: a heartbeat must outwait
+    # such a query there, not cancel it (and the scans, loads and writes beside it).
+    monitor_timeout_ms: int = 3000
 
 
 TUNINGS: dict[str, StoreTuning] = {
@@ -40,23 +45,24 @@ TUNINGS: dict[str, StoreTuning] = {
     # SecantusDB checks each document it finds against the whole `$in` list (n² for n ids), each
     # secondary index costs every write, and its planner takes no `$or` (a list query scans with
     # or without one): ids expected present read a few dozen at a time, no index on the cases
-    "standin": StoreTuning(ids_per_query=25, absent_ids_per_query=1000, list_indexes=False),
+    "standin": StoreTuning(ids_per_query=25, absent_ids_per_query=1000, list_indexes=False, monitor_timeout_ms=120_000),
 }
 _TUNING_OF: weakref.WeakKeyDictionary[Any, StoreTuning] = weakref.WeakKeyDictionary()
 
 
 # every client's options: instants read back aware, in Vietnam time; a store away is an error in
-# seconds; the rest (pool, heartbeat) the driver's defaults
+# seconds; the heartbeat's wait from the profile (mongo_client), the rest the driver's defaults
 CLIENT_OPTIONS: Final[dict[str, Any]] = {
     "tz_aware": True,
     "tzinfo": VN_TZ,
     "serverSelectionTimeoutMS": 3000,
-    "connectTimeoutMS": 3000,
 }
 
 
 def mongo_client(uri: str, profile: StoreProfile = "mongodb") -> AsyncMongoClient[Document]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(uri, **CLIENT_OPTIONS)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        uri, **CLIENT_OPTIONS, connectTimeoutMS=TUNINGS[profile].monitor_timeout_ms
+    )
     use_profile(client, profile)
     return client
 

@@ -12,8 +12,10 @@ page costs the same at the end of the list as at its start. format=csv|xlsx expo
 matching row (up to EXPORT_LIMIT) with Vietnamese headers.
 
 The open cases are answered from the in-memory index (open_cases.py) whenever it can answer
-exactly; otherwise (several replicas, a reload in progress, an `as_of` before a case it dropped
-ended) from the store, with the same filters, order and cursors.
+exactly; otherwise (several replicas, an `as_of` before a case it dropped ended) from the store,
+with the same filters, order and cursors. While this process, the only writer, still loads its
+index (a restart), a list waits for it a little, then answers 503 with Retry-After rather than
+send the store a scan of every case that competes with the load it waits for (ADR 0008).
 """
 
 from __future__ import annotations
@@ -41,13 +43,16 @@ from shared.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, csv_bytes, xlsx_byte
 from shared.labels import APOLOGY_FILTER, CHANNEL, FIELD, LEVEL, SORT, STATUS, label
 from shared.web import ApiError, content_disposition, error_responses
 
-router = APIRouter(tags=["lists"], responses=error_responses(401, 403, 422))
+router = APIRouter(tags=["lists"], responses=error_responses(401, 403, 422, 503))
+LOADING_RETRY_AFTER_S = 5  # a list asked while the index loads: when to ask again
 
 EXPORT_LIMIT = 100_000
 LIST_READS = Counter(
-    "tthc_deadline_list_reads_total", "Overdue, due-soon and apology-due list reads, by source", ["source"]
+    "tthc_deadline_list_reads_total",
+    "Overdue, due-soon and apology-due list reads, by source (unavailable: 503 while the index loads)",
+    ["source"],
 )
-for _source in ("memory", "store"):
+for _source in ("memory", "store", "unavailable"):
     LIST_READS.labels(_source)
 SORTS = {
     "due_at": ("due_at", 1),
@@ -345,13 +350,30 @@ async def case_list(
     return answer
 
 
+async def _from_memory(context: DeadlineContext, filters: ListFilters) -> bool:
+    """Whether the in-memory index answers this list (after waiting a little for a load or a
+    rebalance in progress); else the store does, unless this process is the only writer and still
+    loads the index: then 503, the store left to the load."""
+    index = context.open_cases
+    if await index.ready(filters.as_of):
+        return True
+    if index.loading:
+        LIST_READS.labels("unavailable").inc()
+        raise ApiError(
+            503,
+            "the open cases are being loaded after a restart; retry later",
+            headers={"Retry-After": str(LOADING_RETRY_AFTER_S)},
+        )
+    return False
+
+
 async def _documents(
     context: DeadlineContext, filters: ListFilters, sort: str, after: tuple[Any, str] | None, size: int
 ) -> list[dict[str, Any]]:
     """Up to `size` cases of the list after the cursor, in order: from the in-memory index when it
     answers for `as_of`, else from the store."""
     index = context.open_cases
-    if await index.ready(filters.as_of):
+    if await _from_memory(context, filters):
         LIST_READS.labels("memory").inc()
         return [case.document() for case in index.page(index_query(context, filters), sort, after, size)]
     LIST_READS.labels("store").inc()
@@ -369,7 +391,7 @@ async def list_total(context: DeadlineContext, filters: ListFilters) -> int:
     """How many cases the whole list holds (every page), additive to the contract: from
     the in-memory index when it answers (a walk of the due range, no I/O), else counted by the store."""
     index = context.open_cases
-    if await index.ready(filters.as_of):
+    if await _from_memory(context, filters):
         return index.count(index_query(context, filters))
     return int(await context.cases.count_documents(build_query(context, filters)))
 
@@ -378,7 +400,7 @@ async def apology_counts(context: DeadlineContext, filters: ListFilters) -> dict
     """The whole apology-due list counted: total, apology deadline passed (late), still ahead (soon).
     The list is a few working days of cases, so reading all of it is cheap on either path."""
     index = context.open_cases
-    if await index.ready(filters.as_of):
+    if await _from_memory(context, filters):
         deadlines = [
             c.apology_deadline_at for c in index.page(index_query(context, filters), "due_at", None, EXPORT_LIMIT)
         ]

@@ -17,10 +17,13 @@ case collection, i.e. while its consumer holds every partition of tthc.case-even
   committed all it applied. Every case write comes from a record at or past the committed offsets
   (a writer commits after its writes; one that did not commit is re-applied from there by this
   process), so equal offsets mean the store holds no case write the snapshot lacks once those
-  records are applied; a refold (no record of its own) deletes it first, and a load uses it once.
+  records are applied; a refold (no record of its own) deletes it first. A load takes it out of
+  the store before it reads it (no later start meets it) and keeps it, for a retry of a load that
+  failed, until the index is installed or another member may have written.
   Otherwise a scan of the open cases (the projection of the fields a row needs);
 - it is unusable from the moment partitions are revoked (before another member can write), and
-  while the assignment is partial (several replicas): the lists then read the store;
+  while the assignment is partial (several replicas): the lists then read the store. While this
+  process, the only writer, loads it, the lists answer 503 (lists.py), the store left to the load;
 - cases that ended are dropped, so it can answer for an `as_of` no earlier than the latest end it
   dropped (`horizon`); an older `as_of` reads the store.
 """
@@ -250,6 +253,7 @@ class _Loaded:
     source: str  # "snapshot" or "scan"
     cases: dict[str, OpenCase] = field(default_factory=dict)
     undated: dict[str, tuple[str, str]] = field(default_factory=dict)
+    chunks: set[str] = field(default_factory=set)  # the snapshot's chunks read into it
 
 
 class OpenCaseIndex(SoleWriterCopy):
@@ -264,6 +268,8 @@ class OpenCaseIndex(SoleWriterCopy):
         self.by_received: SortedList = SortedList()
         self.horizon: datetime | None = None  # the latest end instant dropped since the load
         self._touched: set[str] | None = None  # while loading: codes written meanwhile
+        self._claimed: Document | None = None  # the snapshot's head this process took for its load
+        self._partial: _Loaded | None = None  # what the attempts so far read of it
         self.loaded_from = ""  # "snapshot" or "scan": how the last load read the store
         self.version = 0  # moves at every change: the totals counted before are stale
         self._counts: OrderedDict[ListQuery, tuple[int, int]] = OrderedDict()  # query → (version, total)
@@ -284,15 +290,17 @@ class OpenCaseIndex(SoleWriterCopy):
         INDEXED.set(len(self.cases))
 
     async def load(self) -> None:
-        self._touched = set()
-        try:
-            loaded = await self._from_snapshot() or await self._scan()
-            self.loaded_from = loaded.source
-            for code in self._touched:  # written while the load ran: what was indexed since wins
-                _prefer_indexed(code, self.cases, loaded.cases)
-                _prefer_indexed(code, self.undated, loaded.undated)
-        finally:
-            self._touched = None
+        # kept from an attempt that failed to the next: what this process wrote since the first
+        # attempt began is newer than what a retry reads (from the snapshot or the store)
+        if self._touched is None:
+            self._touched = set()
+        loaded = await self._from_snapshot() or await self._scan()
+        self.loaded_from = loaded.source
+        for code in self._touched:  # written while the load ran: what was indexed since wins
+            _prefer_indexed(code, self.cases, loaded.cases)
+            _prefer_indexed(code, self.undated, loaded.undated)
+        self._touched = None
+        self._drop_claim()  # installed below, at once: a later load reads the store again
         self.version += 1
         self.cases = loaded.cases
         self.undated = loaded.undated
@@ -317,28 +325,56 @@ class OpenCaseIndex(SoleWriterCopy):
     def snapshots(self) -> AsyncCollection[Document]:
         return self.collection.database[f"{self.collection.name}_open_index"]
 
+    async def _claim(self) -> Document | None:
+        """The snapshot's head, taken from the store by this process's first load attempt: no other
+        start meets it again (this process writes cases from now on, which the snapshot lacks, and
+        may stop before it commits them: a later start with the same offsets would miss them once
+        they come again as duplicates). Kept in memory, its chunks in the store, for a retry of this
+        load while the assignment is kept (the writes since are in `_touched`)."""
+        if self._claimed is None:
+            head = await self.snapshots.find_one({"_id": HEAD})
+            if head is not None:
+                await self.snapshots.delete_one({"_id": HEAD})
+                self._claimed = head
+        return self._claimed
+
     async def _from_snapshot(self) -> _Loaded | None:
-        """The snapshot saved for the group's committed offsets of this assignment, used once; else None."""
+        """The snapshot saved for the group's committed offsets of this assignment; else None."""
         committed = dict(self.membership.committed) if self.membership is not None else {}
-        head = await self.snapshots.find_one({"_id": HEAD})
+        head = await self._claim()
         if head is None:
             return None
-        await self.snapshots.delete_one({"_id": HEAD})  # once: a later load must not meet it again
         if (
             not committed
             or head.get("offsets") != committed
             or head.get("columns") != list(COLUMNS)
             or head.get("collection") != await self._collection_uuid()  # not dropped and made again since
         ):
+            self._drop_claim()
             log.info("open-case snapshot not for these offsets; scanning the store", extra={"copy": self.name})
             return None
-        loaded = _Loaded(head["horizon"], "snapshot")
-        chunks = 0
-        async for chunk in self.snapshots.find({"save": head["save"]}):
+        # an attempt that failed left what it read: the retry reads the other chunks only
+        loaded = self._partial or _Loaded(head["horizon"], "snapshot")
+        self._partial = loaded
+        async for chunk in self.snapshots.find({"save": head["save"], "_id": {"$nin": sorted(loaded.chunks)}}):
             body: dict[str, Any] = bson.decode(chunk["rows"], self.collection.codec_options)
-            read_chunk(body, loaded.cases, loaded.undated)
-            chunks += 1
-        return loaded if chunks == head["chunks"] else None
+            read_chunk(body, loaded.cases, loaded.undated)  # a chunk read again puts the same rows
+            loaded.chunks.add(chunk["_id"])
+        if len(loaded.chunks) != head["chunks"]:
+            self._drop_claim()
+            return None
+        return loaded
+
+    def _drop_claim(self) -> None:
+        self._claimed = None
+        self._partial = None
+
+    def discard(self) -> None:
+        """Another member may write: what this process wrote meanwhile and the snapshot it took are
+        no longer the store's latest (the next load reads the store)."""
+        super().discard()
+        self._touched = None
+        self._drop_claim()
 
     async def save(self, offsets: Mapping[str, int | None], timeout: float = 60) -> bool:
         """At a graceful stop, after the consumer's last commit (`offsets`): the index as a snapshot for

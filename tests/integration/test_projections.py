@@ -402,3 +402,53 @@ async def test_a_run_closed_after_its_first_outcome_settles_before_the_next_batc
     requested = {d["_id"] async for d in context.cases.find({"supplement_requests": 1}, {"_id": 1})}
     assert requested == set(codes[:4])  # the chunk that landed and the one in flight; not the third
     await context.mongo.close()
+
+
+@pytest.mark.parametrize("service", ["deadline", "metrics"])
+async def test_known_cases_read_chunk_by_chunk_apply_once_also_after_a_later_chunks_read_failed(
+    settings: Settings, service: str
+) -> None:
+    """Nothing held (a restart): each chunk's known cases are read from the store while the chunk
+    before is written. A read that fails after some chunks landed fails the batch; applied again,
+    every case holds each event once, and a redelivery changes nothing (as one chunk would)."""
+    chunked = DeadlineContext(settings) if service == "deadline" else MetricsContext(settings)
+    # the same batches, each case read before the first write (chunks larger than the batch)
+    whole = DeadlineContext(settings, generation=2) if service == "deadline" else MetricsContext(settings, generation=2)
+    codes = [case_code() for _ in range(7)]
+    first = [record(i, received(code), f"r{i}") for i, code in enumerate(codes)]
+    later = [
+        record(10 + i, event("case.supplement_requested", code, "2026-03-17T09:00:00+07:00"), f"s{i}")
+        for i, code in enumerate(codes)
+    ]
+    for context in (chunked, whole):
+        await context.projection.apply(first)
+    chunked.projection.write_chunk = 2  # chunks of 2 after the first (at most FIRST_CHUNK)
+    read = chunked.projection._read
+    reads: list[list[str]] = []
+
+    async def failing_third(incoming):  # type: ignore[no-untyped-def]
+        reads.append(list(incoming))
+        if len(reads) == 3:
+            raise AutoReconnect("a read failed")
+        return await read(incoming)
+
+    chunked.projection._read = failing_third  # type: ignore[method-assign]
+    with pytest.raises(AutoReconnect, match="a read failed"):
+        await chunked.projection.apply(later)
+    assert reads[:3] == [codes[:2], codes[2:4], codes[4:6]]  # chunk by chunk, one ahead
+    chunked.projection._read = read  # type: ignore[method-assign]
+    result = await chunked.projection.apply(later)
+    if service == "deadline":  # the chunks before the failed read landed (in a transaction, none did)
+        assert (result.applied, result.duplicates) == (3, 4)
+    else:
+        assert (result.applied, result.duplicates) == (7, 0)
+    again = await chunked.projection.apply(later)  # redelivered
+    assert (again.applied, again.duplicates) == (0, 7)
+    await whole.projection.apply(later)
+    db = MongoClient(settings.mongo_uri, tz_aware=True, tzinfo=VN_TZ)[f"{settings.mongo_db}_{service}"]
+    documents = {d["_id"]: d for d in db[chunked.collection.name].find({"_id": {"$in": codes}})}
+    assert documents == {d["_id"]: d for d in db[whole.collection.name].find({"_id": {"$in": codes}})}
+    assert all(len(d["events"]) == 2 for d in documents.values())
+    db.client.close()
+    for context in (chunked, whole):
+        await context.mongo.close()
