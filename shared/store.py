@@ -77,9 +77,7 @@ def store_tuning(collection: AsyncCollection[Document]) -> StoreTuning:
     return _TUNING_OF.get(collection.database.client, TUNINGS["mongodb"])
 
 
-def service_database(
-    client: AsyncMongoClient[Document], settings: Settings, service: str
-) -> AsyncDatabase[Document]:
+def service_database(client: AsyncMongoClient[Document], settings: Settings, service: str) -> AsyncDatabase[Document]:
     return client[f"{settings.mongo_db}_{service}"]
 
 

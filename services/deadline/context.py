@@ -178,9 +178,7 @@ OBSOLETE_INDEXES = ("next_check_at_1", "open_1_due_at_1", "agency_code_1_due_at_
 LEGACY_TIMER_INDEX = "open_1_next_check_at_1"  # the index of timers kept on the case documents
 
 
-async def ensure_case_indexes(
-    cases: AsyncCollection[Document], timers: AsyncCollection[Document]
-) -> None:
+async def ensure_case_indexes(cases: AsyncCollection[Document], timers: AsyncCollection[Document]) -> None:
     await timers.create_index(TIMER_INDEX)
     existing = await cases.index_information()
     if LEGACY_TIMER_INDEX in existing:
