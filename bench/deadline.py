@@ -197,7 +197,9 @@ class _Bench:
             await infra.wait_http(f"{self.base}/healthz", timeout=60, process=process)
             yield process
         finally:
-            process.stop()
+            stopping = time.perf_counter()
+            process.stop(timeout=infra.STOP_GRACE_S["deadline"])
+            self.measured.setdefault("stops", []).append(round(time.perf_counter() - stopping, 1))
 
     async def produce(self, items: list[dict[str, Any]]) -> float:
         return await produce(self.env.kafka.bootstrap, self.settings.case_events_topic, items)
@@ -445,6 +447,7 @@ def _report(m: dict[str, Any], n: int, applied_n: int, swept_n: int) -> dict[str
         "overdue_pages_during_scan_load_503": scan["unavailable"],
         "overdue_page_p99_ms_after_scan_load": _p99_ms(scan["latencies"]),
         "first_page_equals_store_after_scan_and_snapshot_loads": m["exact"],
+        "deadline_graceful_stop_seconds": m.get("stops", []),
         "rss_mib_at_open_cases": round(snapshot["rss"], 1),
         "sweep_seconds_nothing_due_first": round(idle_sweeps[0], 3),
         "sweep_seconds_nothing_due_median_of_next": round(sorted(idle_sweeps[1:])[len(idle_sweeps[1:]) // 2], 4),

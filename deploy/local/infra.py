@@ -448,6 +448,13 @@ class MongoServer:
 SERVICES = ("intake", "deadline", "metrics")
 
 
+# How long a service may take to stop gracefully before it is killed: the deadline saves its
+# open-case index snapshot at a graceful stop (docs/operations.md), which takes tens of seconds on
+# the stand-in at a hundred thousand open cases. The same grace is in docker-compose.yml
+# (stop_grace_period) and deploy/k8s (terminationGracePeriodSeconds).
+STOP_GRACE_S: dict[str, float] = {"deadline": 120.0}
+
+
 def service_process(service: str, port: int, run_dir: Path, env: Mapping[str, str]) -> ManagedProcess:
     return ManagedProcess(
         service,

@@ -163,7 +163,7 @@ def down() -> None:
     for name, process in services.items():
         if process.running():
             print(f"stopping {name}", flush=True)
-        process.stop()
+        process.stop(timeout=infra.STOP_GRACE_S.get(name, 20.0))
     if kafka.running():
         print("stopping kafka and zookeeper", flush=True)
     kafka.stop()
