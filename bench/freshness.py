@@ -3,13 +3,16 @@ the count in the metrics service, at increasing rates of single POSTs.
 
 One broker, one store and the three services as real processes, as in bench/e2e.py. SINGLE_CLIENTS
 client tasks post the simulator's events (the province's mix, late, out of order and duplicated
-items included; its year is 2025) one per request, at a fixed total rate, for a step of
+items included; its year is 2025) one per request (or BENCH_FRESHNESS_BATCH a request), at a fixed total rate, for a step of
 BENCH_FRESHNESS_STEP_S seconds (default 20; the issue's step is 600). Among them, a probe every
 PROBE_EVERY_S: a `case.received` of its own case, on a day of 2026 and at a leaf agency that no
 other event of the run names, so that it alone makes that day's `received.total` for that agency 1.
 From a probe's 202, a watcher asks every POLL_S for GET /v1/cases/{code} on the deadline service
 (200: the case is there) and GET /v1/indicators?period=<day>&agency=<agency> on the metrics service
 (`received.total` 1): the time each took, to ±POLL_S.
+
+BENCH_FRESHNESS_BATCH events a request (default 1: single POSTs, the way most one-stop systems push;
+more shows the pipeline's freshness beyond the intake's single-request rate on this machine).
 
 The steps (BENCH_FRESHNESS_RATES, events/s, default 50,100,200,300,400) go up until one's p99 is over
 1 s on either side, or its achieved rate falls short of 95 % of the asked one; the highest step that
@@ -137,24 +140,35 @@ async def _watch(
     step.to_count.append(seen["count"])
 
 
-async def _post(client: httpx.AsyncClient, url: str, body: bytes, step: Step) -> bool:
+async def _post(client: httpx.AsyncClient, url: str, body: bytes, events: int, step: Step) -> bool:
     response = await client.post(url, content=body, headers=HEADERS)
     if response.status_code != 202:
-        step.failed += 1
+        step.failed += events
         return False
-    step.posted += 1
+    step.posted += events
     return True
 
 
+def _body(events: list[dict[str, Any]]) -> bytes:
+    """One event as its own request, or several in one batch request."""
+    return dumps(events[0]) if len(events) == 1 else dumps({"events": events})
+
+
 async def run_step(
-    urls: dict[str, str], events: list[dict[str, Any]], rate: float, seconds: float, slots: Iterator[Any]
+    urls: dict[str, str],
+    events: list[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    slots: Iterator[Any],
+    batch: int = 1,
 ) -> Step:
-    """`rate` events/s for `seconds`, from SINGLE_CLIENTS clients, probes among them."""
+    """`rate` events/s for `seconds`, from SINGLE_CLIENTS clients, `batch` events a request, probes
+    among them (a probe is the last event of its request)."""
     step = Step(rate)
-    total = int(rate * seconds)
-    every = max(1, round(rate * PROBE_EVERY_S))  # the n-th request of the step is a probe when n % every == 0
-    bodies = [dumps(e) for e in events[:total]]
-    probes = {n: probe_event(next(_probe_serial), *next(slots)) for n in range(0, total, every)}
+    requests = int(rate * seconds / batch)
+    per_s = rate / batch
+    every = max(1, round(per_s * PROBE_EVERY_S))  # the n-th request of the step holds a probe when n % every == 0
+    probes = {n: probe_event(next(_probe_serial), *next(slots)) for n in range(0, requests, every)}
     watchers: list[asyncio.Task[None]] = []
     url = f"{urls['intake']}/v1/events"
     limits = httpx.Limits(max_connections=SINGLE_CLIENTS * 2)
@@ -162,16 +176,14 @@ async def run_step(
         step.started = time.perf_counter()
 
         async def one_client(index: int) -> None:
-            for n in range(index, total, SINGLE_CLIENTS):
-                delay = step.started + n / rate - time.perf_counter()
+            for n in range(index, requests, SINGLE_CLIENTS):
+                delay = step.started + n / per_s - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 probe = probes.get(n)
-                if probe is not None:
-                    if await _post(client, url, dumps(probe), step):
-                        watchers.append(asyncio.create_task(_watch(watcher, urls, probe, time.perf_counter(), step)))
-                else:
-                    await _post(client, url, bodies[n], step)
+                carried = events[n * batch : (n + 1) * batch - (probe is not None)] + ([probe] if probe else [])
+                if await _post(client, url, _body(carried), len(carried), step) and probe is not None:
+                    watchers.append(asyncio.create_task(_watch(watcher, urls, probe, time.perf_counter(), step)))
 
         await asyncio.gather(*(one_client(i) for i in range(SINGLE_CLIENTS)))
         step.ended = time.perf_counter()
@@ -188,11 +200,12 @@ def _stream(items_needed: int, seed: int) -> list[dict[str, Any]]:
     return events
 
 
-async def run_async(rates: list[float], seconds: float) -> dict[str, Any]:
+async def run_async(rates: list[float], seconds: float, batch: int = 1) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": "freshness",
         "what": (
-            f"single POSTs of the simulator's events from {SINGLE_CLIENTS} clients at a fixed rate, {seconds:g} s "
+            f"{'single POSTs' if batch == 1 else f'POSTs of {batch} events'} of the simulator's events from "
+            f"{SINGLE_CLIENTS} clients at a fixed rate, {seconds:g} s "
             "a step: p50/p99 from the intake's 202 to the case in the deadline service and to the count in "
             "the metrics service (probes every 0.5 s, polled every 0.1 s)"
         ),
@@ -208,7 +221,7 @@ async def run_async(rates: list[float], seconds: float) -> dict[str, Any]:
         async with infra.running_services(env.run_dir, env_of(settings)) as services:
             for index, rate in enumerate(rates):
                 events = _stream(int(rate * seconds), 200 + index)
-                step = (await run_step(services.urls, events, rate, seconds, slots)).summary()
+                step = (await run_step(services.urls, events, rate, seconds, slots, batch)).summary()
                 steps.append(step)
                 print(json.dumps(step), flush=True)
                 if not step["passed"]:
@@ -217,6 +230,7 @@ async def run_async(rates: list[float], seconds: float) -> dict[str, Any]:
         result["steps"] = steps
         result["highest_passing_events_per_s"] = max(passed) if passed else None
         result["targets"] = {"highest_passing_events_per_s": ">= 300", "p99_s": f"<= {TARGET_P99_S:g}"}
+        result["events_per_request"] = batch
         result["met"] = bool(passed) and max(passed) >= 300
     return result
 
@@ -224,7 +238,8 @@ async def run_async(rates: list[float], seconds: float) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     rates = [float(r) for r in os.environ.get("BENCH_FRESHNESS_RATES", "50,100,200,300,400").split(",")]
     seconds = float(os.environ.get("BENCH_FRESHNESS_STEP_S", "20"))
-    return asyncio.run(run_async(rates, seconds))
+    batch = int(os.environ.get("BENCH_FRESHNESS_BATCH", "1"))
+    return asyncio.run(run_async(rates, seconds, batch))
 
 
 if __name__ == "__main__":
