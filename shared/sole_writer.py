@@ -59,6 +59,12 @@ class SoleWriterCopy(ABC):
         should not be burdened meanwhile with what the copy will soon answer)."""
         return self._sole and not self.loaded
 
+    @property
+    def unassigned(self) -> bool:
+        """No assignment is held (before the first one after a start, or during a rebalance): whether
+        this process will be the only writer, and so load the copy, is not known yet."""
+        return not self._assigned
+
     def revoked(self) -> None:
         """Partitions are being taken away: another member may write from now on. The copy, and a
         load in progress, are kept for an assignment that follows without a generation between."""

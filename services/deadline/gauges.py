@@ -110,9 +110,10 @@ class CaseGauges:
         index = self.context.open_cases
         if index.usable:  # from the in-memory open cases (ADR 0008): no scan of the store at each refresh
             counts.update(index.tallies(now, horizon, apology_horizon))
-        elif index.loading:
-            # the index is being loaded from the store: a scan of every case now would compete with
-            # that load (on a large store neither would finish); keep the last values
+        elif index.loading or index.unassigned:
+            # the index is being loaded from the store, or may be as soon as the consumer has its
+            # partitions (right after a start): a scan of every case now would compete with that
+            # load (on a large store neither would finish); keep the last values
             return
         else:
             async for row in await self.context.cases.aggregate(self.pipeline(now, horizon, apology_horizon)):

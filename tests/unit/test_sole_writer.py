@@ -65,7 +65,9 @@ def test_revocation_stops_the_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_not_the_only_writer_never_loads() -> None:
     async def scenario() -> None:
         copy = Flaky(failures=0)
+        assert copy.unassigned and not copy.loading  # after a start: not known yet
         await copy.assigned(sole_owner=False)
+        assert not copy.unassigned
         await asyncio.sleep(0.05)
         assert copy.attempts == 0 and not copy.loading and not copy.usable
 
@@ -198,5 +200,19 @@ def test_a_reader_does_not_wait_while_another_member_holds_partitions() -> None:
         started = time.monotonic()
         assert not await copy.wait_usable()
         assert time.monotonic() - started < 0.1
+
+    asyncio.run(scenario())
+
+
+def test_a_copy_is_unassigned_from_a_revocation_to_the_next_assignment() -> None:
+    async def scenario() -> None:
+        copy = Slow()
+        await copy.assigned(sole_owner=True, membership=member(1))
+        assert not copy.unassigned and copy.loading
+        copy.revoked()
+        assert copy.unassigned and not copy.loading
+        await copy.assigned(sole_owner=True, membership=member(2))
+        assert not copy.unassigned
+        copy.release.set()
 
     asyncio.run(scenario())
