@@ -4,9 +4,10 @@ the count in the metrics service, at increasing rates of single POSTs.
 One broker, one store and the three services as real processes, as in bench/e2e.py. SINGLE_CLIENTS
 client tasks post the simulator's events (the province's mix, late, out of order and duplicated
 items included; its year is 2025) one per request (or BENCH_FRESHNESS_BATCH a request), at a fixed
-total rate, for a step of BENCH_FRESHNESS_STEP_S seconds (default 20; the issue's step is 600). Among them, a probe every
-PROBE_EVERY_S: a `case.received` of its own case, on a day of 2026 and at a leaf agency that no
-other event of the run names, so that it alone makes that day's `received.total` for that agency 1.
+total rate, for a step of BENCH_FRESHNESS_STEP_S seconds (default 20; the issue's step is 600).
+Among them, a probe every PROBE_EVERY_S: a `case.received` of its own case, on a day of 2026 and at
+a leaf agency that no other event of the run names, so that it alone makes that day's
+`received.total` for that agency 1.
 From a probe's 202, a watcher asks every POLL_S for GET /v1/cases/{code} on the deadline service
 (200: the case is there) and GET /v1/indicators?period=<day>&agency=<agency> on the metrics service
 (`received.total` 1): the time each took, to ±POLL_S.
