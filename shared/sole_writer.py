@@ -30,6 +30,8 @@ RETRY_MAX_S = 60.0
 # How long after a start, a rebalance or a load's start a reader waits for the copy before it reads
 # the store: a snapshot loads in a second or two, a scan of the store takes longer (bench/results/).
 WAIT_S = 10.0
+# how long `unassigned` holds after a start or a revocation without the next assignment
+UNASSIGNED_WAIT_S = 60.0
 
 
 class SoleWriterCopy(ABC):
@@ -46,6 +48,7 @@ class SoleWriterCopy(ABC):
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = RETRY_FIRST_S
         self._assigned = False  # an assignment is held (not between a revocation and the next one)
+        self._unassigned_since = time.monotonic()
         self._usable_now = asyncio.Event()
         self._wait_until = time.monotonic() + WAIT_S  # readers wait for the copy until then
 
@@ -61,9 +64,12 @@ class SoleWriterCopy(ABC):
 
     @property
     def unassigned(self) -> bool:
-        """No assignment is held (before the first one after a start, or during a rebalance): whether
-        this process will be the only writer, and so load the copy, is not known yet."""
-        return not self._assigned
+        """No assignment is held since a start or a revocation less than UNASSIGNED_WAIT_S ago (the
+        first assignment or a rebalance in progress): whether this process will be the only writer,
+        and so load the copy, is not known yet. Bounded in time, so that a reader that waits for it
+        (the gauges) does not wait forever on a broker that is away or a copy discarded without a
+        rebalance."""
+        return not self._assigned and time.monotonic() - self._unassigned_since < UNASSIGNED_WAIT_S
 
     def revoked(self) -> None:
         """Partitions are being taken away: another member may write from now on. The copy, and a
@@ -72,6 +78,8 @@ class SoleWriterCopy(ABC):
             self._wait_until = time.monotonic() + WAIT_S
         self.usable = False
         self._sole = False
+        if self._assigned:
+            self._unassigned_since = time.monotonic()
         self._assigned = False
         self._usable_now.clear()
         self._usable_gauge.set(0)

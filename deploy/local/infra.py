@@ -508,8 +508,8 @@ async def running_services(
             await wait_http(f"{urls[name]}/readyz", timeout=ready_timeout, process=process)
         yield Services(processes, urls)
     finally:
-        for process in processes.values():
-            process.stop()
+        for name, process in processes.items():
+            process.stop(timeout=STOP_GRACE_S.get(name, 20.0))
 
 
 async def wait_http(url: str, timeout: float = 60.0, process: ManagedProcess | None = None) -> None:

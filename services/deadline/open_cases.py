@@ -44,6 +44,7 @@ import bson
 from bson.binary import Binary
 from prometheus_client import Gauge
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
 from sortedcontainers import SortedList
 
 from shared.domain.apology_due import apology_due
@@ -357,8 +358,16 @@ class OpenCaseIndex(SoleWriterCopy):
         loaded = self._partial or _Loaded(head["horizon"], "snapshot")
         self._partial = loaded
         async for chunk in self.snapshots.find({"save": head["save"], "_id": {"$nin": sorted(loaded.chunks)}}):
-            body: dict[str, Any] = bson.decode(chunk["rows"], self.collection.codec_options)
-            read_chunk(body, loaded.cases, loaded.undated)  # a chunk read again puts the same rows
+            try:
+                body: dict[str, Any] = bson.decode(chunk["rows"], self.collection.codec_options)
+                read_chunk(body, loaded.cases, loaded.undated)  # a chunk read again puts the same rows
+            except (PyMongoError, OSError, TimeoutError):
+                raise  # the store or the connection: a retry reads the chunks left
+            except Exception:
+                # the chunk itself cannot be read: a retry would fail on it again; the next load scans
+                self._drop_claim()
+                log.exception("open-case snapshot chunk unreadable; scanning the store", extra={"copy": self.name})
+                return None
             loaded.chunks.add(chunk["_id"])
         if len(loaded.chunks) != head["chunks"]:
             self._drop_claim()

@@ -97,6 +97,37 @@ async def test_a_load_that_fails_midway_is_retried_from_the_snapshot(
     await client.close()
 
 
+async def test_a_snapshot_chunk_that_cannot_be_read_is_given_up_for_a_scan(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose content fails every time (not the store: the chunk) would fail every retry:
+    the load gives the snapshot up and scans, and the lists do not stay 503."""
+    client = mongo_client(settings.mongo_uri, "standin")
+    cases = client[f"{settings.mongo_db}_deadline"]["cases"]
+    await cases.insert_many([{"_id": f"C{day}", **case(day)} for day in range(1, 6)])
+    monkeypatch.setattr(open_cases, "CHUNK_ROWS", 2)
+    first = OpenCaseIndex(cases)
+    await first.assigned(True, Membership("m1", 1, OFFSETS))
+    await wait_done(first)
+    assert await first.save(OFFSETS)
+    read_chunk = open_cases.read_chunk
+    calls: list[int] = []
+
+    def unreadable_second(*args: Any) -> None:
+        calls.append(len(args[1]))
+        if len(calls) == 2:
+            raise ValueError("a column shorter than the others")
+        read_chunk(*args)
+
+    monkeypatch.setattr(open_cases, "read_chunk", unreadable_second)
+    index = OpenCaseIndex(cases)
+    await index.assigned(True, Membership("m2", 1, OFFSETS))
+    await wait_done(index)
+    assert index.loaded and index.usable and index.loaded_from == "scan" and not index.loading
+    assert set(index.cases) == {f"C{day}" for day in range(1, 6)}
+    await client.close()
+
+
 class CaseQueries(monitoring.CommandListener):
     """The commands sent to the case collection of a database, counted while `on`."""
 

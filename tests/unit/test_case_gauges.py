@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.deadline.gauges import CaseGauges
+from shared import sole_writer
 from shared.config import load_registry
 from shared.kafka import Membership
 from shared.sole_writer import SoleWriterCopy
@@ -45,6 +46,8 @@ class _Rows:
 
 
 def test_the_store_is_counted_only_once_another_member_may_write() -> None:
+    saved = sole_writer.UNASSIGNED_WAIT_S
+
     async def scenario() -> None:
         index, cases = Index(), Cases()
         context = SimpleNamespace(
@@ -67,6 +70,13 @@ def test_the_store_is_counted_only_once_another_member_may_write() -> None:
         await index.assigned(sole_owner=False)  # another member writes too: the store answers
         await gauges.refresh(now)
         assert cases.aggregations == 1
+        index.revoked()  # then no assignment for longer than the wait: the gauges count again
+        sole_writer.UNASSIGNED_WAIT_S = 0.0
+        try:
+            await gauges.refresh(now)
+        finally:
+            sole_writer.UNASSIGNED_WAIT_S = saved
+        assert cases.aggregations == 2
         index.release.set()
 
     asyncio.run(scenario())

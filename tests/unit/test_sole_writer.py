@@ -216,3 +216,19 @@ def test_a_copy_is_unassigned_from_a_revocation_to_the_next_assignment() -> None
         copy.release.set()
 
     asyncio.run(scenario())
+
+
+def test_unassigned_holds_only_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy discarded without a rebalance (its partitions still held), or a broker away: readers
+    that wait while it is unassigned (the gauges) go on after UNASSIGNED_WAIT_S."""
+
+    async def scenario() -> None:
+        copy = Slow()
+        await copy.assigned(sole_owner=True, membership=member(1))
+        copy.discard()
+        assert copy.unassigned
+        monkeypatch.setattr(sole_writer, "UNASSIGNED_WAIT_S", 0.0)
+        assert not copy.unassigned
+        copy.release.set()
+
+    asyncio.run(scenario())
