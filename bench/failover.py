@@ -58,22 +58,9 @@ async def replicas(
 ) -> AsyncIterator[tuple[dict[str, str], dict[str, infra.ManagedProcess]]]:
     """Service processes (`deadline`, `deadline-2`, ...) on free ports, ready: their base URLs and
     the processes (each stopped on the way out, by pid)."""
-    ports = {name: infra.free_port() for name in names}
-    processes = {}
-    for name, port in ports.items():
-        process = infra.service_process(name.split("-")[0], port, env.run_dir / settings.topic_prefix, env_of(settings))
-        process.name = name
-        processes[name] = process
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    for process in processes.values():
-        process.start()
-    try:
-        for name, process in processes.items():
-            await infra.wait_http(f"{urls[name]}/readyz", timeout=120, process=process)
-        yield urls, processes
-    finally:
-        for process in processes.values():
-            process.stop()
+    run_dir = env.run_dir / settings.topic_prefix
+    async with infra.running_services(run_dir, env_of(settings), tuple(names), ready_timeout=120) as services:
+        yield services.urls, services.processes
 
 
 async def members(bootstrap: str, group: str) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -494,10 +495,12 @@ async def running_services(
     ready_timeout: float = 90.0,
 ) -> AsyncIterator[Services]:
     """Start the services (and the web pages, pointed at them), wait until each is ready, and stop
-    every one of them, by pid, on the way out."""
+    every one of them, by pid, on the way out. A name `deadline-2` is a second replica of `deadline`."""
     ports = {name: free_port() for name in (*names, *(("web",) if web else ()))}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    processes = {name: service_process(name, ports[name], run_dir, env) for name in names}
+    processes = {
+        name: dataclasses.replace(service_process(_kind(name), ports[name], run_dir, env), name=name) for name in names
+    }
     if web:
         web_env = {**env, "TTHC_DEADLINE_URL": urls["deadline"], "TTHC_METRICS_URL": urls["metrics"]}
         processes["web"] = service_process("web", ports["web"], run_dir, web_env)
@@ -509,7 +512,12 @@ async def running_services(
         yield Services(processes, urls)
     finally:
         for name, process in processes.items():
-            process.stop(timeout=STOP_GRACE_S.get(name, 20.0))
+            process.stop(timeout=STOP_GRACE_S.get(_kind(name), 20.0))
+
+
+def _kind(name: str) -> str:
+    """The service a process name runs: `deadline-2` is a replica of `deadline`."""
+    return name.split("-")[0]
 
 
 async def wait_http(url: str, timeout: float = 60.0, process: ManagedProcess | None = None) -> None:

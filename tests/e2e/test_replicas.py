@@ -61,21 +61,8 @@ async def stack(settings: Settings, run_dir: Path) -> AsyncIterator[Stack]:
     await infra.create_topics(mine.kafka_bootstrap, prefix=mine.topic_prefix, partitions=PARTITIONS)
     folder = run_dir / f"replicas-{mine.topic_prefix}"
     env = settings_env(mine)
-    ports = {name: infra.free_port() for name in ("intake", *REPLICAS)}
-    processes = {
-        name: dataclasses.replace(infra.service_process(name.split("-")[0], port, folder, env), name=name)
-        for name, port in ports.items()
-    }
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    for process in processes.values():
-        process.start()
-    try:
-        for name, process in processes.items():
-            await infra.wait_http(f"{urls[name]}/readyz", timeout=90, process=process)
-        yield Stack(mine, processes, urls)
-    finally:
-        for process in processes.values():
-            process.stop()
+    async with infra.running_services(folder, env, ("intake", *REPLICAS)) as services:
+        yield Stack(mine, services.processes, services.urls)
 
 
 def province() -> tuple[list[Case], list[tuple[str, Any]], dict[str, Any]]:
