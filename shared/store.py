@@ -47,7 +47,9 @@ TUNINGS: dict[str, StoreTuning] = {
     # or without one): ids expected present read a few dozen at a time, no index on the cases
     "standin": StoreTuning(ids_per_query=25, absent_ids_per_query=1000, list_indexes=False, monitor_timeout_ms=120_000),
 }
-_TUNING_OF: weakref.WeakKeyDictionary[Any, StoreTuning] = weakref.WeakKeyDictionary()
+# by the client's identity: clients of one URI compare equal (pymongo), and a WeakKeyDictionary
+# would give them one entry, gone with the first of them
+_TUNING_OF: dict[int, StoreTuning] = {}
 
 
 # every client's options: instants read back aware, in Vietnam time; a store away is an error in
@@ -69,12 +71,14 @@ def mongo_client(uri: str, profile: StoreProfile = "mongodb") -> AsyncMongoClien
 
 def use_profile(client: Any, profile: StoreProfile) -> None:
     """The store this client talks to has this profile (what `store_tuning` answers for its collections)."""
-    _TUNING_OF[client] = TUNINGS[profile]
+    if id(client) not in _TUNING_OF:
+        weakref.finalize(client, _TUNING_OF.pop, id(client), None)
+    _TUNING_OF[id(client)] = TUNINGS[profile]
 
 
 def store_tuning(collection: AsyncCollection[Document]) -> StoreTuning:
     """The tuning of the store this collection lives in: its client's profile (mongodb unless told)."""
-    return _TUNING_OF.get(collection.database.client, TUNINGS["mongodb"])
+    return _TUNING_OF.get(id(collection.database.client), TUNINGS["mongodb"])
 
 
 def service_database(client: AsyncMongoClient[Document], settings: Settings, service: str) -> AsyncDatabase[Document]:
@@ -116,3 +120,12 @@ async def find_by_ids(
         async for document in collection.find({"_id": {"$in": chunk}}, projection):
             found[document["_id"]] = document
     return found
+
+
+async def collection_uuid(collection: AsyncCollection[Document]) -> Any:
+    """The collection's identity in the store (a collection dropped and created again, as a rebuild
+    does, has another); None if it does not exist."""
+    found = await collection.database.list_collections(filter={"name": collection.name})
+    async for info in found:
+        return info.get("info", {}).get("uuid")
+    return None

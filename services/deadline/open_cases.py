@@ -17,9 +17,10 @@ case collection, i.e. while its consumer holds every partition of tthc.case-even
   committed all it applied. Every case write comes from a record at or past the committed offsets
   (a writer commits after its writes; one that did not commit is re-applied from there by this
   process), so equal offsets mean the store holds no case write the snapshot lacks once those
-  records are applied; a refold (no record of its own) deletes it first. A load takes it out of
-  the store before it reads it (no later start meets it) and keeps it, for a retry of a load that
-  failed, until the index is installed or another member may have written.
+  records are applied; a refold (no record of its own) deletes it first. Every assignment takes it
+  out of the store before this process applies a record (no later start meets it), and the only
+  writer keeps it, for its load and a retry of a load that failed, until the index is installed or
+  another member may have written.
   Otherwise a scan of the open cases (the projection of the fields a row needs);
 - it is unusable from the moment partitions are revoked (before another member can write), and
   while the assignment is partial (several replicas): the lists then read the store. While this
@@ -48,8 +49,9 @@ from pymongo.errors import PyMongoError
 from sortedcontainers import SortedList
 
 from shared.domain.apology_due import apology_due
+from shared.kafka import Membership
 from shared.sole_writer import SoleWriterCopy
-from shared.store import Document
+from shared.store import Document, collection_uuid
 
 log = logging.getLogger(__name__)
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
@@ -270,6 +272,7 @@ class OpenCaseIndex(SoleWriterCopy):
         self.horizon: datetime | None = None  # the latest end instant dropped since the load
         self._touched: set[str] | None = None  # while loading: codes written meanwhile
         self._claimed: Document | None = None  # the snapshot's head this process took for its load
+        self._unclaimed = False  # the assignment could not take the head out of the store
         self._partial: _Loaded | None = None  # what the attempts so far read of it
         self.loaded_from = ""  # "snapshot" or "scan": how the last load read the store
         self.version = 0  # moves at every change: the totals counted before are stale
@@ -326,17 +329,29 @@ class OpenCaseIndex(SoleWriterCopy):
     def snapshots(self) -> AsyncCollection[Document]:
         return self.collection.database[f"{self.collection.name}_open_index"]
 
+    async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None:
+        """At every assignment, before this process applies a record: the snapshot's head is taken
+        out of the store (this process writes cases from now on, which the snapshot lacks, and may
+        stop before it commits them: a later start with the same offsets would miss them once they
+        come again as duplicates), and kept, for the load, when this process is the only writer."""
+        head: Document | None = None
+        try:
+            head = await self.snapshots.find_one_and_delete({"_id": HEAD})
+            self._unclaimed = False
+        except Exception as exc:  # the store away: the load takes it out before it reads anything
+            self._unclaimed = True
+            log.warning("open-case snapshot not claimed at assignment", extra={"copy": self.name, "error": repr(exc)})
+        await super().assigned(sole_owner, membership)  # (no await in it: the load starts after this)
+        if head is not None and sole_owner and self._claimed is None:
+            self._claimed = head
+
     async def _claim(self) -> Document | None:
-        """The snapshot's head, taken from the store by this process's first load attempt: no other
-        start meets it again (this process writes cases from now on, which the snapshot lacks, and
-        may stop before it commits them: a later start with the same offsets would miss them once
-        they come again as duplicates). Kept in memory, its chunks in the store, for a retry of this
-        load while the assignment is kept (the writes since are in `_touched`)."""
-        if self._claimed is None:
-            head = await self.snapshots.find_one({"_id": HEAD})
-            if head is not None:
-                await self.snapshots.delete_one({"_id": HEAD})
-                self._claimed = head
+        """The snapshot's head this assignment took out of the store (`assigned`), kept in memory, its
+        chunks in the store, for a retry of this load while the assignment is kept (the writes since
+        are in `_touched`)."""
+        if self._claimed is None and self._unclaimed:
+            self._claimed = await self.snapshots.find_one_and_delete({"_id": HEAD})
+            self._unclaimed = False
         return self._claimed
 
     async def _from_snapshot(self) -> _Loaded | None:
@@ -349,7 +364,7 @@ class OpenCaseIndex(SoleWriterCopy):
             not committed
             or head.get("offsets") != committed
             or head.get("columns") != list(COLUMNS)
-            or head.get("collection") != await self._collection_uuid()  # not dropped and made again since
+            or head.get("collection") != await collection_uuid(self.collection)  # not dropped and made again since
         ):
             self._drop_claim()
             log.info("open-case snapshot not for these offsets; scanning the store", extra={"copy": self.name})
@@ -407,21 +422,13 @@ class OpenCaseIndex(SoleWriterCopy):
             "columns": list(COLUMNS),
             "save": save,
             "chunks": len(chunks),
-            "collection": await self._collection_uuid(),
+            "collection": await collection_uuid(self.collection),
             "horizon": self.horizon or datetime.now(UTC),
             "saved_at": datetime.now(UTC),
         }
         await self.snapshots.replace_one({"_id": HEAD}, head, upsert=True)
         await self.snapshots.delete_many({"save": {"$ne": save}, "_id": {"$ne": HEAD}})
         log.info("open-case snapshot saved", extra={"copy": self.name, "cases": len(self.cases), "chunks": len(chunks)})
-
-    async def _collection_uuid(self) -> Any:
-        """The case collection's identity in the store (a collection dropped and created again, as a
-        rebuild does, has another)."""
-        found = await self.collection.database.list_collections(filter={"name": self.collection.name})
-        async for info in found:
-            return info.get("info", {}).get("uuid")
-        return None
 
     async def forget_snapshot(self) -> None:
         """Before a write that comes from no record (a refold): a snapshot would miss it."""

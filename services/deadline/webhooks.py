@@ -188,8 +188,7 @@ class WebhookDispatcher:
         while the claim holds (`_deliver`), so a send that outlived its lease cannot overwrite the
         outcome of the replica that claimed it next.
         """
-        lease = timedelta(seconds=2 * self.settings.webhook_timeout_s + 30)
-        until = now + lease
+        until = now + timedelta(seconds=self._lease_s())
         until = until.replace(microsecond=until.microsecond // 1000 * 1000)  # the store keeps milliseconds
         result = await self.log.update_one(
             {"_id": delivery["_id"], "status": "pending", "next_attempt_at": delivery["next_attempt_at"]},
@@ -197,21 +196,39 @@ class WebhookDispatcher:
         )
         return {**delivery, "next_attempt_at": until} if result.modified_count == 1 else None
 
+    def _lease_s(self) -> float:
+        """How long a claim holds: an attempt (bounded by `_attempt_s`) and the write of its outcome."""
+        return 2 * self.settings.webhook_timeout_s + 30
+
+    def _attempt_s(self) -> float:
+        """The longest an attempt (the URL's check and the post) may take: httpx's timeout bounds each
+        step of a post, not the whole (a receiver that drips its answer holds it longer), and the
+        outcome must be written while the claim holds."""
+        return self._lease_s() - 10
+
     async def _deliver(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
         claim = {"_id": delivery["_id"], "status": "pending", "next_attempt_at": delivery["next_attempt_at"]}
-        reason, resolved_error = await self._checked(delivery["url"])
+        reason: str | None = None
+        ok, error = False, ""
+        try:
+            async with asyncio.timeout(self._attempt_s()):
+                reason, resolved_error = await self._checked(delivery["url"])
+                if reason is None and resolved_error is not None:
+                    error = resolved_error
+                elif reason is None:
+                    ok, error = await self._post(client, delivery)
+        except TimeoutError:
+            ok, error = False, f"no answer within {self._attempt_s():g} s"
         if reason is not None:
-            DELIVERIES.labels("not_sent").inc()
+            outcome, fields = "not_sent", {"status": "not_sent", "reason": reason}
             log.warning("webhook not sent", extra={"idempotency_key": delivery["_id"], "reason": reason})
-            await self.log.update_one(claim, {"$set": {"status": "not_sent", "reason": reason}})
-            return
-        if resolved_error is not None:
-            ok, error = False, resolved_error
         else:
-            ok, error = await self._post(client, delivery)
-        written = await self.log.update_one(claim, {"$set": self._after_attempt(delivery, ok, error)})
+            outcome, fields = self._after_attempt(delivery, ok, error)
+        written = await self.log.update_one(claim, {"$set": fields})
         if written.modified_count == 0:
             log.warning("webhook outcome not written: the claim ran out", extra={"idempotency_key": delivery["_id"]})
+            return
+        DELIVERIES.labels(outcome).inc()  # counted once it is the log's
 
     async def _checked(self, url: str) -> tuple[str | None, str | None]:
         """(why the delivery is not sent, or None; why its host could not be resolved, or None)."""
@@ -240,19 +257,17 @@ class WebhookDispatcher:
             return False, repr(exc)
         return 200 <= response.status_code < 300, f"HTTP {response.status_code}"
 
-    def _after_attempt(self, delivery: dict[str, Any], ok: bool, error: str) -> dict[str, Any]:
-        """The delivery's fields after an attempt: delivered, failed for good, or retried later."""
+    def _after_attempt(self, delivery: dict[str, Any], ok: bool, error: str) -> tuple[str, dict[str, Any]]:
+        """The outcome of an attempt (delivered, failed for good, or retried later) and the
+        delivery's fields after it."""
         attempts = delivery["attempts"] + 1
         now = datetime.now(UTC)
         if ok:
-            DELIVERIES.labels("delivered").inc()
-            return {"status": "delivered", "attempts": attempts, "delivered_at": now, "last_error": None}
+            return "delivered", {"status": "delivered", "attempts": attempts, "delivered_at": now, "last_error": None}
         if attempts >= self.settings.webhook_max_attempts:
-            DELIVERIES.labels("failed").inc()
-            return {"status": "failed", "attempts": attempts, "last_error": error}
-        DELIVERIES.labels("retry").inc()
+            return "failed", {"status": "failed", "attempts": attempts, "last_error": error}
         backoff = timedelta(seconds=min(2**attempts, 3600))
-        return {"attempts": attempts, "last_error": error, "next_attempt_at": now + backoff}
+        return "retry", {"attempts": attempts, "last_error": error, "next_attempt_at": now + backoff}
 
 
 @router.get("/v1/webhooks/deliveries")

@@ -128,6 +128,44 @@ async def test_a_snapshot_chunk_that_cannot_be_read_is_given_up_for_a_scan(
     await client.close()
 
 
+async def test_every_assignment_takes_the_snapshot_out_before_the_first_record_is_applied(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taken out by the load task instead, a process that writes a case and dies before its load
+    began would leave a snapshot that lacks the write for a start with the same offsets."""
+    client = mongo_client(settings.mongo_uri, "standin")
+    cases = client[f"{settings.mongo_db}_deadline"]["cases"]
+    await cases.insert_many([{"_id": f"C{day}", **case(day)} for day in range(1, 4)])
+    first = OpenCaseIndex(cases)
+    await first.assigned(True, Membership("m1", 1, OFFSETS))
+    await wait_done(first)
+    assert await first.save(OFFSETS)
+    release = asyncio.Event()
+    load = OpenCaseIndex.load
+
+    async def held_load(self: OpenCaseIndex) -> None:
+        await release.wait()
+        await load(self)
+
+    monkeypatch.setattr(OpenCaseIndex, "load", held_load)
+    # a replica given some of the partitions writes cases the snapshot lacks: it takes the head out
+    partial = OpenCaseIndex(cases)
+    await partial.assigned(False, Membership("m2", 2, OFFSETS))
+    assert await partial.snapshots.find_one({"_id": HEAD}) is None
+    assert not partial.loading and partial._claimed is None
+    # the only writer: out of the store when the assignment returns, its load not begun, and loaded from it
+    assert await first.save(OFFSETS)
+    index = OpenCaseIndex(cases)
+    await index.assigned(True, Membership("m3", 3, OFFSETS))
+    assert await index.snapshots.find_one({"_id": HEAD}) is None
+    assert index.loading and not index.loaded
+    release.set()
+    await wait_done(index)
+    assert index.usable and index.loaded_from == "snapshot"
+    assert set(index.cases) == {"C1", "C2", "C3"}
+    await client.close()
+
+
 class CaseQueries(monitoring.CommandListener):
     """The commands sent to the case collection of a database, counted while `on`."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from services.deadline.webhooks import WebhookDispatcher
+from services.deadline.webhooks import DELIVERIES, WebhookDispatcher
 from shared.registry_sync import RegistryState
 from shared.settings import Settings
 from shared.store import mongo_client
@@ -77,14 +78,53 @@ async def test_two_replicas_post_each_delivery_once(settings: Settings) -> None:
             assert posts.count("k99") == 1
             # the first replica's send outlived its lease: its outcome does not overwrite the other's
             receiver_fails.append(True)
+            retries = DELIVERIES.labels("retry")._value.get()
             await replicas[0]._deliver(http, stale)
             assert posts.count("k99") == 2
+            assert DELIVERIES.labels("retry")._value.get() == retries  # counted only what the log holds
             after = await log.find_one({"_id": "k99"})
             assert after is not None and (after["status"], after["attempts"], after["last_error"]) == (
                 "delivered",
                 1,
                 None,
             )
+    finally:
+        await log.drop()
+        await client.close()
+
+
+async def test_an_attempt_is_bounded_so_that_its_outcome_is_written_while_the_claim_holds(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver that never answers in full (httpx's timeout bounds each read, not the whole post)
+    cannot hold an attempt past its lease: the attempt ends, and is retried later."""
+    settings = settings.model_copy(update={"webhook_secret": "s3cret"})
+    receiver = FastAPI()
+    answered = asyncio.Event()  # set once the test is done: the server's shutdown waits for the handler
+
+    @receiver.post("/hook")
+    async def hook(request: Request) -> Response:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(answered.wait(), 30)
+        return Response(status_code=200)
+
+    client = mongo_client(settings.mongo_uri)
+    log = client[f"{settings.mongo_db}_deadline"][f"webhook_claims_{uuid.uuid4().hex[:8]}"]
+    dispatcher = WebhookDispatcher(settings, log, RegistryState.seeded(settings))
+    monkeypatch.setattr(WebhookDispatcher, "_attempt_s", lambda self: 0.5)
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    try:
+        async with running(receiver) as url, httpx.AsyncClient(timeout=60) as http:
+            await log.insert_one(delivery(f"{url}/hook", 1, now))
+            retries = DELIVERIES.labels("retry")._value.get()
+            assert await asyncio.wait_for(dispatcher.deliver_due(http), 20) == 1
+            after = await log.find_one({"_id": "k1"})
+            assert after is not None
+            assert (after["status"], after["attempts"]) == ("pending", 1)
+            assert after["last_error"] == "no answer within 0.5 s"
+            assert after["next_attempt_at"] > datetime.now(UTC)
+            assert DELIVERIES.labels("retry")._value.get() == retries + 1
+            answered.set()
     finally:
         await log.drop()
         await client.close()
