@@ -8,8 +8,9 @@
   of a stream of known cases): new cases are inserted, known ones replaced whole, and the timers
   are their own documents, armed when a case's timing changes (ADR 0010, 0011); the known cases are
   read from the documents the process holds of what it wrote (ADR 0012), with how many it held and
-  its RSS; then, restarted (nothing held), a third event for each case: known cases read from the
-  store;
+  its RSS; then, restarted after a graceful stop, a third event for each case: the documents it
+  held put back from the stop's snapshot (ADR 0023); then, restarted after a kill (nothing held), a
+  fourth: known cases read from the store;
 - the rest of the 100,000 open cases are then written straight into the store (behind the
   service's back, so the bench deletes the index snapshot its last stop saved), and the service
   restarted twice: first its in-memory open-case index (ADR 0008) is loaded by a scan of the
@@ -66,6 +67,7 @@ HELD_SERIES = (
     'tthc_projection_cache_bytes{projection="deadline"}',
     'tthc_projection_cache_documents{projection="deadline"}',
 )
+RESTORED_SERIES = 'tthc_projection_cache_restored_total{projection="deadline"}'
 LIST_SERIES = (
     'tthc_deadline_list_reads_total{source="memory"}',
     'tthc_deadline_list_reads_total{source="store"}',
@@ -123,14 +125,15 @@ def follow_ups(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def ratings(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A third event for each case (a rating, two days after receipt: no change of timing, as the
-    follow-ups), for the known cases applied after a restart."""
+def ratings(received: list[dict[str, Any]], tag: str = "g") -> list[dict[str, Any]]:
+    """One more event for each case (a rating, two days after receipt: no change of timing, as the
+    follow-ups), for the known cases applied after a restart (`tag`: another one, after a crash)."""
     out = []
     for i, item in enumerate(received):
-        at = datetime.fromisoformat(item["occurred_at"]) + timedelta(days=2)
-        data = {"satisfied": True, "complaint": False}
-        out.append({**item, "event_id": f"bd-g{i}", "type": "case.rated", "occurred_at": at.isoformat(), "data": data})
+        at = datetime.fromisoformat(item["occurred_at"]) + timedelta(days=2, minutes=len(tag) - 1)
+        data = {"satisfied": tag == "g", "complaint": False}
+        event = {"event_id": f"bd-{tag}{i}", "type": "case.rated", "occurred_at": at.isoformat(), "data": data}
+        out.append({**item, **event})
     return out
 
 
@@ -190,7 +193,8 @@ class _Bench:
         return f"http://127.0.0.1:{self.port}"
 
     @contextlib.asynccontextmanager
-    async def deadline_process(self) -> AsyncIterator[infra.ManagedProcess]:
+    async def deadline_process(self, crash: bool = False) -> AsyncIterator[infra.ManagedProcess]:
+        """The deadline process, stopped gracefully at the end (or killed: `crash`)."""
         process = infra.service_process("deadline", self.port, self.env.run_dir, env_of(self.settings))
         process.start()
         try:
@@ -198,8 +202,11 @@ class _Bench:
             yield process
         finally:
             stopping = time.perf_counter()
-            process.stop(timeout=infra.STOP_GRACE_S["deadline"])
-            self.measured.setdefault("stops", []).append(round(time.perf_counter() - stopping, 1))
+            if crash:
+                process.kill()
+            else:
+                process.stop(timeout=infra.STOP_GRACE_S["deadline"])
+                self.measured.setdefault("stops", []).append(round(time.perf_counter() - stopping, 1))
 
     async def produce(self, items: list[dict[str, Any]]) -> float:
         return await produce(self.env.kafka.bootstrap, self.settings.case_events_topic, items)
@@ -229,17 +236,21 @@ async def _applied(bench: _Bench, applied_n: int, later: list[dict[str, Any]]) -
         bench.measured["rss_held"] = rss_mib(process.started_pid)
 
 
-async def _applied_after_restart(bench: _Bench, third: list[dict[str, Any]]) -> None:
-    """The same known cases after a restart: nothing held, each read from the store (ADR 0012)."""
-    async with bench.deadline_process():
+async def _applied_after_restart(bench: _Bench, third: list[dict[str, Any]], after_crash: bool = False) -> None:
+    """The same known cases after a restart: after a graceful stop, the documents the process held
+    are put back from the stop's snapshot (ADR 0023); after a crash (`after_crash`) nothing is
+    held and each case is read from the store (ADR 0012). This process is killed at the end, for
+    the crash that follows."""
+    key = "crash" if after_crash else "cold"
+    async with bench.deadline_process(crash=not after_crash):
         # its open-case index loads first (a scan of the store that would slow these reads)
         await wait_gauge(bench.base, "tthc_deadline_open_cases_index_usable", 1.0, timeout=1800)
         already = (await scrape(bench.base, APPLIED_SERIES)).get(APPLIED_SERIES, 0.0)
         await bench.produce(third)
-        bench.measured["applied_cold"] = await applied_rate(
+        bench.measured[f"applied_{key}"] = await applied_rate(
             bench.base, "deadline", len(third), timeout=1800, after=already
         )
-        bench.measured["cold"] = await scrape(bench.base, *HELD_SERIES)
+        bench.measured[key] = await scrape(bench.base, *HELD_SERIES, RESTORED_SERIES)
 
 
 async def _insert_the_rest(bench: _Bench, cases: Collection, rest: list[dict[str, Any]]) -> None:
@@ -384,6 +395,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         cases = mongo[f"{settings.mongo_db}_deadline"].cases
         await _applied(bench, applied_n, later)
         await _applied_after_restart(bench, ratings(items[:applied_n]))
+        await _applied_after_restart(bench, ratings(items[:applied_n], "hh"), after_crash=True)
         m = bench.measured
         applied_phases = {"new": m["applied"], "known": m["applied_known"], "known_after_restart": m["applied_cold"]}
         progress = {"raw_existing": m["raw_existing"], **applied_phases, "raw": m["raw_upsert"], **m["held"]}
@@ -403,7 +415,7 @@ def _report(m: dict[str, Any], n: int, applied_n: int, swept_n: int) -> dict[str
     scan, snapshot = m["scan"], m["snapshot"]
     latencies, raw_latencies, idle_sweeps = snapshot["latencies"], m["raw_latencies"], m["idle_sweeps"]
     raw_upsert, raw_existing = m["raw_upsert"], m["raw_existing"]
-    applied_known, applied_cold = m["applied_known"], m["applied_cold"]
+    applied_known, applied_cold, applied_crash = m["applied_known"], m["applied_cold"], m["applied_crash"]
     p99 = percentile(latencies, 99)
     return {
         "name": "deadline",
@@ -425,6 +437,11 @@ def _report(m: dict[str, Any], n: int, applied_n: int, swept_n: int) -> dict[str
         "applied_known_cases_after_restart_events_per_s": round(applied_cold),
         "applied_known_cases_after_restart_ratio_of_raw_upsert_over_existing": round(applied_cold / raw_existing, 2),
         "applied_known_cases_after_restart_read_from_store": cold.get(HELD_SERIES[1], 0.0),
+        "applied_known_cases_after_restart_read_from_memory": cold.get(HELD_SERIES[0], 0.0),
+        "documents_put_back_at_restart": cold.get(RESTORED_SERIES, 0.0),
+        "applied_known_cases_after_crash_events_per_s": round(applied_crash),
+        "applied_known_cases_after_crash_ratio_of_raw_upsert_over_existing": round(applied_crash / raw_existing, 2),
+        "applied_known_cases_after_crash_read_from_store": m["crash"].get(HELD_SERIES[1], 0.0),
         "store_insert_docs_per_s_up_to_n": round(m["insert_rate"]) if m["insert_rate"] else None,
         "open_cases": n,
         "overdue_page_p50_ms": round(percentile(latencies, 50) * 1000, 1),

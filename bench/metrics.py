@@ -3,8 +3,10 @@
 - applied events/s: case.received events on the topic applied by a real metrics process (facts and
   aggregates in one transaction), vs raw bulk upserts of same-shaped fact documents (same run,
   same store); then one later event for each of those cases (known facts, replaced whole), vs
-  replacement upserts of their new documents over the old ones; then, restarted (nothing held, each
-  case's facts read from the store), a third event for each case, vs the same limit;
+  replacement upserts of their new documents over the old ones; then, restarted after a graceful
+  stop (the facts it held put back from the stop's snapshot, ADR 0023), a third event for each
+  case, and restarted after a kill (nothing held, each case's facts read from the store), a fourth,
+  vs the same limit;
 - p50/p99 of GET /v1/indicators at 10,000, 100,000 and 1,000,000 cases (facts spread over two
   years, 80 % finished, with their aggregates, loaded straight into the store): a month, a quarter,
   an explicit range with partial months, one agency's month, and a field + channel filter; 100
@@ -143,7 +145,8 @@ async def _applied_rates(env: Infra, settings: Settings, port: int, applied_n: i
         )
     finally:
         process.stop()
-    after_restart = await _applied_after_restart(env, settings, port, ratings(items))
+    after_restart, restored = await _applied_after_restart(env, settings, port, ratings(items))
+    after_crash, _ = await _applied_after_restart(env, settings, port, ratings(items, "hh"), after_crash=True)
     return {
         "raw_store_bulk_upsert_docs_per_s": round(raw_upsert),
         "raw_store_set_upsert_docs_per_s": round(raw_set),
@@ -154,12 +157,19 @@ async def _applied_rates(env: Infra, settings: Settings, port: int, applied_n: i
         "applied_known_cases_ratio_of_raw_upsert_over_existing": round(applied_known / raw_existing, 2),
         "applied_known_cases_after_restart_events_per_s": round(after_restart),
         "applied_known_cases_after_restart_ratio_of_raw_upsert_over_existing": round(after_restart / raw_existing, 2),
+        "facts_put_back_at_restart": restored,
+        "applied_known_cases_after_crash_events_per_s": round(after_crash),
+        "applied_known_cases_after_crash_ratio_of_raw_upsert_over_existing": round(after_crash / raw_existing, 2),
     }
 
 
-async def _applied_after_restart(env: Infra, settings: Settings, port: int, third: list[dict[str, Any]]) -> float:
-    """A third event for each case after a restart (nothing held: each case's facts read from the
-    store), once the aggregate copy is loaded; events/s."""
+async def _applied_after_restart(
+    env: Infra, settings: Settings, port: int, third: list[dict[str, Any]], after_crash: bool = False
+) -> tuple[float, float]:
+    """One more event for each case after a restart, once the aggregate copy is loaded: after a
+    graceful stop (the facts held put back), or after a kill (`after_crash`: each case's facts read
+    from the store). Events/s, and the facts put back. The process is killed at the end of the
+    first, for the crash that follows."""
     process = infra.service_process("metrics", port, env.run_dir, env_of(settings))
     process.start()
     base = f"http://127.0.0.1:{port}"
@@ -174,9 +184,14 @@ async def _applied_after_restart(env: Infra, settings: Settings, port: int, thir
             [dumps(e) for e in third],
             [e["case_code"].encode() for e in third],
         )
-        return await applied_rate(base, "metrics", len(third), timeout=1200, after=already)
+        rate = await applied_rate(base, "metrics", len(third), timeout=1200, after=already)
+        restored = 'tthc_projection_cache_restored_total{projection="metrics"}'
+        return rate, (await scrape(base, restored)).get(restored, 0.0)
     finally:
-        process.stop()
+        if after_crash:
+            process.stop()
+        else:
+            process.kill()
 
 
 async def _empty_aggregates(db: AsyncDatabase[dict[str, Any]]) -> None:

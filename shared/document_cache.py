@@ -74,6 +74,9 @@ class DocumentCache:
         self.generation = 0
         self.bytes = 0
         self._documents: OrderedDict[Any, bytes] = OrderedDict()
+        # while documents read from the store are put back (`warm`): the cases this process wrote or
+        # dropped since they were read, which those documents must not bring back
+        self._touched: set[Any] | None = None
 
     def __len__(self) -> int:
         return len(self._documents)
@@ -85,6 +88,7 @@ class DocumentCache:
         self.generation += 1
         self._documents.clear()
         self.bytes = 0
+        self._touched = None
         self._report()
 
     async def assigned(self, sole_owner: bool, membership: object = None) -> None:
@@ -127,6 +131,8 @@ class DocumentCache:
             return
         for key, data in entries:
             self._discard(key)
+            if self._touched is not None:
+                self._touched.add(key)
             if data is not None:
                 self._documents[key] = data
                 self.bytes += len(data) + ENTRY_OVERHEAD
@@ -139,7 +145,54 @@ class DocumentCache:
         """Forget these cases (a batch that failed: the store may hold any of its writes or none)."""
         for key in ids:
             self._discard(key)
+            if self._touched is not None:
+                self._touched.add(key)
         self._report()
+
+    # --- put back at a start (shared/cache_snapshot.py, ADR 0023) ------------------------------
+
+    def warming(self) -> int:
+        """Documents read from the store are about to be put back (`warm`): from now on the cases
+        this process writes or drops are remembered, not taken from them. Returns the generation
+        they are valid for."""
+        self._touched = set()
+        return self.generation
+
+    def warm(self, generation: int, key: Any, data: bytes) -> bool:
+        """Keep a document read from the store since `warming` (its BSON), as the least recently
+        used, unless this process wrote or dropped the case since. False when no more can be kept:
+        the partitions changed hands, or the bytes are spent (what this process wrote is never
+        pushed out for it)."""
+        if not self.usable or generation != self.generation or self._touched is None:
+            return False
+        if key in self._documents or key in self._touched:
+            return True
+        size = len(data) + ENTRY_OVERHEAD
+        if self.bytes + size > self.max_bytes:
+            return False
+        self._documents[key] = data
+        self._documents.move_to_end(key, last=False)
+        self.bytes += size
+        return True
+
+    def warmed(self, generation: int) -> None:
+        """The documents read since `warming` are all put back (or given up)."""
+        if generation == self.generation:
+            self._touched = None
+        self._report()
+
+    def recent(self, max_bytes: int) -> list[tuple[Any, bytes]]:
+        """The most recently used documents within `max_bytes` (their BSON), the most recent first
+        (the order for `warm`): what a graceful stop saves for the next start."""
+        out: list[tuple[Any, bytes]] = []
+        spent = 0
+        for key in reversed(self._documents):
+            data = self._documents[key]
+            spent += len(data)
+            if spent > max_bytes:
+                break
+            out.append((key, data))
+        return out
 
     def _discard(self, key: Any) -> None:
         data = self._documents.pop(key, None)

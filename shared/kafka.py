@@ -236,8 +236,12 @@ class BatchConsumer:
         poll_timeout_ms: int = 200,
         owners: Sequence[Ownership] = (),
         stall_s: float = 60.0,
+        before_leaving: Callable[[Mapping[str, int | None]], Awaitable[object]] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        # at a graceful stop, after the last commit, while the partitions are still held (no other
+        # member writes yet): given the committed offsets (a snapshot saved for the next start)
+        self.before_leaving = before_leaving
         self.owners = list(owners)  # told of every revocation and assignment
         self.topics = list(topics)
         self.group_id = group_id
@@ -265,8 +269,8 @@ class BatchConsumer:
         """Graceful: finish the batch in hand, commit it, leave the group."""
         self._stopping.set()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 30)
+            try:  # the batch in hand, and what is saved before leaving (`before_leaving`)
+                await asyncio.wait_for(self._task, 60)
             except TimeoutError:
                 self._task.cancel()
 
@@ -304,6 +308,8 @@ class BatchConsumer:
                     await self._record_lag(consumer)
                     orphaned_since = await self._check_assignment(consumer, orphaned_since)
                 self.stopped_cleanly = True  # stop() asked, the batch in hand applied and committed
+                if self.before_leaving is not None:
+                    await self.before_leaving(dict(self.committed))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

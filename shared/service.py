@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.cache_snapshot import CacheSnapshot
 from shared.document_cache import DocumentCache
 from shared.domain.registry import Registry
 from shared.generations import FIRST, committed_offsets, group_named, live_generation, named, pointer
@@ -26,6 +27,7 @@ from shared.projection import CaseProjection, Outcome, ProjectionPort
 from shared.quarantine import Quarantine
 from shared.registry_sync import RegistryFollower, RegistryState
 from shared.settings import Settings
+from shared.sole_writer import SoleWriterCopy
 from shared.store import Document, mongo_client, ping, service_database
 from shared.web import ApiError, Principal, ReadinessCheck, authenticate, health_router, install_error_handlers
 
@@ -244,6 +246,10 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
         self.documents = DocumentCache(
             self.service, settings.projection_cache_mib * 2**20, self.collection.codec_options, keep
         )
+        # the most recently used of them, saved at a graceful stop for the next start (ADR 0023)
+        self.documents_snapshot = CacheSnapshot(
+            self.documents, self.collection, settings.projection_cache_snapshot_mib * 2**20
+        )
 
     def project(
         self,
@@ -259,6 +265,7 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
         self.projection = self._projection(port, self.publisher if dead_letters else None)
         self.quiet_projection = self._projection(quiet_port or port, None)
         self.quiet_projection.lock = self.projection.lock  # one batch or re-fold at a time, either way
+        self.documents_snapshot.after = [owner for owner in owners if isinstance(owner, SoleWriterCopy)]
         self.consumer = BatchConsumer(
             bootstrap=self.settings.kafka_bootstrap,
             topics=[self.settings.case_events_topic],
@@ -266,8 +273,10 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
             handler=self.apply,
             max_records=self.settings.poll_max_records,
             poll_timeout_ms=self.settings.poll_timeout_ms,
-            owners=[self.documents, *owners],
+            # the snapshot last: told once the copies it lets load first are (re)assigned
+            owners=[self.documents, *owners, self.documents_snapshot],
             stall_s=self.settings.consumer_stall_s,
+            before_leaving=self.documents_snapshot.save,
         )
 
     def _projection(self, port: ProjectionPort[Outcome], dead_letters: Publisher | None) -> CaseProjection[Outcome]:
@@ -326,7 +335,7 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
         self.consumer.start()
 
     async def stop(self) -> None:
-        await self.consumer.stop()  # finishes the batch in hand and commits it
+        await self.consumer.stop()  # finishes the batch in hand, commits it, saves the documents kept
         await super().stop()
 
     async def quiesce(self) -> None:

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         256,
         description="memory for the case documents a projection keeps of its own partitions, not read again (0: none)",
     )
+    projection_cache_snapshot_mib: int = Field(
+        64,
+        description="of those, the most recently used saved at a graceful stop, put back at the next start (0: none)",
+    )
     gc_threshold: int = Field(
         50_000, description="allocations between collections of Python's youngest generation (CPython's default: 700)"
     )

@@ -90,6 +90,11 @@ async def test_lists_exact_after_a_restart_with_rebalances(settings: Settings) -
         snapshots = store[context.db.name][f"{context.cases.name}_open_index"]
         head = await snapshots.find_one({"_id": HEAD})
         assert head is not None and len(head["offsets"]) == 3 and head["offsets"] == context.consumer.committed
+        # beside it, the case documents the projection kept (ADR 0023), saved before the group was left
+        kept = store[context.db.name][f"{context.cases.name}_cache_snapshot"]
+        kept_head = await kept.find_one({"_id": "head"})
+        assert kept_head is not None and kept_head["offsets"] == head["offsets"]
+        assert kept_head["documents"] == len(first)
 
         # while the service is down: new cases, and one of the first processed (it leaves the lists)
         closed_at = (NOW - timedelta(hours=1)).isoformat()
@@ -106,6 +111,10 @@ async def test_lists_exact_after_a_restart_with_rebalances(settings: Settings) -
             await bystander.start()
             await eventually(lambda: usable(index))
             assert index.loaded_from == "snapshot" and await snapshots.find_one({"_id": HEAD}) is None
+            documents = app.state.context.documents_snapshot
+            await documents.wait()
+            # put back, but for the case written meanwhile if it was written before its turn came
+            assert documents.restored >= len(first) - 1 and await kept.find_one({"_id": "head"}) is None
             await case_of(deadline, first[0], lambda d: d["status"] == "processed")
             for code in later:
                 await case_of(deadline, code)

@@ -112,3 +112,61 @@ def test_a_size_of_zero_keeps_nothing() -> None:
     cache = held(max_bytes=0)
     write(cache, cache.generation, case("A"))
     assert cache.lookup(["A"])[1] == ["A"]
+
+
+# --- put back at a start (ADR 0023) -------------------------------------------------------------
+
+
+def encoded(document: dict) -> bytes:
+    return bson.encode(document, codec_options=CODEC)
+
+
+def test_documents_put_back_never_replace_what_this_process_wrote_or_dropped_since() -> None:
+    cache = held()
+    generation = cache.warming()
+    write(cache, cache.generation, case("A", status="written"))  # written after the snapshot's read
+    cache.discard(["B"])  # a batch that failed: the store may hold a newer B
+    for key in ("A", "B", "C"):
+        assert cache.warm(generation, key, encoded(case(key, status="saved")))
+    cache.warmed(generation)
+    found, missing = cache.lookup(["A", "B", "C"])
+    assert missing == ["B"]
+    assert found["A"]["status"] == "written" and found["C"]["status"] == "saved"
+    # once warmed, a write no longer needs remembering
+    write(cache, cache.generation, case("D"))
+    assert cache._touched is None
+
+
+def test_documents_put_back_are_the_least_recently_used_and_never_push_out_a_write() -> None:
+    one = len(encoded(case("S1"))) + ENTRY_OVERHEAD
+    cache = held(max_bytes=3 * one)
+    write(cache, cache.generation, case("W"))
+    generation = cache.warming()
+    # the snapshot's order: the most recent first
+    assert cache.warm(generation, "S1", encoded(case("S1")))
+    assert cache.warm(generation, "S2", encoded(case("S2")))
+    assert not cache.warm(generation, "S3", encoded(case("S3")))  # the bytes are spent: stop
+    cache.warmed(generation)
+    assert list(cache._documents) == ["S2", "S1", "W"]  # least recently used first
+    write(cache, cache.generation, case("N"))  # a new write pushes out the oldest: S2, not W or S1
+    assert set(cache.lookup(["W", "S1", "S2", "N"])[0]) == {"W", "S1", "N"}
+
+
+def test_nothing_is_put_back_after_the_partitions_changed_hands() -> None:
+    cache = held()
+    generation = cache.warming()
+    cache.revoked()
+    cache.hold()
+    assert not cache.warm(generation, "A", encoded(case("A")))
+    assert len(cache) == 0
+
+
+def test_the_most_recent_documents_are_saved_first_within_the_bytes() -> None:
+    cache = held()
+    for key in ("A", "B", "C"):
+        write(cache, cache.generation, case(key))
+    cache.lookup(["A"])  # used again: the most recent
+    size = len(encoded(case("A")))
+    assert [key for key, _ in cache.recent(2 * size)] == ["A", "C"]
+    assert [key for key, _ in cache.recent(10 * size)] == ["A", "C", "B"]
+    assert cache.recent(10 * size)[0][1] == encoded(case("A"))
