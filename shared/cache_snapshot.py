@@ -37,7 +37,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.document_cache import DocumentCache
 from shared.kafka import Membership
 from shared.sole_writer import SoleWriterCopy
-from shared.store import Document, collection_uuid
+from shared.store import Document, collection_uuid, take_out
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,10 @@ class CacheSnapshot:
         """Before this process applies a record: the snapshot out of the store, and put back if it
         is this assignment's."""
         self._cancel()
-        try:
-            head = await self.snapshots.find_one_and_delete({"_id": HEAD})
-        except Exception as exc:  # the store away: taken out before anything is put back
-            log.warning("cache snapshot not claimed", extra={"cache": self.cache.name, "error": repr(exc)})
-            self._task = asyncio.create_task(self._claim_later(), name=f"{self.cache.name}-cache-claim")
+        try:  # the consumer applies no record of this assignment meanwhile (shared/kafka.py)
+            head = await take_out(self.snapshots, HEAD)
+        except Exception as exc:  # the store away for a minute: its writes fail too, and are retried
+            log.error("cache snapshot not claimed", extra={"cache": self.cache.name, "error": repr(exc)})
             return
         if head is not None and sole_owner and membership is not None and self.max_bytes > 0:
             generation = self.cache.warming()
@@ -96,16 +95,10 @@ class CacheSnapshot:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait([self._task])
 
-    async def _claim_later(self) -> None:
-        """The snapshot taken out once the store answers (nothing is put back: the records this
-        process applies meanwhile may already have written cases it lacks)."""
-        for attempt in range(60):
-            await asyncio.sleep(min(0.5 * 2**attempt, 10))
-            try:
-                await self.snapshots.delete_one({"_id": HEAD})
-                return
-            except Exception as exc:
-                log.warning("cache snapshot not claimed yet", extra={"cache": self.cache.name, "error": repr(exc)})
+    async def forget(self) -> None:
+        """Before a write that comes from no record (a refold, maybe before the first assignment):
+        a snapshot would lack it."""
+        await self.snapshots.delete_one({"_id": HEAD})
 
     async def _restore(self, head: Document, membership: Membership, generation: int) -> None:
         restored = 0
@@ -149,6 +142,7 @@ class CacheSnapshot:
 
     async def _save(self, offsets: Mapping[str, int | None]) -> None:
         save = uuid.uuid4().hex
+        generation = self.cache.generation
         entries = self.cache.recent(self.max_bytes)
         chunks = _chunked(entries)
         for n, part in enumerate(chunks):  # one at a time: a few megabytes each
@@ -164,6 +158,9 @@ class CacheSnapshot:
             "saved_at": datetime.now(UTC),
         }
         await self.snapshots.replace_one({"_id": HEAD}, head, upsert=True)
+        if self.cache.generation != generation:  # revoked meanwhile: another member may write now
+            await self.snapshots.delete_one({"_id": HEAD, "save": save})
+            raise RuntimeError("partitions revoked while the snapshot was saved")
         await self.snapshots.delete_many({"save": {"$ne": save}, "_id": {"$ne": HEAD}})
         log.info("cache snapshot saved", extra={"cache": self.cache.name, "documents": len(entries)})
 

@@ -7,6 +7,7 @@ consumer whose handler fails is restarted from its committed offsets, so nothing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -190,19 +191,33 @@ class Ownership(Protocol):
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type information
     def __init__(
-        self, consumer: AIOKafkaConsumer, topics: list[str], owners: list[Ownership], committed: dict[str, int | None]
+        self,
+        consumer: AIOKafkaConsumer,
+        topics: list[str],
+        owners: list[Ownership],
+        committed: dict[str, int | None],
+        settled: asyncio.Event,
     ) -> None:
         self.consumer = consumer
         self.topics = topics
         self.owners = owners
         self.committed = committed  # the BatchConsumer's, reset to the group's at each assignment
+        self.settled = settled  # set once the owners were told of the assignment
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # called before the group rebalances: no other member writes for these partitions yet
+        self.settled.clear()
         for owner in self.owners:
             owner.revoked()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.settled.clear()
+        try:
+            await self._assigned(assigned)
+        finally:
+            self.settled.set()
+
+    async def _assigned(self, assigned: Any) -> None:
         if not self.owners:
             return
         held = {(tp.topic, tp.partition) for tp in assigned}
@@ -260,6 +275,8 @@ class BatchConsumer:
         self.stopped_cleanly = False
         CONSUMER_STUCK.labels(group_id).set_function(lambda: 1 if self.stuck_reason() else 0)
         self._stopping = asyncio.Event()
+        # the owners were told of the current assignment: only then is a record of it applied
+        self._settled = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -270,7 +287,7 @@ class BatchConsumer:
         self._stopping.set()
         if self._task is not None:
             try:  # the batch in hand, and what is saved before leaving (`before_leaving`)
-                await asyncio.wait_for(self._task, 60)
+                await asyncio.wait_for(self._task, 90)
             except TimeoutError:
                 self._task.cancel()
 
@@ -287,7 +304,9 @@ class BatchConsumer:
                 session_timeout_ms=SESSION_TIMEOUT_MS,
                 heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
             )
-            consumer.subscribe(self.topics, listener=_Listener(consumer, self.topics, self.owners, self.committed))
+            self._settled.clear()
+            listener = _Listener(consumer, self.topics, self.owners, self.committed, self._settled)
+            consumer.subscribe(self.topics, listener=listener)
             self.stopped_cleanly = False
             try:
                 await consumer.start()
@@ -295,20 +314,12 @@ class BatchConsumer:
                 backoff = 0.5
                 orphaned_since: float | None = None
                 while not self._stopping.is_set():
-                    batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
-                    records = [record for part in batch.values() for record in part]
-                    if records:
-                        await self.handler(records)
-                        await consumer.commit()
-                        for tp, part in batch.items():  # never past what was committed (no await here)
-                            self.committed[offset_key(tp.topic, tp.partition)] = part[-1].offset + 1
-                        self.applied_batches += 1
-                        self.restarts_in_a_row = 0
-                        self.progress_at = time.monotonic()
-                    await self._record_lag(consumer)
-                    orphaned_since = await self._check_assignment(consumer, orphaned_since)
-                self.stopped_cleanly = True  # stop() asked, the batch in hand applied and committed
-                if self.before_leaving is not None:
+                    if await self._poll(consumer):
+                        await self._record_lag(consumer)
+                        orphaned_since = await self._check_assignment(consumer, orphaned_since)
+                # stop() asked, the batch in hand applied and committed, the owners told of the assignment
+                self.stopped_cleanly = self._settled.is_set()
+                if self.stopped_cleanly and self.before_leaving is not None:
                     await self.before_leaving(dict(self.committed))
             except asyncio.CancelledError:
                 raise
@@ -329,6 +340,40 @@ class BatchConsumer:
                     await asyncio.wait_for(consumer.stop(), 10)
                 except Exception:
                     pass
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> bool:
+        """One poll, its records applied and committed; False if it met an assignment in progress."""
+        batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        if not self._settled.is_set():
+            await self._settle(consumer, fetched=bool(batch))
+            return False
+        records = [record for part in batch.values() for record in part]
+        if records:
+            await self.handler(records)
+            await consumer.commit()
+            for tp, part in batch.items():  # never past what was committed (no await here)
+                self.committed[offset_key(tp.topic, tp.partition)] = part[-1].offset + 1
+            self.applied_batches += 1
+            self.restarts_in_a_row = 0
+            self.progress_at = time.monotonic()
+        return True
+
+    async def _settle(self, consumer: AIOKafkaConsumer, fetched: bool) -> None:
+        """An assignment whose owners are still being told (aiokafka fetches for it before its
+        listener returns): nothing of it is applied before they were (a snapshot taken out, a copy
+        to load). What was fetched meanwhile is fetched again, from the committed offsets."""
+        while not self._settled.is_set() and not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), 1)
+        if not fetched or not self._settled.is_set():
+            return
+        for tp in consumer.assignment():
+            key = offset_key(tp.topic, tp.partition)
+            offset = self.committed[key] if key in self.committed else await consumer.committed(tp)
+            if offset is None:
+                await consumer.seek_to_beginning(tp)  # never committed: from the start, as auto_offset_reset
+            else:
+                consumer.seek(tp, offset)
 
     async def _check_assignment(self, consumer: AIOKafkaConsumer, since: float | None) -> float | None:
         """A group joined while the broker was still loading its metadata can end up with no

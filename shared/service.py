@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic
 
@@ -276,8 +276,13 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
             # the snapshot last: told once the copies it lets load first are (re)assigned
             owners=[self.documents, *owners, self.documents_snapshot],
             stall_s=self.settings.consumer_stall_s,
-            before_leaving=self.documents_snapshot.save,
+            before_leaving=self.before_leaving,
         )
+
+    async def before_leaving(self, offsets: Mapping[str, int | None]) -> None:
+        """At a graceful stop, after the consumer's last commit (`offsets`), while it still holds its
+        partitions: what the next start puts back (ADR 0023)."""
+        await self.documents_snapshot.save(offsets)
 
     def _projection(self, port: ProjectionPort[Outcome], dead_letters: Publisher | None) -> CaseProjection[Outcome]:
         marks = self.db[f"{self.collection.name}_quarantine"]

@@ -129,3 +129,17 @@ async def collection_uuid(collection: AsyncCollection[Document]) -> Any:
     async for info in found:
         return info.get("info", {}).get("uuid")
     return None
+
+
+async def take_out(collection: AsyncCollection[Document], key: Any, within_s: float = 60.0) -> Document | None:
+    """The document `key`, deleted from the store (None if there was none); tried again while the
+    store does not answer, for `within_s` seconds, then its error."""
+    delay, give_up = 0.5, asyncio.get_running_loop().time() + within_s
+    while True:
+        try:
+            return await collection.find_one_and_delete({"_id": key})
+        except Exception:
+            if asyncio.get_running_loop().time() + delay > give_up:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -79,6 +79,7 @@ class DeadlineContext(ProjectionContext[None]):
     async def refold(self, codes: list[str]) -> None:
         """Stored cases folded again (shared/succession.py), written like a batch."""
         await self.open_cases.forget_snapshot()  # these writes come from no record of the log
+        await self.documents_snapshot.forget()
         await self._index_and_publish(self.projection.refolding(codes))
 
     async def _index_and_publish(self, run: ProjectionRun[None]) -> None:
@@ -122,10 +123,12 @@ class DeadlineContext(ProjectionContext[None]):
         await self.gauges.stop()
         await self.webhooks.stop()
         await self.sweeper.stop()
-        await self.consumer.stop()  # the batch in hand applied and committed; then the index's snapshot
-        if self.consumer.stopped_cleanly:
-            await self.open_cases.save(self.consumer.committed)
+        await self.consumer.stop()  # the batch in hand applied and committed, the snapshots saved
         await super().stop()
+
+    async def before_leaving(self, offsets: Mapping[str, int | None]) -> None:
+        await self.open_cases.save(offsets)  # the lists' first
+        await super().before_leaving(offsets)
 
     async def quiesce(self) -> None:
         """Nothing applied, swept, refolded or delivered any more; the lists and cases still answer."""

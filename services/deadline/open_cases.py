@@ -51,7 +51,7 @@ from sortedcontainers import SortedList
 from shared.domain.apology_due import apology_due
 from shared.kafka import Membership
 from shared.sole_writer import SoleWriterCopy
-from shared.store import Document, collection_uuid
+from shared.store import Document, collection_uuid, take_out
 
 log = logging.getLogger(__name__)
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
@@ -335,12 +335,12 @@ class OpenCaseIndex(SoleWriterCopy):
         stop before it commits them: a later start with the same offsets would miss them once they
         come again as duplicates), and kept, for the load, when this process is the only writer."""
         head: Document | None = None
-        try:
-            head = await self.snapshots.find_one_and_delete({"_id": HEAD})
+        try:  # the consumer applies no record of this assignment meanwhile (shared/kafka.py)
+            head = await take_out(self.snapshots, HEAD)
             self._unclaimed = False
-        except Exception as exc:  # the store away: the load takes it out before it reads anything
+        except Exception as exc:  # the store away for a minute: its writes fail too, and are retried
             self._unclaimed = True
-            log.warning("open-case snapshot not claimed at assignment", extra={"copy": self.name, "error": repr(exc)})
+            log.error("open-case snapshot not claimed at assignment", extra={"copy": self.name, "error": repr(exc)})
         await super().assigned(sole_owner, membership)  # (no await in it: the load starts after this)
         if head is not None and sole_owner and self._claimed is None:
             self._claimed = head
@@ -400,7 +400,7 @@ class OpenCaseIndex(SoleWriterCopy):
         self._touched = None
         self._drop_claim()
 
-    async def save(self, offsets: Mapping[str, int | None], timeout: float = 60) -> bool:
+    async def save(self, offsets: Mapping[str, int | None], timeout: float = 40) -> bool:
         """At a graceful stop, after the consumer's last commit (`offsets`): the index as a snapshot for
         the next load, when it is exact (loaded, and only this process wrote since). True if saved."""
         if not self.loaded or not offsets or self.collection is None:
@@ -415,6 +415,7 @@ class OpenCaseIndex(SoleWriterCopy):
 
     async def _save(self, offsets: Mapping[str, int | None]) -> None:
         save = uuid.uuid4().hex
+        membership = self.membership
         chunks = snapshot_chunks(list(self.cases.values()), list(self.undated.items()), save)
         await self.snapshots.insert_many(chunks, ordered=False)
         head = {
@@ -427,6 +428,9 @@ class OpenCaseIndex(SoleWriterCopy):
             "saved_at": datetime.now(UTC),
         }
         await self.snapshots.replace_one({"_id": HEAD}, head, upsert=True)
+        if not self._sole or self.membership is not membership:  # revoked meanwhile: another member may write
+            await self.snapshots.delete_one({"_id": HEAD, "save": save})
+            raise RuntimeError("partitions revoked while the snapshot was saved")
         await self.snapshots.delete_many({"save": {"$ne": save}, "_id": {"$ne": HEAD}})
         log.info("open-case snapshot saved", extra={"copy": self.name, "cases": len(self.cases), "chunks": len(chunks)})
 

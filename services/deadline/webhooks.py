@@ -50,6 +50,7 @@ NOTIFIED = {
 DELIVERIES = Counter("tthc_webhook_deliveries_total", "Webhook delivery attempts", ["outcome"])
 
 
+OUTCOME_MARGIN_S = 10.0  # of a claim's lease, kept for the write of the attempt's outcome
 NO_SECRET = "no webhook secret is configured (TTHC_WEBHOOK_SECRET): webhooks are never sent unsigned"
 for _outcome in ("delivered", "failed", "retry", "not_sent"):
     DELIVERIES.labels(_outcome)
@@ -200,25 +201,32 @@ class WebhookDispatcher:
         """How long a claim holds: an attempt (bounded by `_attempt_s`) and the write of its outcome."""
         return 2 * self.settings.webhook_timeout_s + 30
 
-    def _attempt_s(self) -> float:
-        """The longest an attempt (the URL's check and the post) may take: httpx's timeout bounds each
-        step of a post, not the whole (a receiver that drips its answer holds it longer), and the
-        outcome must be written while the claim holds."""
-        return self._lease_s() - 10
+    def _attempt_s(self, delivery: dict[str, Any]) -> float:
+        """The longest this attempt (the URL's check and the post) may take: httpx's timeout bounds
+        each step of a post, not the whole (a receiver that drips its answer holds it longer), and
+        the outcome must be written while the claim holds (until the claim's attempt time, less
+        OUTCOME_MARGIN_S for the write)."""
+        until: datetime = delivery["next_attempt_at"]
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=UTC)
+        return max(0.0, (until - datetime.now(UTC)).total_seconds() - OUTCOME_MARGIN_S)
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
         claim = {"_id": delivery["_id"], "status": "pending", "next_attempt_at": delivery["next_attempt_at"]}
         reason: str | None = None
         ok, error = False, ""
+        budget = self._attempt_s(delivery)
         try:
-            async with asyncio.timeout(self._attempt_s()):
+            async with asyncio.timeout(budget):
                 reason, resolved_error = await self._checked(delivery["url"])
                 if reason is None and resolved_error is not None:
                     error = resolved_error
                 elif reason is None:
                     ok, error = await self._post(client, delivery)
         except TimeoutError:
-            ok, error = False, f"no answer within {self._attempt_s():g} s"
+            ok, error = False, f"no answer within {budget:.0f} s"
+        except Exception as exc:  # whatever else the attempt met: an attempt that failed, counted
+            ok, error = False, repr(exc)
         if reason is not None:
             outcome, fields = "not_sent", {"status": "not_sent", "reason": reason}
             log.warning("webhook not sent", extra={"idempotency_key": delivery["_id"], "reason": reason})

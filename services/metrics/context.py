@@ -70,6 +70,7 @@ class MetricsContext(ProjectionContext[BucketChanges]):
     async def refold(self, codes: list[str]) -> None:
         """Stored facts folded again under the current registry (shared/succession.py),
         written like a batch: facts and bucket deltas in one transaction, the copy moved after."""
+        await self.documents_snapshot.forget()  # these writes come from no record of the log
         async with self._writing:
             await self.mirror.settle()
             await self._moving_mirror(self.projection.refolding(codes))

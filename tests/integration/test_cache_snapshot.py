@@ -139,3 +139,22 @@ async def test_the_copies_the_lists_read_load_before_anything_is_put_back(
     assert copy.usable and snapshot.restored == 40 and len(cache) == 40
     await cases.drop()
     await client.close()
+
+
+async def test_a_refold_forgets_the_snapshot_so_no_start_puts_back_what_it_changed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refold (an agency dissolved into a successor) writes cases from no record, and may run at a
+    start before the first assignment, while nothing is held: it forgets the snapshot first
+    (services/*/context.py `refold`)."""
+    client, cases, codes = await stopped_with_snapshot(settings, monkeypatch)
+    cache = DocumentCache("test", 1 << 20, cases.codec_options)
+    snapshot = CacheSnapshot(cache, cases, 1 << 20)
+    await snapshot.forget()
+    membership = Membership("m2", 2, OFFSETS)
+    await cache.assigned(True, membership)
+    await snapshot.assigned(True, membership)
+    await snapshot.wait()
+    assert snapshot.restored == 0 and len(cache) == 0
+    await cases.drop()
+    await client.close()

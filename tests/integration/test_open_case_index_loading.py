@@ -128,11 +128,13 @@ async def test_a_snapshot_chunk_that_cannot_be_read_is_given_up_for_a_scan(
     await client.close()
 
 
-async def test_every_assignment_takes_the_snapshot_out_before_the_first_record_is_applied(
+async def test_every_assignment_takes_the_snapshot_out_before_it_returns(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Taken out by the load task instead, a process that writes a case and dies before its load
-    began would leave a snapshot that lacks the write for a start with the same offsets."""
+    began would leave a snapshot that lacks the write for a start with the same offsets. (The
+    consumer applies no record before the assignment's owners returned:
+    test_consumer_assignment_gate.py.)"""
     client = mongo_client(settings.mongo_uri, "standin")
     cases = client[f"{settings.mongo_db}_deadline"]["cases"]
     await cases.insert_many([{"_id": f"C{day}", **case(day)} for day in range(1, 4)])

@@ -1,0 +1,63 @@
+"""The consumer applies no record of an assignment before its owners were told of it, on the real
+broker: aiokafka fetches for a new assignment before its rebalance listener returns, so an owner
+that takes a snapshot out of the store, or starts a copy's load, would otherwise meet records
+already applied. What was fetched meanwhile comes again, from the committed offsets: each record
+is applied once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from shared.kafka import BatchConsumer, Membership
+from shared.settings import Settings
+from tests.support.kafka_tools import eventually, produce_raw
+
+pytestmark = pytest.mark.integration
+
+
+class SlowOwner:
+    """An owner whose `assigned` takes its time (a store away for a while), and records when it returned."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.told = False
+
+    def revoked(self) -> None:
+        self.told = False
+
+    async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None:
+        await self.release.wait()
+        self.told = True
+
+
+async def test_no_record_is_applied_before_the_owners_were_told_and_each_once(settings: Settings) -> None:
+    topic = settings.case_events_topic
+    await produce_raw(settings.kafka_bootstrap, topic, [(f"k{n}".encode(), f"v{n}".encode()) for n in range(30)])
+    owner = SlowOwner()
+    applied: list[bytes] = []
+    early: list[bytes] = []
+
+    async def handler(records: list[ConsumerRecord]) -> None:
+        (applied if owner.told else early).extend(r.value for r in records)
+
+    consumer = BatchConsumer(
+        bootstrap=settings.kafka_bootstrap, topics=[topic], group_id="gate-test", handler=handler, owners=[owner]
+    )
+    consumer.start()
+    try:
+        await asyncio.sleep(8)  # joined, assigned, records fetched, the listener still waiting
+        assert early == [] and applied == []
+        owner.release.set()
+
+        async def all_applied() -> bool | None:
+            return len(applied) >= 30 or None
+
+        await eventually(all_applied, timeout=30)
+        await asyncio.sleep(1)
+        assert early == []
+        assert sorted(applied) == sorted(f"v{n}".encode() for n in range(30))  # each once
+    finally:
+        await consumer.stop()
