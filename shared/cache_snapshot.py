@@ -63,31 +63,36 @@ class CacheSnapshot:
         # the copies the officers' lists and indicators read (ADR 0008): they load first, the store
         # being theirs until then (a restore only spares the reads of events)
         self.after: list[SoleWriterCopy] = []
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the restore
+        self._taking: asyncio.Task[Document | None] | None = None  # the assignment's take-out of the head
 
     # shared.kafka.Ownership
     def revoked(self) -> None:
         self._cancel()
 
     async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None:
-        """Before this process applies a record: the snapshot out of the store, and put back if it
+        """The snapshot taken out of the store before this process applies a record (in a task: the
+        rebalance waits on no store; the consumer awaits it, `before_applying`), and put back if it
         is this assignment's."""
         self._cancel()
-        try:  # the consumer applies no record of this assignment meanwhile (shared/kafka.py)
-            head = await take_out(self.snapshots, HEAD)
-        except Exception as exc:  # the store away for a minute: its writes fail too, and are retried
-            log.error("cache snapshot not claimed", extra={"cache": self.cache.name, "error": repr(exc)})
-            return
-        if head is not None and sole_owner and membership is not None and self.max_bytes > 0:
+        self._taking = asyncio.create_task(take_out(self.snapshots, HEAD), name=f"{self.cache.name}-cache-claim")
+        if sole_owner and membership is not None and self.max_bytes > 0:
             generation = self.cache.warming()
             self._task = asyncio.create_task(
-                self._restore(head, membership, generation), name=f"{self.cache.name}-cache-restore"
+                self._restore(self._taking, membership, generation), name=f"{self.cache.name}-cache-restore"
             )
 
+    async def before_applying(self) -> None:
+        """The snapshot is out of the store (again, if the store was away the first time)."""
+        if self._taking is None or (self._taking.done() and self._taking.exception() is not None):
+            self._taking = asyncio.create_task(take_out(self.snapshots, HEAD), name=f"{self.cache.name}-cache-claim")
+        await asyncio.shield(self._taking)  # the restore awaits it too
+
     def _cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        for task in (self._task, self._taking):
+            if task is not None:
+                task.cancel()
+        self._task = self._taking = None
 
     async def wait(self) -> None:
         """Until a restore in progress is over (tests, benchmarks)."""
@@ -100,9 +105,13 @@ class CacheSnapshot:
         a snapshot would lack it."""
         await self.snapshots.delete_one({"_id": HEAD})
 
-    async def _restore(self, head: Document, membership: Membership, generation: int) -> None:
+    async def _restore(self, taking: asyncio.Task[Document | None], membership: Membership, generation: int) -> None:
         restored = 0
+        head: Document | None = None
         try:
+            head = await asyncio.shield(taking)  # (the consumer awaits it too)
+            if head is None:
+                return
             if head.get("offsets") != dict(membership.committed) or head.get("collection") != await collection_uuid(
                 self.collection
             ):
@@ -121,11 +130,12 @@ class CacheSnapshot:
             log.warning("cache snapshot not put back", extra={"cache": self.cache.name, "error": repr(exc)})
         finally:
             self.cache.warmed(generation)
-            with contextlib.suppress(Exception):  # used once: the next save deletes what is left
-                await self.snapshots.delete_many({"save": head.get("save")})
             self.restored = restored
-            RESTORED.labels(self.cache.name).inc(restored)
-            log.info("cache snapshot put back", extra={"cache": self.cache.name, "documents": restored})
+            if head is not None:
+                RESTORED.labels(self.cache.name).inc(restored)
+                log.info("cache snapshot put back", extra={"cache": self.cache.name, "documents": restored})
+                with contextlib.suppress(Exception):  # used once: the next save deletes what is left
+                    await self.snapshots.delete_many({"save": head.get("save")})
 
     async def save(self, offsets: Mapping[str, int | None], timeout: float = 20) -> bool:
         """At a graceful stop, after the consumer's last commit (`offsets`), while it still holds its

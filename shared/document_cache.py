@@ -94,6 +94,9 @@ class DocumentCache:
     async def assigned(self, sole_owner: bool, membership: object = None) -> None:
         self.hold()
 
+    async def before_applying(self) -> None:
+        pass
+
     def hold(self) -> None:
         """This process is from now on the only writer of the cases it will apply (an assignment; a
         rebuild into its own collection)."""

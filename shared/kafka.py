@@ -182,11 +182,18 @@ def offset_key(topic: str, partition: int) -> str:
 
 
 class Ownership(Protocol):
-    """Told when this member's partitions change (e.g. a cache valid only for a sole writer)."""
+    """Told when this member's partitions change (e.g. a cache valid only for a sole writer).
+
+    `assigned` runs inside the rebalance, while the member sends no heartbeat (aiokafka stops them
+    until its listener returned): it must not wait on the store. What must be done before the
+    first record of the assignment is applied (a snapshot taken out of the store) is started there
+    and awaited by `before_applying`, which the consumer calls once the rebalance is over."""
 
     def revoked(self) -> None: ...
 
     async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None: ...
+
+    async def before_applying(self) -> None: ...
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type information
@@ -203,6 +210,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         self.owners = owners
         self.committed = committed  # the BatchConsumer's, reset to the group's at each assignment
         self.settled = settled  # set once the owners were told of the assignment
+        self.assignments = 0  # assignments told so far (the consumer prepares each one once)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # called before the group rebalances: no other member writes for these partitions yet
@@ -215,6 +223,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         try:
             await self._assigned(assigned)
         finally:
+            self.assignments += 1
             self.settled.set()
 
     async def _assigned(self, assigned: Any) -> None:
@@ -277,6 +286,8 @@ class BatchConsumer:
         self._stopping = asyncio.Event()
         # the owners were told of the current assignment: only then is a record of it applied
         self._settled = asyncio.Event()
+        self._listener: _Listener | None = None
+        self._prepared = 0  # the listener's assignments whose owners were prepared (`before_applying`)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -306,6 +317,7 @@ class BatchConsumer:
             )
             self._settled.clear()
             listener = _Listener(consumer, self.topics, self.owners, self.committed, self._settled)
+            self._listener, self._prepared = listener, 0
             consumer.subscribe(self.topics, listener=listener)
             self.stopped_cleanly = False
             try:
@@ -344,7 +356,15 @@ class BatchConsumer:
     async def _poll(self, consumer: AIOKafkaConsumer) -> bool:
         """One poll, its records applied and committed; False if it met an assignment in progress."""
         batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
-        if not self._settled.is_set():
+        listener = self._listener
+        assert listener is not None
+        told = listener.assignments
+        if self._settled.is_set() and self._prepared != told:
+            for owner in self.owners:  # the rebalance is over: heartbeats go on while they wait
+                await owner.before_applying()
+            if self._settled.is_set() and listener.assignments == told:
+                self._prepared = told
+        if not self._settled.is_set() or self._prepared != listener.assignments:
             await self._settle(consumer, fetched=bool(batch))
             return False
         records = [record for part in batch.values() for record in part]

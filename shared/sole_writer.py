@@ -111,6 +111,9 @@ class SoleWriterCopy(ABC):
             self._wait_until = time.monotonic() + WAIT_S  # a load starts: readers may wait for it
         self.ensure_loading()
 
+    async def before_applying(self) -> None:  # noqa: B027 - a hook the copies may override, not abstract
+        """What must be done before a record of the assignment is applied (nothing, here)."""
+
     async def wait_usable(self) -> bool:
         """Whether the copy is usable, after waiting while a rebalance or a load is in progress, up
         to WAIT_S after it began (not while another member holds partitions: the store answers)."""

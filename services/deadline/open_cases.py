@@ -272,7 +272,7 @@ class OpenCaseIndex(SoleWriterCopy):
         self.horizon: datetime | None = None  # the latest end instant dropped since the load
         self._touched: set[str] | None = None  # while loading: codes written meanwhile
         self._claimed: Document | None = None  # the snapshot's head this process took for its load
-        self._unclaimed = False  # the assignment could not take the head out of the store
+        self._taking: asyncio.Task[None] | None = None  # the assignment's take-out of the snapshot's head
         self._partial: _Loaded | None = None  # what the attempts so far read of it
         self.loaded_from = ""  # "snapshot" or "scan": how the last load read the store
         self.version = 0  # moves at every change: the totals counted before are stale
@@ -330,28 +330,35 @@ class OpenCaseIndex(SoleWriterCopy):
         return self.collection.database[f"{self.collection.name}_open_index"]
 
     async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None:
-        """At every assignment, before this process applies a record: the snapshot's head is taken
-        out of the store (this process writes cases from now on, which the snapshot lacks, and may
-        stop before it commits them: a later start with the same offsets would miss them once they
-        come again as duplicates), and kept, for the load, when this process is the only writer."""
-        head: Document | None = None
-        try:  # the consumer applies no record of this assignment meanwhile (shared/kafka.py)
-            head = await take_out(self.snapshots, HEAD)
-            self._unclaimed = False
-        except Exception as exc:  # the store away for a minute: its writes fail too, and are retried
-            self._unclaimed = True
-            log.error("open-case snapshot not claimed at assignment", extra={"copy": self.name, "error": repr(exc)})
+        """At every assignment: the snapshot's head is taken out of the store before this process
+        applies a record (it writes cases from now on, which the snapshot lacks, and may stop before
+        it commits them: a later start with the same offsets would miss them once they come again
+        as duplicates), and kept, for the load, when this process is the only writer. In a task:
+        the rebalance waits on no store; the consumer awaits it (`before_applying`), as the load does."""
         await super().assigned(sole_owner, membership)  # (no await in it: the load starts after this)
-        if head is not None and sole_owner and self._claimed is None:
+        self._taking = asyncio.create_task(self._take_head(self.membership), name=f"{self.name}-claim")
+
+    async def before_applying(self) -> None:
+        await self._taken()
+
+    def _taken(self) -> asyncio.Task[None]:
+        """The assignment's take-out of the head (again, if it failed: the store was away)."""
+        task = self._taking
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._taking = asyncio.create_task(self._take_head(self.membership), name=f"{self.name}-claim")
+        return task
+
+    async def _take_head(self, membership: Membership | None) -> None:
+        head = await take_out(self.snapshots, HEAD)
+        # kept only for the assignment that took it, if this process is its only writer
+        if head is not None and membership is not None and self.membership is membership and self._claimed is None:
             self._claimed = head
 
     async def _claim(self) -> Document | None:
-        """The snapshot's head this assignment took out of the store (`assigned`), kept in memory, its
-        chunks in the store, for a retry of this load while the assignment is kept (the writes since
-        are in `_touched`)."""
-        if self._claimed is None and self._unclaimed:
-            self._claimed = await self.snapshots.find_one_and_delete({"_id": HEAD})
-            self._unclaimed = False
+        """The snapshot's head this assignment took out of the store, kept in memory, its chunks in
+        the store, for a retry of this load while the assignment is kept (the writes since are in
+        `_touched`)."""
+        await self._taken()
         return self._claimed
 
     async def _from_snapshot(self) -> _Loaded | None:

@@ -1,8 +1,9 @@
-"""The consumer applies no record of an assignment before its owners were told of it, on the real
-broker: aiokafka fetches for a new assignment before its rebalance listener returns, so an owner
-that takes a snapshot out of the store, or starts a copy's load, would otherwise meet records
-already applied. What was fetched meanwhile comes again, from the committed offsets: each record
-is applied once."""
+"""The consumer applies no record of an assignment before its owners were told of it and were ready
+for it, on the real broker: aiokafka fetches for a new assignment before its rebalance listener
+returns, so an owner that takes a snapshot out of the store, or starts a copy's load, would
+otherwise meet records already applied. What was fetched meanwhile comes again, from the committed
+offsets: each record is applied once. An owner that takes its time to get ready (`before_applying`,
+the store slow) does it after the rebalance, while the member heartbeats: it keeps its membership."""
 
 from __future__ import annotations
 
@@ -23,13 +24,19 @@ class SlowOwner:
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
+        self.ready = asyncio.Event()
         self.told = False
+        self.assignments = 0
 
     def revoked(self) -> None:
         self.told = False
 
     async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None:
         await self.release.wait()
+        self.assignments += 1
+
+    async def before_applying(self) -> None:
+        await self.ready.wait()
         self.told = True
 
 
@@ -51,6 +58,11 @@ async def test_no_record_is_applied_before_the_owners_were_told_and_each_once(se
         await asyncio.sleep(8)  # joined, assigned, records fetched, the listener still waiting
         assert early == [] and applied == []
         owner.release.set()
+        # the rebalance is over; the owner gets ready for longer than the session timeout (10 s)
+        await asyncio.sleep(12)
+        assert early == [] and applied == []
+        assert owner.assignments == 1  # heartbeats went on: not expired, no second assignment
+        owner.ready.set()
 
         async def all_applied() -> bool | None:
             return len(applied) >= 30 or None

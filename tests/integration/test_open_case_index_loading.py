@@ -128,12 +128,12 @@ async def test_a_snapshot_chunk_that_cannot_be_read_is_given_up_for_a_scan(
     await client.close()
 
 
-async def test_every_assignment_takes_the_snapshot_out_before_it_returns(
+async def test_every_assignment_takes_the_snapshot_out_before_a_record_is_applied(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Taken out by the load task instead, a process that writes a case and dies before its load
     began would leave a snapshot that lacks the write for a start with the same offsets. (The
-    consumer applies no record before the assignment's owners returned:
+    consumer applies no record before the owners' `before_applying` returned:
     test_consumer_assignment_gate.py.)"""
     client = mongo_client(settings.mongo_uri, "standin")
     cases = client[f"{settings.mongo_db}_deadline"]["cases"]
@@ -153,12 +153,14 @@ async def test_every_assignment_takes_the_snapshot_out_before_it_returns(
     # a replica given some of the partitions writes cases the snapshot lacks: it takes the head out
     partial = OpenCaseIndex(cases)
     await partial.assigned(False, Membership("m2", 2, OFFSETS))
+    await partial.before_applying()  # what the consumer awaits before it applies a record
     assert await partial.snapshots.find_one({"_id": HEAD}) is None
     assert not partial.loading and partial._claimed is None
-    # the only writer: out of the store when the assignment returns, its load not begun, and loaded from it
+    # the only writer: out of the store before a record is applied, its load not begun, and loaded from it
     assert await first.save(OFFSETS)
     index = OpenCaseIndex(cases)
     await index.assigned(True, Membership("m3", 3, OFFSETS))
+    await index.before_applying()
     assert await index.snapshots.find_one({"_id": HEAD}) is None
     assert index.loading and not index.loaded
     release.set()
