@@ -84,9 +84,11 @@ class CacheSnapshot:
 
     async def before_applying(self) -> None:
         """The snapshot is out of the store (again, if the store was away the first time)."""
-        if self._taking is None or (self._taking.done() and self._taking.exception() is not None):
-            self._taking = asyncio.create_task(take_out(self.snapshots, HEAD), name=f"{self.cache.name}-cache-claim")
-        await asyncio.shield(self._taking)  # the restore awaits it too
+        taking = self._taking
+        if taking is None or (taking.done() and (taking.cancelled() or taking.exception() is not None)):
+            taking = asyncio.create_task(take_out(self.snapshots, HEAD), name=f"{self.cache.name}-cache-claim")
+            self._taking = taking
+        await asyncio.shield(taking)  # the restore awaits it too
 
     def _cancel(self) -> None:
         for task in (self._task, self._taking):
