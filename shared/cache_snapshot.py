@@ -37,7 +37,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.document_cache import DocumentCache
 from shared.kafka import Membership
 from shared.sole_writer import SoleWriterCopy
-from shared.store import Document, collection_uuid, take_out
+from shared.store import Document, collection_uuid, finished, take_out
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class CacheSnapshot:
         if taking is None or (taking.done() and (taking.cancelled() or taking.exception() is not None)):
             taking = asyncio.create_task(take_out(self.snapshots, HEAD), name=f"{self.cache.name}-cache-claim")
             self._taking = taking
-        await asyncio.shield(taking)  # the restore awaits it too
+        await finished(taking)
 
     def _cancel(self) -> None:
         for task in (self._task, self._taking):
@@ -111,7 +111,7 @@ class CacheSnapshot:
         restored = 0
         head: Document | None = None
         try:
-            head = await asyncio.shield(taking)  # (the consumer awaits it too)
+            head = await asyncio.shield(taking)  # (the consumer awaits it too: not cancelled with the restore)
             if head is None:
                 return
             if head.get("offsets") != dict(membership.committed) or head.get("collection") != await collection_uuid(

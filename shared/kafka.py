@@ -211,6 +211,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         self.committed = committed  # the BatchConsumer's, reset to the group's at each assignment
         self.settled = settled  # set once the owners were told of the assignment
         self.assignments = 0  # assignments told so far (the consumer prepares each one once)
+        self.failure: BaseException | None = None  # an owner failed to be told (aiokafka only logs it)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # called before the group rebalances: no other member writes for these partitions yet
@@ -222,6 +223,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         self.settled.clear()
         try:
             await self._assigned(assigned)
+        except Exception as exc:  # the consumer restarts: every owner is told again
+            self.failure = exc
+            raise
         finally:
             self.assignments += 1
             self.settled.set()
@@ -297,10 +301,11 @@ class BatchConsumer:
         """Graceful: finish the batch in hand, commit it, leave the group."""
         self._stopping.set()
         if self._task is not None:
-            try:  # the batch in hand, and what is saved before leaving (`before_leaving`)
-                await asyncio.wait_for(self._task, 90)
-            except TimeoutError:
+            # the batch in hand, and what is saved before leaving (`before_leaving`)
+            done, _ = await asyncio.wait([self._task], timeout=90)
+            if not done:
                 self._task.cancel()
+                await asyncio.wait([self._task])  # it leaves the group before the clients close
 
     async def _run(self) -> None:
         backoff = 0.5
@@ -329,8 +334,8 @@ class BatchConsumer:
                     if await self._poll(consumer):
                         await self._record_lag(consumer)
                         orphaned_since = await self._check_assignment(consumer, orphaned_since)
-                # stop() asked, the batch in hand applied and committed, the owners told of the assignment
-                self.stopped_cleanly = self._settled.is_set()
+                # stop() asked, the batch in hand applied and committed, the owners ready for the assignment
+                self.stopped_cleanly = self._settled.is_set() and self._prepared == listener.assignments
                 if self.stopped_cleanly and self.before_leaving is not None:
                     await self.before_leaving(dict(self.committed))
             except asyncio.CancelledError:
@@ -358,10 +363,11 @@ class BatchConsumer:
         batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
         listener = self._listener
         assert listener is not None
+        if listener.failure is not None:
+            raise RuntimeError("an owner of the partitions was not told of the assignment") from listener.failure
         told = listener.assignments
         if self._settled.is_set() and self._prepared != told:
-            for owner in self.owners:  # the rebalance is over: heartbeats go on while they wait
-                await owner.before_applying()
+            await self._prepare()
             if self._settled.is_set() and listener.assignments == told:
                 self._prepared = told
         if not self._settled.is_set() or self._prepared != listener.assignments:
@@ -377,6 +383,19 @@ class BatchConsumer:
             self.restarts_in_a_row = 0
             self.progress_at = time.monotonic()
         return True
+
+    async def _prepare(self) -> None:
+        """Each owner ready for the assignment (`before_applying`), after the rebalance: heartbeats
+        go on while they wait. A rebalance meanwhile may cancel what an owner waits on: the poll
+        then meets the next assignment (this task itself was not cancelled)."""
+        task = asyncio.current_task()
+        for owner in self.owners:
+            try:
+                await owner.before_applying()
+            except asyncio.CancelledError:
+                if task is None or task.cancelling():
+                    raise
+                return
 
     async def _settle(self, consumer: AIOKafkaConsumer, fetched: bool) -> None:
         """An assignment whose owners are still being told (aiokafka fetches for it before its

@@ -344,7 +344,9 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
         await super().stop()
 
     async def quiesce(self) -> None:
-        """Before a switch to another generation: stop applying and deriving, keep answering."""
+        """Before a switch to another generation: stop applying and deriving, keep answering (this
+        generation's collections are left behind: nothing saved for a next start)."""
+        self.consumer.before_leaving = None
         await self.consumer.stop()
 
     async def inherit(self, previous: ProjectionContext[Any]) -> None:

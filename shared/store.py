@@ -12,7 +12,7 @@ import asyncio
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -143,3 +143,11 @@ async def take_out(collection: AsyncCollection[Document], key: Any, within_s: fl
                 raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def finished(task: asyncio.Task[Any]) -> None:
+    """Until `task` is over, its error raised; nothing if it was cancelled (by a revocation: the
+    caller meets the next assignment). Awaiting does not cancel it with the caller."""
+    await asyncio.wait([task])
+    if not task.cancelled() and task.exception() is not None:
+        raise cast(BaseException, task.exception())

@@ -119,11 +119,10 @@ class DeadlineContext(ProjectionContext[None]):
         self.succession.start()
 
     async def stop(self) -> None:
-        await self.succession.stop()
-        await self.gauges.stop()
-        await self.webhooks.stop()
-        await self.sweeper.stop()
-        await self.consumer.stop()  # the batch in hand applied and committed, the snapshots saved
+        await self.succession.stop()  # first: a refold writes cases the snapshots would lack
+        # side by side, within the stop grace (deploy/local/infra.py STOP_GRACE_S): the consumer
+        # applies and commits the batch in hand and saves the snapshots (it waits on none of these)
+        await asyncio.gather(self.gauges.stop(), self.webhooks.stop(), self.sweeper.stop(), self.consumer.stop())
         await super().stop()
 
     async def before_leaving(self, offsets: Mapping[str, int | None]) -> None:

@@ -51,7 +51,7 @@ from sortedcontainers import SortedList
 from shared.domain.apology_due import apology_due
 from shared.kafka import Membership
 from shared.sole_writer import SoleWriterCopy
-from shared.store import Document, collection_uuid, take_out
+from shared.store import Document, collection_uuid, finished, take_out
 
 log = logging.getLogger(__name__)
 INDEXED = Gauge("tthc_deadline_open_cases_indexed", "Open cases held by the in-memory list index")
@@ -339,7 +339,7 @@ class OpenCaseIndex(SoleWriterCopy):
         self._taking = asyncio.create_task(self._take_head(self.membership), name=f"{self.name}-claim")
 
     async def before_applying(self) -> None:
-        await self._taken()
+        await finished(self._taken())
 
     def _taken(self) -> asyncio.Task[None]:
         """The assignment's take-out of the head (again, if it failed: the store was away)."""
@@ -358,7 +358,7 @@ class OpenCaseIndex(SoleWriterCopy):
         """The snapshot's head this assignment took out of the store, kept in memory, its chunks in
         the store, for a retry of this load while the assignment is kept (the writes since are in
         `_touched`)."""
-        await self._taken()
+        await finished(self._taken())  # (a load cancelled by a revocation does not cancel the take-out)
         return self._claimed
 
     async def _from_snapshot(self) -> _Loaded | None:

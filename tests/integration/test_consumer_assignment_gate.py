@@ -8,6 +8,7 @@ the store slow) does it after the rebalance, while the member heartbeats: it kee
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -23,6 +24,7 @@ class SlowOwner:
     """An owner whose `assigned` takes its time (a store away for a while), and records when it returned."""
 
     def __init__(self) -> None:
+        self.entered = asyncio.Event()
         self.release = asyncio.Event()
         self.ready = asyncio.Event()
         self.told = False
@@ -32,6 +34,7 @@ class SlowOwner:
         self.told = False
 
     async def assigned(self, sole_owner: bool, membership: Membership | None = None) -> None:
+        self.entered.set()
         await self.release.wait()
         self.assignments += 1
 
@@ -40,7 +43,17 @@ class SlowOwner:
         self.told = True
 
 
-async def test_no_record_is_applied_before_the_owners_were_told_and_each_once(settings: Settings) -> None:
+async def test_no_record_is_applied_before_the_owners_were_told_and_each_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetched_early: list[bool] = []
+    settle = BatchConsumer._settle
+
+    async def spied(self: BatchConsumer, consumer: Any, fetched: bool) -> None:
+        fetched_early.append(fetched)
+        await settle(self, consumer, fetched)
+
+    monkeypatch.setattr(BatchConsumer, "_settle", spied)
     topic = settings.case_events_topic
     await produce_raw(settings.kafka_bootstrap, topic, [(f"k{n}".encode(), f"v{n}".encode()) for n in range(30)])
     owner = SlowOwner()
@@ -55,7 +68,8 @@ async def test_no_record_is_applied_before_the_owners_were_told_and_each_once(se
     )
     consumer.start()
     try:
-        await asyncio.sleep(8)  # joined, assigned, records fetched, the listener still waiting
+        await asyncio.wait_for(owner.entered.wait(), 60)
+        await asyncio.sleep(3)  # assigned, records fetched, the listener still waiting (no heartbeat)
         assert early == [] and applied == []
         owner.release.set()
         # the rebalance is over; the owner gets ready for longer than the session timeout (10 s)
@@ -71,5 +85,6 @@ async def test_no_record_is_applied_before_the_owners_were_told_and_each_once(se
         await asyncio.sleep(1)
         assert early == []
         assert sorted(applied) == sorted(f"v{n}".encode() for n in range(30))  # each once
+        assert True in fetched_early  # records were fetched before the owner was ready: fetched again
     finally:
         await consumer.stop()

@@ -15,6 +15,7 @@ from services.deadline.app import create_app as deadline_app
 from services.deadline.context import DeadlineContext
 from services.deadline.open_cases import HEAD, OpenCaseIndex
 from services.intake.app import create_app as intake_app
+from shared.document_cache import CACHE_READS
 from shared.domain.calendar import VN_TZ
 from shared.settings import Settings
 from shared.store import mongo_client
@@ -111,14 +112,7 @@ async def test_lists_exact_after_a_restart_with_rebalances(settings: Settings) -
             await bystander.start()
             await eventually(lambda: usable(index))
             assert index.loaded_from == "snapshot" and await snapshots.find_one({"_id": HEAD}) is None
-            context = app.state.context
-            await context.documents_snapshot.wait()
-            assert await kept.find_one({"_id": "head"}) is None
-            # put back, but for the case processed while the service was down: ended, it is not kept,
-            # and its open copy from the snapshot must not come back over what was applied since
-            held, missing = context.documents.lookup(first)
-            assert missing == [first[0]] and set(held) == set(first[1:])
-            assert all(held[code]["open"] for code in first[1:])
+            assert await kept.find_one({"_id": "head"}) is None  # taken out (what is put back: below)
             await case_of(deadline, first[0], lambda d: d["status"] == "processed")
             for code in later:
                 await case_of(deadline, code)
@@ -155,3 +149,39 @@ async def test_lists_exact_after_a_restart_with_rebalances(settings: Settings) -
             assert await exact(deadline, index) == pages
         assert (await snapshots.find_one({"_id": HEAD})) is not None  # saved again at this stop
         await store.close()
+
+
+async def test_a_graceful_restart_puts_back_the_documents_held_and_known_cases_are_read_from_memory(
+    settings: Settings,
+) -> None:
+    """ADR 0023 through the service: the stop saves the case documents the projection held; the next
+    start (the only member, the same offsets) puts them back; a later event of a known case is
+    folded from memory, not read from the store, and one that ended while the service was down is
+    applied over the saved copy, which does not come back."""
+    codes, events = new_cases(12, 1)
+    async with serve(intake_app(settings)) as intake:
+        app = deadline_app(settings)
+        async with serve(app) as deadline:
+            await post(intake, *events)
+            for code in codes:
+                await case_of(deadline, code)
+        closed_at = (NOW - timedelta(hours=1)).isoformat()
+        await post(intake, event("case.processed", codes[0], closed_at, outcome="approved"))
+
+        app = deadline_app(settings)
+        context: DeadlineContext = app.state.context
+        async with serve(app) as deadline:
+            await case_of(deadline, codes[0], lambda d: d["status"] == "processed")
+
+            async def restored() -> bool | None:
+                return context.documents_snapshot.restored == len(codes) or None
+
+            await eventually(restored, timeout=30)
+            held, missing = context.documents.lookup(codes)
+            assert missing == [codes[0]]  # ended: not kept, whether put back first or not
+            assert set(held) == set(codes[1:]) and all(held[code]["open"] for code in codes[1:])
+            reads = {source: CACHE_READS.labels("deadline", source)._value.get() for source in ("memory", "store")}
+            await post(intake, event("case.processed", codes[1], closed_at, outcome="approved"))
+            await case_of(deadline, codes[1], lambda d: d["status"] == "processed")
+            assert CACHE_READS.labels("deadline", "memory")._value.get() == reads["memory"] + 1
+            assert CACHE_READS.labels("deadline", "store")._value.get() == reads["store"]
