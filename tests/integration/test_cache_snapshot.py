@@ -9,15 +9,14 @@ from typing import Any
 
 import bson
 import pytest
-from prometheus_client import CollectorRegistry, Gauge
 
 from shared import cache_snapshot
 from shared.cache_snapshot import HEAD, CacheSnapshot
 from shared.document_cache import DocumentCache
 from shared.kafka import Membership
 from shared.settings import Settings
-from shared.sole_writer import SoleWriterCopy
 from shared.store import mongo_client
+from tests.support.copies import HeldCopy
 
 pytestmark = pytest.mark.integration
 
@@ -107,19 +106,6 @@ async def test_a_collection_made_again_since_the_save_gets_nothing_back(
     assert len(cache) == 0
     await cases.drop()
     await client.close()
-
-
-class HeldCopy(SoleWriterCopy):
-    """An in-memory copy the lists read, whose load waits to be released."""
-
-    name = "held"
-
-    def __init__(self) -> None:
-        super().__init__(Gauge("held_usable", "test", registry=CollectorRegistry()))
-        self.release = asyncio.Event()
-
-    async def load(self) -> None:
-        await self.release.wait()
 
 
 async def test_the_copies_the_lists_read_load_before_anything_is_put_back(

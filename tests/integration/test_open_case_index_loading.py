@@ -45,6 +45,19 @@ def case(day: int) -> dict[str, Any]:
     }
 
 
+def held_loads(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Every OpenCaseIndex load waits until the event returned is set."""
+    release = asyncio.Event()
+    load = OpenCaseIndex.load
+
+    async def held_load(self: OpenCaseIndex) -> None:
+        await release.wait()
+        await load(self)
+
+    monkeypatch.setattr(OpenCaseIndex, "load", held_load)
+    return release
+
+
 async def wait_done(index: OpenCaseIndex) -> None:
     task = index.ensure_loading()
     assert task is not None
@@ -142,14 +155,7 @@ async def test_every_assignment_takes_the_snapshot_out_before_a_record_is_applie
     await first.assigned(True, Membership("m1", 1, OFFSETS))
     await wait_done(first)
     assert await first.save(OFFSETS)
-    release = asyncio.Event()
-    load = OpenCaseIndex.load
-
-    async def held_load(self: OpenCaseIndex) -> None:
-        await release.wait()
-        await load(self)
-
-    monkeypatch.setattr(OpenCaseIndex, "load", held_load)
+    release = held_loads(monkeypatch)
     # a replica given some of the partitions writes cases the snapshot lacks: it takes the head out
     partial = OpenCaseIndex(cases)
     await partial.assigned(False, Membership("m2", 2, OFFSETS))
@@ -195,14 +201,7 @@ async def test_a_list_asked_while_the_only_writer_loads_is_503_and_reads_nothing
     queries = CaseQueries(f"{settings.mongo_db}_deadline")
     monkeypatch.setattr(store, "AsyncMongoClient", functools.partial(AsyncMongoClient, event_listeners=[queries]))
     monkeypatch.setattr(sole_writer, "WAIT_S", 0.5)
-    release = asyncio.Event()
-    load = OpenCaseIndex.load
-
-    async def held_load(self: OpenCaseIndex) -> None:
-        await release.wait()
-        await load(self)
-
-    monkeypatch.setattr(OpenCaseIndex, "load", held_load)
+    release = held_loads(monkeypatch)
     app = deadline_app(settings)
     index: OpenCaseIndex = app.state.context.open_cases
     params: dict[str, str | int] = {"as_of": (NOW + timedelta(days=5)).isoformat(), "limit": 5}

@@ -6,26 +6,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
-
 from services.deadline.gauges import CaseGauges
 from shared import sole_writer
 from shared.config import load_registry
 from shared.kafka import Membership
-from shared.sole_writer import SoleWriterCopy
+from tests.support.copies import HeldCopy
 
 REGISTRY = load_registry(Path(__file__).resolve().parents[2] / "config")
-
-
-class Index(SoleWriterCopy):
-    name = "index"
-
-    def __init__(self) -> None:
-        super().__init__(Gauge("index_usable", "test", registry=CollectorRegistry()))
-        self.release = asyncio.Event()
-
-    async def load(self) -> None:
-        await self.release.wait()
 
 
 class Cases:
@@ -49,7 +36,7 @@ def test_the_store_is_counted_only_once_another_member_may_write() -> None:
     saved = sole_writer.UNASSIGNED_WAIT_S
 
     async def scenario() -> None:
-        index, cases = Index(), Cases()
+        index, cases = HeldCopy(), Cases()
         context = SimpleNamespace(
             registry=REGISTRY,
             due_soon_seconds=8 * 3600,
