@@ -93,13 +93,15 @@ class Step:
     to_case: list[float] = field(default_factory=list)
     to_count: list[float] = field(default_factory=list)
     lost: int = 0  # probes not visible within PROBE_TIMEOUT_S
+    resent: int = 0  # requests sent again after their connection closed (_post)
 
     def summary(self) -> dict[str, Any]:
         achieved = self.posted / (self.ended - self.started) if self.ended > self.started else 0.0
         out: dict[str, Any] = {"asked_events_per_s": self.rate, "achieved_events_per_s": round(achieved, 1)}
-        out["posted"], out["refused"], out["probes"], out["probes_not_visible"] = (
+        out["posted"], out["refused"], out["resent"], out["probes"], out["probes_not_visible"] = (
             self.posted,
             self.failed,
+            self.resent,
             len(self.to_case),
             self.lost,
         )
@@ -142,7 +144,17 @@ async def _watch(
 
 
 async def _post(client: httpx.AsyncClient, url: str, body: bytes, events: int, step: Step) -> bool:
-    response = await client.post(url, content=body, headers=HEADERS)
+    """One request; sent again once if its connection closed under it (a kept-alive connection the
+    server closed as the request left: the events carry their ids, a second delivery is a duplicate)."""
+    for attempt in range(2):
+        try:
+            response = await client.post(url, content=body, headers=HEADERS)
+            break
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if attempt:
+                step.failed += events
+                return False
+            step.resent += 1
     if response.status_code != 202:
         step.failed += events
         return False

@@ -89,6 +89,15 @@ class CompanionWrites(Generic[Outcome]):
     outcome: Outcome
 
 
+class Companion(Protocol[Outcome]):
+    """A transactional companion's writes for one attempt at a batch: each chunk's (before, after)
+    pairs added while that chunk is written, the writes asked for once every chunk was."""
+
+    def add(self, pairs: Pairs) -> None: ...
+
+    def writes(self) -> CompanionWrites[Outcome]: ...
+
+
 class ProjectionPort(Protocol[Outcome]):
     """What a case projection asks of its service, given once at construction.
 
@@ -112,8 +121,9 @@ class ProjectionPort(Protocol[Outcome]):
         again; the other order could lose the first."""
         return []
 
-    def companion(self, pairs: Pairs) -> CompanionWrites[Outcome] | None:
-        """With `transactional`: more writes for the whole batch, in its transaction."""
+    def companion(self) -> Companion[Outcome] | None:
+        """With `transactional`: more writes for the whole batch, in its transaction (a new
+        companion for each attempt)."""
         return None
 
 
@@ -388,27 +398,30 @@ class CaseProjection(Generic[Outcome]):
         `_retrying` (folded again from a fresh read); any other fails it."""
         written: list[tuple[str, Document]] = []
         derived: list[Document] = []
-        pairs: Pairs = []
-        companion: CompanionWrites[Outcome] | None = None
+        companion = self.port.companion()
+        staged = False
+        writes: CompanionWrites[Outcome] | None = None
         async with self.collection.database.client.start_session() as session:
             async with await session.start_transaction():
                 writer = ChunkWriter(self.collection, session)
                 try:
                     async for chunk in chunks:
-                        pairs.extend((before, document) for _, before, document in chunk.staged)
                         await writer.send(chunk)
+                        if companion is not None and chunk.staged:  # while the chunk is written
+                            companion.add([(before, document) for _, before, document in chunk.staged])
+                            staged = True
                     await writer.drain()
-                    companion = self.port.companion(pairs) if pairs else None
-                    if companion is not None:
-                        await writer.write_other(companion.writes)
+                    writes = companion.writes() if companion is not None and staged else None
+                    if writes is not None:
+                        await writer.write_other(writes.writes)
                 finally:
                     await writer.settle()
                 for landed in writer.landed:
                     written.extend(landed.written)
                     derived.extend(landed.derived)
-        if not written and companion is None:
+        if not written and writes is None:
             return None
-        return ChunkOutcome(written, derived, companion.outcome if companion is not None else None)
+        return ChunkOutcome(written, derived, writes.outcome if writes is not None else None)
 
     async def _reading(
         self, parts: list[list[tuple[str, list[Document]]]]

@@ -7,19 +7,23 @@ buckets. A case change moves its counters: the projection subtracts the old fact
 and adds the new one's, in one transaction with the fact, so a redelivered batch finds nothing left
 to add.
 
-Coarse buckets (agency × level × month) hold the month's counters in `c` and each day's in `d.DD`,
-so one document answers both whole-month boundaries and the days of a partial month, and a batch
-touches one coarse document per agency, level and month (not one per day). Fine buckets (× field ×
-channel × month, month counters only) serve a field or channel filter over whole months. A
-procedure filter, or a field or channel filter over partial months, is answered from the facts.
+A bucket (agency × level × month) holds the month's counters in `c`, each day's in `d.DD`, and
+each field and channel's month counters in `f.<field|channel>`, so one document answers whole-month
+boundaries, the days of a partial month and a field or channel filter over whole months, and a
+batch touches one document per agency, level and month (not one per day, field or channel: the
+store's cost is its operations). The fine buckets (× field × channel, month counters only) that a
+field or channel filter reads are views of the `f` counters (`fine_view`). A procedure filter, or
+a field or channel filter over partial months, is answered from the facts.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
+from urllib.parse import unquote
 
 from pymongo import UpdateOne
 
@@ -28,8 +32,10 @@ from shared.domain.indicators import Period
 
 COARSE_KIND = "c"  # buckets by agency × level, with each day of the month
 FINE_KIND = "f"  # buckets by agency × level × field × channel, whole months only
-COARSE, FINE = f"{COARSE_KIND}_m", f"{FINE_KIND}_m"  # their collections: one bucket per month
-COLLECTIONS = (COARSE, FINE)
+COARSE, FINE = f"{COARSE_KIND}_m", f"{FINE_KIND}_m"  # their names: one bucket per month
+COLLECTIONS = (COARSE,)  # the stored ones: a fine bucket is a view of a coarse one's `f` counters
+FINE_KEYS = ("field", "channel")
+_ESCAPES = str.maketrans({"%": "%25", ".": "%2E", "$": "%24", "|": "%7C"})
 
 
 def kind_for(field: str | None, channel: str | None) -> str:
@@ -37,18 +43,33 @@ def kind_for(field: str | None, channel: str | None) -> str:
     return FINE_KIND if field or channel else COARSE_KIND
 
 
-def bucket_ids(fact: Mapping[str, Any], agency: str, day: date) -> list[tuple[str, str, dict[str, Any], str | None]]:
-    """(collection, bucket id, the bucket's fields, the day key or None) of the buckets a day point
-    of this case counts in, for the agency holding it then."""
-    level = fact.get("level") or ""
-    field, channel = fact.get("field_code") or "", fact.get("channel") or ""
-    month = day.strftime("%Y-%m")
-    coarse = {"agency": agency, "level": level}
-    fine = coarse | {"field": field, "channel": channel}
-    return [
-        (COARSE, f"{agency}|{level}|{month}", coarse | {"g": "m", "p": month}, f"{day.day:02d}"),
-        (FINE, f"{agency}|{level}|{field}|{channel}|{month}", fine | {"g": "m", "p": month}, None),
-    ]
+def fine_group(field: str, channel: str) -> str:
+    """The key of a field and channel's counters in a bucket's `f` (no dot, dollar or bar inside)."""
+    return f"{field.translate(_ESCAPES)}|{channel.translate(_ESCAPES)}"
+
+
+def fine_keys(group: str) -> dict[str, str]:
+    field, channel = group.split("|")
+    return {"field": unquote(field), "channel": unquote(channel)}
+
+
+def fine_view(bucket: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fine buckets a stored bucket holds, by their `f` key: its keys, g, p, and one field and
+    channel's counters as `c`."""
+    keys = {k: v for k, v in bucket.items() if k not in ("_id", "c", "d", "f")}
+    return {group: keys | fine_keys(group) | {"c": counters} for group, counters in bucket.get("f", {}).items()}
+
+
+def fine_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fine `buckets_queries` query as (the stored buckets' query, the field and channel wanted)."""
+    stored = {k: v for k, v in query.items() if k not in FINE_KEYS}
+    return stored, {k: query[k] for k in FINE_KEYS if k in query}
+
+
+def fine_selected(buckets: Iterable[Mapping[str, Any]], wanted: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The fine buckets of these stored ones with the field and channel wanted."""
+    views = (fine for bucket in buckets for fine in fine_view(bucket).values())
+    return [fine for fine in views if all(fine[k] == v for k, v in wanted.items())]
 
 
 def apply_change(bucket: dict[str, Any], inc: Mapping[str, int]) -> None:
@@ -65,20 +86,52 @@ def changes(
     pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]],
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """(collection, bucket id) → {"keys": the bucket's fields, "inc": {counter path: delta}}."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for before, after in pairs:
-        for sign, fact in ((-1, before), (1, after)):
-            if not fact:
-                continue
-            for (agency, day, name), n in day_points(fact).items():
-                for collection, bucket, keys, day_key in bucket_ids(fact, agency, day):
-                    entry = out.setdefault((collection, bucket), {"keys": keys, "inc": defaultdict(int)})
-                    entry["inc"][f"c.{name}"] += sign * n
-                    if day_key is not None:
-                        entry["inc"][f"d.{day_key}.{name}"] += sign * n
-    for entry in out.values():
-        entry["inc"] = {k: v for k, v in entry["inc"].items() if v}
-    return {key: entry for key, entry in out.items() if entry["inc"]}
+    deltas = BucketDeltas()
+    deltas.add(pairs)
+    return deltas.changes()
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_keys(day: date) -> tuple[str, str]:
+    """A day's bucket (its month, "YYYY-MM") and its key among the bucket's days ("DD")."""
+    return day.strftime("%Y-%m"), f"{day.day:02d}"
+
+
+class BucketDeltas:
+    """The bucket changes of (before, after) facts, added as they come (a batch's chunks, each
+    while the one before is written)."""
+
+    def __init__(self) -> None:
+        self._out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> None:
+        out = self._out
+        for before, after in pairs:
+            for sign, fact in ((-1, before), (1, after)):
+                if not fact:
+                    continue
+                level = fact.get("level") or ""
+                group = fine_group(fact.get("field_code") or "", fact.get("channel") or "")
+                for (agency, day, name), n in day_points(fact).items():
+                    month, day_key = _day_keys(day)
+                    bucket = (COARSE, f"{agency}|{level}|{month}")
+                    entry = out.get(bucket)
+                    if entry is None:
+                        keys = {"agency": agency, "level": level, "g": "m", "p": month}
+                        entry = out[bucket] = {"keys": keys, "inc": defaultdict(int)}
+                    inc = entry["inc"]
+                    inc[f"c.{name}"] += sign * n
+                    inc[f"d.{day_key}.{name}"] += sign * n
+                    inc[f"f.{group}.{name}"] += sign * n
+
+    def changes(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """What the pairs added so far change (counters that moved and came back are left out)."""
+        out = {}
+        for key, entry in self._out.items():
+            inc = {path: delta for path, delta in entry["inc"].items() if delta}
+            if inc:
+                out[key] = {"keys": entry["keys"], "inc": inc}
+        return out
 
 
 def bucket_writes(pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> dict[str, list[UpdateOne]]:

@@ -12,7 +12,7 @@ from aiokafka import ConsumerRecord
 from fastapi import Request
 from prometheus_client import Counter
 
-from services.metrics.aggregates import COLLECTIONS, bucket_writes
+from services.metrics.aggregates import COARSE, COLLECTIONS, FINE, bucket_writes, fine_query, fine_selected
 from services.metrics.exposition import IndicatorGauges
 from services.metrics.mirror import BucketMirror
 from services.metrics.projection import BucketChanges, MetricsPort
@@ -37,7 +37,9 @@ FACT_INDEXES: dict[str, list[tuple[str, int]]] = {
 }
 BUCKET_INDEX = [("agency", 1), ("p", 1)]  # an agency's buckets up to a month (buckets_queries)
 # bump when the bucket layout or a counter's meaning changes: the next start rebuilds them
-AGGREGATES_VERSION = 7
+AGGREGATES_VERSION = 8
+# an older layout's collections: the days of the coarse buckets, the fine buckets (now their `f`)
+FORMER_AGGREGATES = ("agg_c_d", "agg_f_m")
 
 
 class MetricsContext(ProjectionContext[BucketChanges]):
@@ -90,6 +92,10 @@ class MetricsContext(ProjectionContext[BucketChanges]):
         month with `rollup_days`, see BucketMirror.find), else the store."""
         if self.mirror.usable:
             return self.mirror.find(collection, query, rollup_days)
+        if collection == FINE:  # views of the stored buckets' `f` counters
+            stored, wanted = fine_query(query)
+            projection = {k: v for k, v in fields.items() if k != "d"} | {"agency": 1, "level": 1, "f": 1}
+            return fine_selected([b async for b in self.aggregates[COARSE].find(stored, projection)], wanted)
         return [b async for b in self.aggregates[collection].find(query, fields)]
 
     async def start(self) -> None:
@@ -118,7 +124,8 @@ class MetricsContext(ProjectionContext[BucketChanges]):
         started, count = time.perf_counter(), 0
         for collection in self.aggregates.values():
             await collection.delete_many({})
-        await self.db[named("agg_c_d", self.generation)].drop()  # an older layout's days, in a collection of their own
+        for former in FORMER_AGGREGATES:
+            await self.db[named(former, self.generation)].drop()
         batch: list[tuple[None, Document]] = []
 
         async def flush() -> None:

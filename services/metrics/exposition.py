@@ -66,7 +66,7 @@ class IndicatorGauges:
         for known in self.context.registry.agencies.values():
             groups[(known.code, known.level.value)] = []
         for collection, query in buckets_queries(period, COARSE_KIND, None, {}):
-            for bucket in await self.context.find_buckets(collection, query, {"_id": 0}):
+            for bucket in await self.context.find_buckets(collection, query, {"_id": 0, "f": 0}):
                 groups[(bucket.get("agency") or "unknown", bucket.get("level") or "unknown")].append(bucket)
         for (agency, level), buckets in groups.items():
             result = answer(buckets, period)

@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import Gauge
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.metrics.aggregates import COLLECTIONS, apply_change
+from services.metrics.aggregates import COARSE, FINE, apply_change, fine_keys, fine_view
 from shared.sole_writer import SoleWriterCopy
 from shared.store import Document
 
@@ -31,10 +31,9 @@ log = logging.getLogger(__name__)
 MIRRORED = Gauge("tthc_metrics_buckets_mirrored", "Aggregate buckets held in memory for indicator queries")
 MIRROR_USABLE = Gauge("tthc_metrics_buckets_mirror_usable", "1 when indicators are answered from memory, else 0")
 
-Bucket = dict[str, Any]  # the stored bucket: its keys (agency, level[, field, channel]), g, p, c[, d]
+Bucket = dict[str, Any]  # a bucket: its keys (agency, level[, field, channel]), g, p, c[, d]
 Group = tuple[str | None, str | None]  # (field, channel) of a fine bucket; (None, None) for a coarse one
 ROLLUPS_KEPT = 4096
-COARSE = COLLECTIONS[0]  # the buckets by agency and level, with their days
 
 
 def _group(keys: Mapping[str, Any]) -> Group:
@@ -47,9 +46,10 @@ class BucketMirror(SoleWriterCopy):
     def __init__(self, collections: Mapping[str, AsyncCollection[Document]]) -> None:
         super().__init__(MIRROR_USABLE)
         self.collections = collections
-        # collection → period key p → (field, channel) → bucket id → bucket (a coarse bucket has
-        # neither: one group); a field or channel filter reads only its groups
-        self.buckets: dict[str, dict[str, dict[Group, dict[str, Bucket]]]] = {name: {} for name in collections}
+        # COARSE or FINE → period key p → (field, channel) → bucket id → bucket (a coarse bucket has
+        # neither: one group); a field or channel filter reads only its groups. The stored buckets'
+        # `f` counters are held apart, as the fine buckets they are views of (aggregates.fine_view).
+        self.buckets: dict[str, dict[str, dict[Group, dict[str, Bucket]]]] = {COARSE: {}, FINE: {}}
         # (collection, p, filter) → the sum of the matching buckets of that month; dropped when a
         # bucket of that month changes. A month long past is summed once, not at every query.
         self._rollups: OrderedDict[tuple[Any, ...], Bucket] = OrderedDict()
@@ -59,21 +59,39 @@ class BucketMirror(SoleWriterCopy):
         """After the transaction that wrote these bucket changes committed (aggregates.changes)."""
         for (collection, bucket_id), change in changes.items():
             keys = change["keys"]
-            by_id = self.buckets[collection].setdefault(keys["p"], {}).setdefault(_group(keys), {})
-            bucket = by_id.get(bucket_id)
-            if bucket is None:
-                bucket = by_id[bucket_id] = {**keys, "c": {}}
-            apply_change(bucket, change["inc"])
-            for key in self._rollups_of.pop((collection, keys["p"]), ()):
-                self._rollups.pop(key, None)
+            coarse: dict[str, int] = {}
+            fine: dict[str, dict[str, int]] = {}
+            for path, delta in change["inc"].items():
+                if path.startswith("f."):
+                    group, name = path[2:].rsplit(".", 1)
+                    fine.setdefault(group, {})[f"c.{name}"] = delta
+                else:
+                    coarse[path] = delta
+            if coarse:
+                apply_change(self._bucket(collection, bucket_id, keys), coarse)
+            for group, inc in fine.items():
+                apply_change(self._bucket(FINE, f"{bucket_id}|{group}", keys | fine_keys(group)), inc)
         MIRRORED.set(self.size())
 
+    def _bucket(self, collection: str, bucket_id: str, keys: Mapping[str, Any]) -> Bucket:
+        """The bucket held, created empty if new; the kept sums of its month dropped."""
+        by_id = self.buckets[collection].setdefault(keys["p"], {}).setdefault(_group(keys), {})
+        bucket = by_id.get(bucket_id)
+        if bucket is None:
+            bucket = by_id[bucket_id] = {**keys, "c": {}}
+        for key in self._rollups_of.pop((collection, keys["p"]), ()):
+            self._rollups.pop(key, None)
+        return bucket
+
     async def load(self) -> None:
-        fresh: dict[str, dict[str, dict[Group, dict[str, Bucket]]]] = {name: {} for name in self.collections}
-        for name, collection in self.collections.items():
+        fresh: dict[str, dict[str, dict[Group, dict[str, Bucket]]]] = {COARSE: {}, FINE: {}}
+        for collection in self.collections.values():
             async for bucket in collection.find({}, batch_size=5000):
                 bucket_id = bucket.pop("_id")
-                fresh[name].setdefault(bucket["p"], {}).setdefault(_group(bucket), {})[bucket_id] = bucket
+                for group, fine in fine_view(bucket).items():
+                    fresh[FINE].setdefault(fine["p"], {}).setdefault(_group(fine), {})[f"{bucket_id}|{group}"] = fine
+                bucket.pop("f", None)
+                fresh[COARSE].setdefault(bucket["p"], {}).setdefault(_group(bucket), {})[bucket_id] = bucket
         self.buckets = fresh
         self._rollups.clear()
         self._rollups_of.clear()
@@ -84,8 +102,6 @@ class BucketMirror(SoleWriterCopy):
         """Sum every month of the province-wide selection (no filter) now, not at the first query
         after a restart: the overview everyone opens first then reads only kept sums. Returns how
         many months it summed."""
-        if COARSE not in self.buckets:
-            return 0
         return len(self.find(COARSE, {"p": {"$gte": ""}}, rollup_days=set()))
 
     def size(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import random
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -10,7 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.metrics.aggregates import COLLECTIONS, answer, answerable, apply_change, buckets_queries, changes
+from services.metrics.aggregates import (
+    COLLECTIONS,
+    answer,
+    answerable,
+    apply_change,
+    buckets_queries,
+    changes,
+    fine_selected,
+)
 from services.metrics.facts import case_facts
 from services.metrics.mirror import BucketMirror
 from shared.domain.calendar import VN_TZ, CalendarRules
@@ -112,11 +122,10 @@ def apply(store: dict[tuple[str, str], dict[str, Any]], pairs: list[tuple[dict |
 
 
 def select(store: dict[tuple[str, str], dict[str, Any]], kind: str, **filters: str) -> list[dict[str, Any]]:
-    return [
-        b
-        for (collection, _), b in store.items()
-        if collection.startswith(kind) and all(b.get(k) == v for k, v in filters.items())
-    ]
+    """The buckets of a kind the store would select (the fine ones are views of the stored `f`)."""
+    if kind == "f":
+        return fine_selected(store.values(), filters)
+    return [b for b in store.values() if all(b.get(k) == v for k, v in filters.items())]
 
 
 PERIODS = [
@@ -200,6 +209,50 @@ def test_the_in_memory_copy_answers_the_store_queries_exactly(seed: int) -> None
             new = random_fact(rng) | {"agency_code": facts[index]["agency_code"]}
             mirror.applied(changes([(facts[index], new)]))
             facts[index] = new
+
+
+class StoredBuckets:
+    """The stored buckets as the store hands them back to BucketMirror.load (copies, with `_id`)."""
+
+    def __init__(self, store: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.store = store
+
+    async def _found(self) -> Any:
+        for (_, bucket_id), bucket in self.store.items():
+            yield copy.deepcopy(bucket) | {"_id": bucket_id}
+
+    def find(self, query: dict[str, Any], batch_size: int = 0) -> Any:
+        assert query == {}
+        return self._found()
+
+
+def test_a_field_or_channel_of_any_spelling_is_its_own_fine_bucket_in_the_store_and_in_memory() -> None:
+    """A fine bucket is a view of its stored bucket's `f` counters, under a key without a dot, a
+    dollar or a bar: field codes holding them stay apart, in the store, in a copy moved by the
+    deltas and in one loaded from the store."""
+    rng = random.Random(7)
+    odd = ["G09.DD", "G09$KD", "G09|HT", "G09%2EDD"]
+    facts = [random_fact(rng) | {"field_code": rng.choice(odd)} for _ in range(200)]
+    store: dict[tuple[str, str], dict[str, Any]] = {}
+    apply(store, [(None, fact) for fact in facts])
+    assert {collection for collection, _ in store} == set(COLLECTIONS)
+    for bucket in store.values():
+        assert all("." not in key and "$" not in key and key.count("|") == 1 for key in bucket.get("f", {}))
+    moved = BucketMirror({name: None for name in COLLECTIONS})  # type: ignore[misc]
+    moved.applied(changes([(None, fact) for fact in facts]))
+    loaded = BucketMirror({COLLECTIONS[0]: StoredBuckets(store)})  # type: ignore[dict-item]
+    asyncio.run(loaded.load())
+    period = Period(date(2026, 1, 1), date(2026, 6, 30))
+    coarse = buckets_queries(period, "c", None, {})
+    assert answer([b for c, q in coarse for b in loaded.find(c, q)], period) == indicators(facts, period)
+    for field in odd:
+        expected = indicators([f for f in facts if f["field_code"] == field], period)
+        assert expected["received"]["total"] > 0
+        assert answer(select(store, "f", field=field), period) == expected
+        for mirror in (moved, loaded):
+            queries = buckets_queries(period, "f", None, {"field": field})
+            assert answer([b for c, q in queries for b in mirror.find(c, q)], period) == expected
+            assert answer([b for c, q in queries for b in mirror.find(c, q, set())], period) == expected
 
 
 # ---- cases folded from events: waiting for the citizen, pauses (S-766DOC 2.1, contract v1.1) ----
