@@ -273,6 +273,7 @@ class ProjectionContext(ServiceContext, Generic[Outcome]):
             handler=self.apply,
             max_records=self.settings.poll_max_records,
             poll_timeout_ms=self.settings.poll_timeout_ms,
+            linger_ms=self.settings.consumer_linger_ms,
             # the snapshot last: told once the copies it lets load first are (re)assigned
             owners=[self.documents, *owners, self.documents_snapshot],
             stall_s=self.settings.consumer_stall_s,

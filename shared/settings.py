@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         60.0, description="records waiting and nothing applied this long: the consumer is stuck (/readyz 503)"
     )
     poll_timeout_ms: int = Field(200, description="how long a consumer poll waits for records")
+    consumer_linger_ms: int = Field(
+        0,
+        description="how long the broker may hold a projection's fetch for more records (fewer, larger batches "
+        "under a steady stream, each record later by up to this much; 0: records as they come)",
+    )
     case_events_partitions: int = Field(6, description="partitions of tthc.case-events when created")
     deadline_url: str = Field("http://127.0.0.1:8082", description="where the web pages reach the deadline service")
     metrics_url: str = Field("http://127.0.0.1:8083", description="where the web pages reach the metrics service")

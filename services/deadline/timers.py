@@ -233,11 +233,16 @@ class Sweeper:
         self.batch = batch
         self.last_sweep_seconds = 0.0
         self.periodic = Periodic("timer-sweeper", interval_s, lambda: self.sweep(datetime.now(UTC)))
+        self.stopping = False
 
     def start(self) -> None:
+        self.stopping = False
         self.periodic.start()
 
     async def stop(self) -> None:
+        """A round in hand ends after the batch it is firing: the timers after it stay due, for the
+        next start's first round (a backlog's round takes tens of seconds)."""
+        self.stopping = True
         await self.periodic.stop()
 
     async def sweep(self, now: datetime) -> int:
@@ -252,12 +257,20 @@ class Sweeper:
             found: list[dict[str, Any]] = []
             seen = moved = 0
             due = {"next_check_at": {"$gte": TIMER_FLOOR, "$lte": now}}
-            async for timer in self.context.timers.find(due).sort("next_check_at", 1).limit(fetch):
-                seen += 1
-                found.append(timer)
-                if len(found) == self.batch:
-                    handled, published = await self._fire(found, now)
-                    moved, total, found = moved + handled, total + published, []
+            cursor = self.context.timers.find(due).sort("next_check_at", 1).limit(fetch)
+            try:
+                async for timer in cursor:
+                    seen += 1
+                    found.append(timer)
+                    if len(found) == self.batch:
+                        handled, published = await self._fire(found, now)
+                        moved, total, found = moved + handled, total + published, []
+                        if self.stopping:
+                            break
+            finally:
+                await cursor.close()
+            if self.stopping:  # the timers not fired stay due, unmarked
+                break
             if found:
                 handled, published = await self._fire(found, now)
                 moved, total = moved + handled, total + published
@@ -309,10 +322,13 @@ class Sweeper:
         firing.events.extend(due_now)
         emitted = [e["event_id"] for e in due_now]
         if emitted:
-            firing.writes.append(UpdateOne({"_id": timer["_id"]}, {"$addToSet": {"emitted": {"$each": emitted}}}))
             document["emitted"] = [*document["emitted"], *emitted]
-        # on the inputs read: if the projection re-armed the timer since, its check stays (earlier)
         check = next_check_at(document, calendar, threshold, apology_threshold)
-        firing.writes.append(
-            UpdateOne({"_id": timer["_id"], "inputs": inputs}, {"$set": {"next_check_at": check, "inputs": now_inputs}})
-        )
+        # the marks and the next check in one write, on the inputs read: if the projection re-armed
+        # the timer since, neither lands and its check stays (earlier); that check publishes the
+        # transitions still reached again, under the same ids, which their consumers take once (as
+        # after a crash between the publication and this write)
+        update: dict[str, Any] = {"$set": {"next_check_at": check, "inputs": now_inputs}}
+        if emitted:
+            update["$addToSet"] = {"emitted": {"$each": emitted}}
+        firing.writes.append(UpdateOne({"_id": timer["_id"], "inputs": inputs}, update))

@@ -148,6 +148,90 @@ async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
     assert landed == len(TIMERS) and len(stored[pending]["emitted"]) == len(TIMERS)
 
 
+async def test_a_stop_ends_a_sweep_after_the_batch_in_hand_and_the_rest_stays_due(
+    settings: Settings, kafka, monkeypatch
+) -> None:
+    """A graceful stop does not wait for a backlog's whole round: the sweep ends after the batch it
+    is firing; the timers after it stay due and unmarked, and the next round fires each once."""
+    context = DeadlineContext(settings)
+    context.sweeper.batch = 3
+    codes = [case_code() for _ in range(12)]
+    staged, documents = [], []
+    for code in codes:
+        item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
+        document = context.port.document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
+        staged.append((code, None, document))
+        documents.append({**document, "_id": code, "events": [item]})
+    [(timers_collection, arm)] = context.port.prelude(staged)
+    await timers_collection.bulk_write(arm)
+    await context.cases.insert_many(documents)
+    fire = context.sweeper._fire
+    fired: list[int] = []
+
+    async def firing_then_stopping(timers_due: list[dict], now: datetime) -> tuple[int, int]:
+        fired.append(len(timers_due))
+        context.sweeper.stopping = True  # the stop comes while the first batch is fired
+        return await fire(timers_due, now)
+
+    monkeypatch.setattr(context.sweeper, "_fire", firing_then_stopping)
+    at = datetime(2026, 4, 30, tzinfo=VN_TZ)
+    await context.publisher.start()
+    try:
+        first = await context.sweeper.sweep(at)
+        left = await context.timers.count_documents({"_id": {"$in": codes}, "emitted": {"$exists": False}})
+        context.sweeper.stopping = False
+        monkeypatch.setattr(context.sweeper, "_fire", fire)
+        rest = await context.sweeper.sweep(at)
+    finally:
+        await context.publisher.stop()
+        await context.mongo.close()
+    assert fired == [3] and first == 3 * len(TIMERS)
+    assert left == len(codes) - 3
+    assert rest == (len(codes) - 3) * len(TIMERS)
+    events = [e for code in codes for e in await derived(kafka, settings, code)]
+    assert len(events) == len({e["event_id"] for e in events}) == len(TIMERS) * len(codes)
+
+
+async def test_a_timer_rearmed_while_it_fires_loses_no_transition(settings: Settings, kafka, monkeypatch) -> None:
+    """The projection re-arms a timer between the sweeper's read and its write: the marks and the
+    next check land together or not at all, so the re-armed (earlier) check stays, and its next
+    sweep publishes the transitions again under the same ids; then they are marked."""
+    context = DeadlineContext(settings)
+    code = case_code()
+    item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
+    document = context.port.document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
+    [(timers_collection, arm)] = context.port.prelude([(code, None, document)])
+    await timers_collection.bulk_write(arm)
+    await context.cases.insert_one({**document, "_id": code, "events": [item]})
+    armed = await context.timers.find_one({"_id": code})
+    publish = context.publish_derived
+
+    async def publishing_then_rearmed(events: list[dict]) -> None:
+        await publish(events)
+        # the projection re-arms the timer meanwhile (a later event of the case under way)
+        await context.timers.update_one({"_id": code}, {"$set": {"inputs": "re-armed"}})
+
+    monkeypatch.setattr(context, "publish_derived", publishing_then_rearmed)
+    at = datetime(2026, 4, 30, tzinfo=VN_TZ)
+    await context.publisher.start()
+    try:
+        first = await context.sweeper.sweep(at)
+        after_race = await context.timers.find_one({"_id": code})
+        # that event's write landed, with the same timing: the timer's inputs are the case's again
+        await context.timers.update_one({"_id": code}, {"$set": {"inputs": armed["inputs"]}})
+        monkeypatch.setattr(context, "publish_derived", publish)
+        again = await context.sweeper.sweep(at)
+        settled = await context.timers.find_one({"_id": code})
+        last = await context.sweeper.sweep(at)
+    finally:
+        await context.publisher.stop()
+        await context.mongo.close()
+    assert first == again == len(TIMERS) and last == 0
+    assert "emitted" not in after_race and after_race["next_check_at"] == armed["next_check_at"]
+    assert sorted(settled["emitted"]) == sorted({e["event_id"] for e in await derived(kafka, settings, code)})
+    assert len(settled["emitted"]) == len(TIMERS) and settled["next_check_at"] is None
+
+
 async def test_a_timer_left_by_a_failed_attempt_is_made_right(settings: Settings, kafka) -> None:
     """A batch that armed its timers and failed before its cases were written is applied again,
     maybe with more events: the projection's insert of a new case's timer finds the leftover and
