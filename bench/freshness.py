@@ -27,6 +27,7 @@ PROBE_TIMEOUT_S, and the run stops after its last step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -130,12 +131,13 @@ async def _watch(
     params = {"period": f"{day}..{day}", "agency": probe["agency_code"]}
     seen: dict[str, float] = {}
     while len(seen) < 2:
-        if "case" not in seen and (await client.get(case_url, headers=HEADERS)).status_code == 200:
-            seen["case"] = time.perf_counter() - acked
-        if "count" not in seen:
-            answer = await client.get(count_url, params=params, headers=HEADERS)
-            if answer.status_code == 200 and answer.json()["received"]["total"] >= 1:
-                seen["count"] = time.perf_counter() - acked
+        with contextlib.suppress(httpx.ReadError, httpx.RemoteProtocolError):  # polled again
+            if "case" not in seen and (await client.get(case_url, headers=HEADERS)).status_code == 200:
+                seen["case"] = time.perf_counter() - acked
+            if "count" not in seen:
+                answer = await client.get(count_url, params=params, headers=HEADERS)
+                if answer.status_code == 200 and answer.json()["received"]["total"] >= 1:
+                    seen["count"] = time.perf_counter() - acked
         if time.perf_counter() - acked > PROBE_TIMEOUT_S:
             step.lost += 1
             return
