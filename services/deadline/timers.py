@@ -219,7 +219,8 @@ class Firing:
     """One sweep round's work: the events to publish and the timer writes that go with them."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    writes: list[UpdateOne] = field(default_factory=list)
+    writes: list[UpdateOne] = field(default_factory=list)  # each on the timer's inputs as read
+    marks: list[UpdateOne] = field(default_factory=list)  # the same marks on `_id` alone (`_fire`)
     handled: int = 0
 
 
@@ -290,7 +291,11 @@ class Sweeper:
         if firing.events:
             await self.context.publish_derived(firing.events)  # published first: a crash re-publishes the same ids
         if firing.writes:
-            await self.context.timers.bulk_write(firing.writes, ordered=False)
+            result = await self.context.timers.bulk_write(firing.writes, ordered=False)
+            if result.matched_count < len(firing.writes) and firing.marks:
+                # a timer re-armed since it was read (its write did not land): its marks still
+                # must, or the transitions would be published again, perhaps to another agency
+                await self.context.timers.bulk_write(firing.marks, ordered=False)
         return firing.handled, len(firing.events)
 
     def _check(
@@ -325,10 +330,11 @@ class Sweeper:
             document["emitted"] = [*document["emitted"], *emitted]
         check = next_check_at(document, calendar, threshold, apology_threshold)
         # the marks and the next check in one write, on the inputs read: if the projection re-armed
-        # the timer since, neither lands and its check stays (earlier); that check publishes the
-        # transitions still reached again, under the same ids, which their consumers take once (as
-        # after a crash between the publication and this write)
+        # the timer since, its check stays (earlier), and the marks are written again on `_id`
+        # alone (`_fire`: only then, so one write a timer as a rule)
         update: dict[str, Any] = {"$set": {"next_check_at": check, "inputs": now_inputs}}
         if emitted:
-            update["$addToSet"] = {"emitted": {"$each": emitted}}
+            marks = {"$addToSet": {"emitted": {"$each": emitted}}}
+            update |= marks
+            firing.marks.append(UpdateOne({"_id": timer["_id"]}, marks))
         firing.writes.append(UpdateOne({"_id": timer["_id"], "inputs": inputs}, update))

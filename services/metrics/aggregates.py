@@ -35,7 +35,7 @@ FINE_KIND = "f"  # buckets by agency × level × field × channel, whole months 
 COARSE, FINE = f"{COARSE_KIND}_m", f"{FINE_KIND}_m"  # their names: one bucket per month
 COLLECTIONS = (COARSE,)  # the stored ones: a fine bucket is a view of a coarse one's `f` counters
 FINE_KEYS = ("field", "channel")
-_ESCAPES = str.maketrans({"%": "%25", ".": "%2E", "$": "%24", "|": "%7C"})
+_ESCAPES = str.maketrans({"%": "%25", ".": "%2E", "$": "%24", "|": "%7C", "\x00": "%00"})
 
 
 def kind_for(field: str | None, channel: str | None) -> str:
@@ -44,7 +44,7 @@ def kind_for(field: str | None, channel: str | None) -> str:
 
 
 def fine_group(field: str, channel: str) -> str:
-    """The key of a field and channel's counters in a bucket's `f` (no dot, dollar or bar inside)."""
+    """The key of a field and channel's counters in a bucket's `f` (no dot, dollar, bar or NUL inside)."""
     return f"{field.translate(_ESCAPES)}|{channel.translate(_ESCAPES)}"
 
 

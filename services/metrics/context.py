@@ -94,7 +94,7 @@ class MetricsContext(ProjectionContext[BucketChanges]):
             return self.mirror.find(collection, query, rollup_days)
         if collection == FINE:  # views of the stored buckets' `f` counters
             stored, wanted = fine_query(query)
-            projection = {k: v for k, v in fields.items() if k != "d"} | {"agency": 1, "level": 1, "f": 1}
+            projection = {k: v for k, v in fields.items() if k not in ("c", "d")} | {"agency": 1, "level": 1, "f": 1}
             return fine_selected([b async for b in self.aggregates[COARSE].find(stored, projection)], wanted)
         return [b async for b in self.aggregates[collection].find(query, fields)]
 

@@ -127,6 +127,8 @@ async def test_indicators_from_memory_equal_indicators_from_the_store(settings: 
         ("/v1/indicators", {"period": "2026-Q1", "agency": AGENCY}),
         ("/v1/indicators", {"period": "2026-02-10..2026-04-17"}),
         ("/v1/indicators", {"period": "2026-H1", "field": "G09-DD", "channel": "online"}),
+        ("/v1/indicators", {"period": "2026-H1", "field": "G09-DD"}),
+        ("/v1/indicators", {"period": "2026-Q1", "channel": "postal", "agency": AGENCY}),
         ("/v1/index/766", {"period": "2026-04"}),
         ("/v1/index/par", {"year": 2026}),
         ("/v1/indicators/monthly", {"year": 2026}),

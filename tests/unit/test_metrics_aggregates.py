@@ -228,16 +228,16 @@ class StoredBuckets:
 
 def test_a_field_or_channel_of_any_spelling_is_its_own_fine_bucket_in_the_store_and_in_memory() -> None:
     """A fine bucket is a view of its stored bucket's `f` counters, under a key without a dot, a
-    dollar or a bar: field codes holding them stay apart, in the store, in a copy moved by the
+    dollar, a bar or a NUL: field codes holding them stay apart, in the store, in a copy moved by the
     deltas and in one loaded from the store."""
     rng = random.Random(7)
-    odd = ["G09.DD", "G09$KD", "G09|HT", "G09%2EDD"]
+    odd = ["G09.DD", "G09$KD", "G09|HT", "G09%2EDD", "G09\x00CT"]
     facts = [random_fact(rng) | {"field_code": rng.choice(odd)} for _ in range(200)]
     store: dict[tuple[str, str], dict[str, Any]] = {}
     apply(store, [(None, fact) for fact in facts])
     assert {collection for collection, _ in store} == set(COLLECTIONS)
     for bucket in store.values():
-        assert all("." not in key and "$" not in key and key.count("|") == 1 for key in bucket.get("f", {}))
+        assert all(not {".", "$", "\x00"} & set(key) and key.count("|") == 1 for key in bucket.get("f", {}))
     moved = BucketMirror({name: None for name in COLLECTIONS})  # type: ignore[misc]
     moved.applied(changes([(None, fact) for fact in facts]))
     loaded = BucketMirror({COLLECTIONS[0]: StoredBuckets(store)})  # type: ignore[dict-item]
