@@ -53,6 +53,7 @@ PROBE_TIMEOUT_S = 30.0
 TARGET_P99_S = 1.0
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
 PROBE_PROCEDURE = ("1.012790", "G09-DD")  # a procedure of the catalogue, any level
+CLOSED_UNDER = (httpx.ReadError, httpx.RemoteProtocolError)  # a kept-alive connection closed as a request left
 _probe_serial = itertools.count()
 
 
@@ -131,7 +132,7 @@ async def _watch(
     params = {"period": f"{day}..{day}", "agency": probe["agency_code"]}
     seen: dict[str, float] = {}
     while len(seen) < 2:
-        with contextlib.suppress(httpx.ReadError, httpx.RemoteProtocolError):  # polled again
+        with contextlib.suppress(*CLOSED_UNDER):  # polled again
             if "case" not in seen and (await client.get(case_url, headers=HEADERS)).status_code == 200:
                 seen["case"] = time.perf_counter() - acked
             if "count" not in seen:
@@ -155,7 +156,7 @@ async def _post(client: httpx.AsyncClient, url: str, body: bytes, events: int, s
         try:
             response = await client.post(url, content=body, headers=HEADERS)
             break
-        except (httpx.ReadError, httpx.RemoteProtocolError):
+        except CLOSED_UNDER:
             if attempt:
                 step.failed += events
                 return False

@@ -60,6 +60,20 @@ def fine_view(bucket: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {group: keys | fine_keys(group) | {"c": counters} for group, counters in bucket.get("f", {}).items()}
 
 
+def split_fine(inc: Mapping[str, int]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """A bucket change's `$inc` paths as (its own: `c.*`, `d.DD.*`; each `f` group's, as that fine
+    bucket's `c.*`)."""
+    own: dict[str, int] = {}
+    fine: dict[str, dict[str, int]] = {}
+    for path, delta in inc.items():
+        if path.startswith("f."):
+            group, name = path[2:].rsplit(".", 1)
+            fine.setdefault(group, {})[f"c.{name}"] = delta
+        else:
+            own[path] = delta
+    return own, fine
+
+
 def fine_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A fine `buckets_queries` query as (the stored buckets' query, the field and channel wanted)."""
     stored = {k: v for k, v in query.items() if k not in FINE_KEYS}

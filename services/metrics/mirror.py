@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import Gauge
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.metrics.aggregates import COARSE, FINE, apply_change, fine_keys, fine_view
+from services.metrics.aggregates import COARSE, FINE, apply_change, fine_keys, fine_view, split_fine
 from shared.sole_writer import SoleWriterCopy
 from shared.store import Document
 
@@ -59,14 +59,7 @@ class BucketMirror(SoleWriterCopy):
         """After the transaction that wrote these bucket changes committed (aggregates.changes)."""
         for (collection, bucket_id), change in changes.items():
             keys = change["keys"]
-            coarse: dict[str, int] = {}
-            fine: dict[str, dict[str, int]] = {}
-            for path, delta in change["inc"].items():
-                if path.startswith("f."):
-                    group, name = path[2:].rsplit(".", 1)
-                    fine.setdefault(group, {})[f"c.{name}"] = delta
-                else:
-                    coarse[path] = delta
+            coarse, fine = split_fine(change["inc"])
             if coarse:
                 apply_change(self._bucket(collection, bucket_id, keys), coarse)
             for group, inc in fine.items():
