@@ -7,9 +7,11 @@ equal the lists read from the store after each."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
 
 from services.deadline.app import create_app as deadline_app
 from services.deadline.context import DeadlineContext
@@ -76,16 +78,26 @@ async def usable(index: OpenCaseIndex) -> bool | None:
     return index.usable or None
 
 
+async def first_start(
+    settings: Settings, intake: Any, events: list[dict[str, Any]], codes: list[str], index_loaded: bool = False
+) -> FastAPI:
+    """A deadline service served until these events' cases are applied (and its open-case index
+    loaded), then stopped gracefully: what it saves is there for the next start."""
+    app = deadline_app(settings)
+    async with serve(app) as deadline:
+        await post(intake, *events)
+        for code in codes:
+            await case_of(deadline, code)
+        if index_loaded:
+            await eventually(lambda: usable(app.state.context.open_cases))
+    return app
+
+
 async def test_lists_exact_after_a_restart_with_rebalances(settings: Settings) -> None:
     first, first_events = new_cases(24, 1)
     later, later_events = new_cases(9, 2)
     async with serve(intake_app(settings)) as intake:
-        app = deadline_app(settings)
-        async with serve(app) as deadline:
-            await post(intake, *first_events)
-            for code in first:
-                await case_of(deadline, code)
-            await eventually(lambda: usable(app.state.context.open_cases))
+        app = await first_start(settings, intake, first_events, first, index_loaded=True)
         context: DeadlineContext = app.state.context
         store = mongo_client(settings.mongo_uri)  # the service's client is closed with it
         snapshots = store[context.db.name][f"{context.cases.name}_open_index"]
@@ -160,11 +172,7 @@ async def test_a_graceful_restart_puts_back_the_documents_held_and_known_cases_a
     applied over the saved copy, which does not come back."""
     codes, events = new_cases(12, 1)
     async with serve(intake_app(settings)) as intake:
-        app = deadline_app(settings)
-        async with serve(app) as deadline:
-            await post(intake, *events)
-            for code in codes:
-                await case_of(deadline, code)
+        await first_start(settings, intake, events, codes)
         closed_at = (NOW - timedelta(hours=1)).isoformat()
         await post(intake, event("case.processed", codes[0], closed_at, outcome="approved"))
 
