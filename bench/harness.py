@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 
 from shared.kafka import MAX_BATCH_BYTES
+from shared.store import TUNINGS
 
 
 async def raw_produce_rate(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes]) -> float:
@@ -43,7 +44,8 @@ async def raw_bulk_upsert_rate(
     (`$set` of every field: slower on SecantusDB, which checks a `$set`'s paths pairwise; reported
     beside the limit, never used as it). `existing`: documents
     written first, untimed (the same `_id`s: the timed upserts then replace them)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    # written as the services write to this store (shared/store.py: no retryable writes on the stand-in)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, retryWrites=TUNINGS["standin"].retry_writes)
     collection = client["bench_raw"]["upserts"]
     await collection.drop()
     try:

@@ -46,7 +46,7 @@ async def live_generation(db: AsyncDatabase[Document], service: str) -> int:
 
 async def live_generation_of(settings: Settings, service: str) -> int:
     """The live generation, read with a client of its own (a rebuild, before it builds its context)."""
-    client = mongo_client(settings.mongo_uri)
+    client = mongo_client(settings.mongo_uri, settings.store_profile)
     try:
         return await live_generation(service_database(client, settings, service), service)
     finally:

@@ -37,6 +37,13 @@ class StoreTuning:
     # flight. The stand-in answers nothing while one long query holds it: a heartbeat must outwait
     # such a query there, not cancel it (and the scans, loads and writes beside it).
     monitor_timeout_ms: int = 3000
+    # The driver's retryable writes (a write retried once after a network error or a failover, the
+    # server answering a retry from its record of the first attempt). SecantusDB keeps that record
+    # for every write command and walks it, then sorts it once full, at each one: over a stream of
+    # minutes every write slows by an order of magnitude (bench/results/2026-12-03-issue22-session5.md).
+    # Without them a failed write is an error its caller already handles: a consumer applies its batch
+    # again (replacements, `$set`s, `$addToSet`s; the buckets' `$inc`s in one transaction with their facts).
+    retry_writes: bool = True
 
 
 TUNINGS: dict[str, StoreTuning] = {
@@ -45,7 +52,9 @@ TUNINGS: dict[str, StoreTuning] = {
     # SecantusDB checks each document it finds against the whole `$in` list (n² for n ids), each
     # secondary index costs every write, and its planner takes no `$or` (a list query scans with
     # or without one): ids expected present read a few dozen at a time, no index on the cases
-    "standin": StoreTuning(ids_per_query=25, absent_ids_per_query=1000, list_indexes=False, monitor_timeout_ms=120_000),
+    "standin": StoreTuning(
+        ids_per_query=25, absent_ids_per_query=1000, list_indexes=False, monitor_timeout_ms=120_000, retry_writes=False
+    ),
 }
 # by the client's identity: clients of one URI compare equal (pymongo), and a WeakKeyDictionary
 # would give them one entry, gone with the first of them
@@ -53,7 +62,8 @@ _TUNING_OF: dict[int, StoreTuning] = {}
 
 
 # every client's options: instants read back aware, in Vietnam time; a store away is an error in
-# seconds; the heartbeat's wait from the profile (mongo_client), the rest the driver's defaults
+# seconds; the heartbeat's wait and the retryable writes from the profile (mongo_client), the rest
+# the driver's defaults
 CLIENT_OPTIONS: Final[dict[str, Any]] = {
     "tz_aware": True,
     "tzinfo": VN_TZ,
@@ -63,7 +73,10 @@ CLIENT_OPTIONS: Final[dict[str, Any]] = {
 
 def mongo_client(uri: str, profile: StoreProfile = "mongodb") -> AsyncMongoClient[Document]:
     client: AsyncMongoClient[Document] = AsyncMongoClient(
-        uri, **CLIENT_OPTIONS, connectTimeoutMS=TUNINGS[profile].monitor_timeout_ms
+        uri,
+        **CLIENT_OPTIONS,
+        connectTimeoutMS=TUNINGS[profile].monitor_timeout_ms,
+        retryWrites=TUNINGS[profile].retry_writes,
     )
     use_profile(client, profile)
     return client
