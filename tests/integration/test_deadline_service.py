@@ -234,6 +234,57 @@ async def test_a_timer_rearmed_while_it_fires_keeps_its_marks_and_its_earlier_ch
     assert settled["next_check_at"] is None and sorted(settled["emitted"]) == sorted(published)
 
 
+async def test_a_pause_disarms_a_timer_with_a_check_and_leaves_one_whose_transitions_all_fired(
+    settings: Settings,
+) -> None:
+    """The projection's disarm is written only on a timer with a check still set: on the store, a
+    paused case's timer loses its check and takes the new inputs; a timer whose transitions all
+    fired (no check, its marks) is left as it is; a case with no timer gets none."""
+    context = DeadlineContext(settings)
+    fresh, fired, bare = case_code(), case_code(), case_code()
+
+    def documents(code: str) -> tuple[dict, dict]:
+        items = [
+            {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0},
+            {
+                **event("case.supplement_requested", code, "2026-03-17T09:00:00+07:00"),
+                "event_id": f"{code}:p",
+                "schema_version": 1,
+                "seq": 1,
+            },
+        ]
+        folded = [
+            context.port.document(
+                fold_case([CaseEvent.from_dict(i) for i in items[:n]], context.registry), items[:n], None
+            )
+            for n in (1, 2)
+        ]
+        return folded[0], folded[1]
+
+    try:
+        for code in (fresh, fired, bare):
+            running, _ = documents(code)
+            await context.cases.insert_one({**running, "_id": code})
+            if code != bare:
+                [(collection, arm)] = context.port.prelude([(code, None, running)])
+                await collection.bulk_write(arm)
+        marks = [f"{fired}:deadline.overdue:x"]
+        await context.timers.update_one({"_id": fired}, {"$set": {"next_check_at": None, "emitted": marks}})
+        fired_before = await context.timers.find_one({"_id": fired})
+        for code in (fresh, fired, bare):
+            running, paused = documents(code)
+            stored = await context.cases.find_one({"_id": code})
+            [(collection, disarm)] = context.port.prelude([(code, stored, paused)])
+            assert len(disarm) == 1
+            await collection.bulk_write(disarm)
+        disarmed = await context.timers.find_one({"_id": fresh})
+        assert disarmed["next_check_at"] is None and disarmed["inputs"] == timers.timer_inputs(documents(fresh)[1])
+        assert await context.timers.find_one({"_id": fired}) == fired_before
+        assert await context.timers.find_one({"_id": bare}) is None
+    finally:
+        await context.mongo.close()
+
+
 async def test_a_timer_left_by_a_failed_attempt_is_made_right(settings: Settings, kafka) -> None:
     """A batch that armed its timers and failed before its cases were written is applied again,
     maybe with more events: the projection's insert of a new case's timer finds the leftover and

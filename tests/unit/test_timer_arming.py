@@ -75,14 +75,29 @@ def test_an_event_that_does_not_change_the_timing_writes_no_timer() -> None:
     assert timer_inputs(as_utc) == timer_inputs(as_stored(before))
 
 
-def test_a_pause_disarms_and_the_end_closes_the_timer() -> None:
+def test_a_pause_disarms_and_the_end_closes_the_timer_only_where_a_check_is_still_set() -> None:
     before = document(RECEIVED)
     paused = document(RECEIVED, ev(2, "case.supplement_requested", "2026-03-17T09:00:00"))
     [write] = arm(as_stored(before), paused)
-    assert write._doc["$set"]["next_check_at"] is None
+    # a timer whose transitions all fired has no check: nothing to write for it
+    assert isinstance(write, UpdateOne) and write._filter == {"_id": CASE, "next_check_at": {"$ne": None}}
+    assert not write._upsert and write._doc["$set"]["next_check_at"] is None
+    assert write._doc["$set"]["inputs"] == timer_inputs(paused)
     done = document(RECEIVED, ev(2, "case.processed", "2026-03-18T09:00:00", outcome="approved"))
     [write] = arm(as_stored(before), done)
     assert write._doc["$set"]["next_check_at"] is None and not done["open"]
+    assert write._filter == {"_id": CASE, "next_check_at": {"$ne": None}}
+
+
+def test_a_case_ended_while_paused_writes_no_timer_its_pause_disarmed_it() -> None:
+    paused = document(RECEIVED, ev(2, "case.supplement_requested", "2026-03-17T09:00:00"))
+    ended = document(
+        RECEIVED,
+        ev(2, "case.supplement_requested", "2026-03-17T09:00:00"),
+        ev(3, "case.processed", "2026-03-18T09:00:00", outcome="approved"),
+    )
+    assert timer_inputs(ended) != timer_inputs(as_stored(paused)) and not ended["open"]
+    assert arm(as_stored(paused), ended) == []
 
 
 def test_a_case_not_yet_received_gets_no_timer_until_it_is() -> None:
