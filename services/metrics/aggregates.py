@@ -105,6 +105,14 @@ def changes(
     return deltas.changes()
 
 
+def _placed(fact: Mapping[str, Any] | None) -> tuple[str, str, Counter[tuple[str, date, str]]] | None:
+    """A fact's level, field and channel group, and its day points; None for no fact."""
+    if not fact:
+        return None
+    group = fine_group(fact.get("field_code") or "", fact.get("channel") or "")
+    return fact.get("level") or "", group, day_points(fact)
+
+
 @functools.lru_cache(maxsize=4096)
 def _day_keys(day: date) -> tuple[str, str]:
     """A day's bucket (its month, "YYYY-MM") and its key among the bucket's days ("DD")."""
@@ -119,24 +127,34 @@ class BucketDeltas:
         self._out: dict[tuple[str, str], dict[str, Any]] = {}
 
     def add(self, pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> None:
-        out = self._out
         for before, after in pairs:
-            for sign, fact in ((-1, before), (1, after)):
-                if not fact:
-                    continue
-                level = fact.get("level") or ""
-                group = fine_group(fact.get("field_code") or "", fact.get("channel") or "")
-                for (agency, day, name), n in day_points(fact).items():
-                    month, day_key = _day_keys(day)
-                    bucket = (COARSE, f"{agency}|{level}|{month}")
-                    entry = out.get(bucket)
-                    if entry is None:
-                        keys = {"agency": agency, "level": level, "g": "m", "p": month}
-                        entry = out[bucket] = {"keys": keys, "inc": defaultdict(int)}
-                    inc = entry["inc"]
-                    inc[f"c.{name}"] += sign * n
-                    inc[f"d.{day_key}.{name}"] += sign * n
-                    inc[f"f.{group}.{name}"] += sign * n
+            old, new = _placed(before), _placed(after)
+            if old is not None and new is not None and old[:2] == new[:2]:
+                # the same level, field and channel: only the points that moved (a known case's
+                # change keeps most of them)
+                points = new[2]
+                points.subtract(old[2])
+                self._put(new[0], new[1], points)
+                continue
+            for placed, sign in ((old, -1), (new, 1)):
+                if placed is not None:
+                    self._put(placed[0], placed[1], placed[2], sign)
+
+    def _put(self, level: str, group: str, points: Mapping[tuple[str, date, str], int], sign: int = 1) -> None:
+        out = self._out
+        for (agency, day, name), n in points.items():
+            if not n:
+                continue
+            month, day_key = _day_keys(day)
+            bucket = (COARSE, f"{agency}|{level}|{month}")
+            entry = out.get(bucket)
+            if entry is None:
+                keys = {"agency": agency, "level": level, "g": "m", "p": month}
+                entry = out[bucket] = {"keys": keys, "inc": defaultdict(int)}
+            inc = entry["inc"]
+            inc[f"c.{name}"] += sign * n
+            inc[f"d.{day_key}.{name}"] += sign * n
+            inc[f"f.{group}.{name}"] += sign * n
 
     def changes(self) -> dict[tuple[str, str], dict[str, Any]]:
         """What the pairs added so far change (counters that moved and came back are left out)."""
