@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from pymongo import AsyncMongoClient, InsertOne
+from pymongo import InsertOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from bench.harness import (
@@ -50,6 +50,7 @@ from bench.harness import (
     raw_bulk_upsert_rate,
     raw_produce_rate,
     scrape,
+    store_client,
     wait_gauge,
 )
 from deploy.local import infra
@@ -401,7 +402,7 @@ async def run_async(n: int = 100_000, applied_n: int = 20_000, swept_n: int = 10
         bench = _Bench(env, settings, DeadlineContext(settings), infra.free_port())
         later = follow_ups(items[:applied_n])
         await _raw_limits(bench, items[:applied_n], later)
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.mongo.uri)
+        mongo = store_client(env.mongo.uri)
         cases = mongo[f"{settings.mongo_db}_deadline"].cases
         await _applied(bench, applied_n, later)
         await _swept(bench)

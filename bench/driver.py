@@ -69,7 +69,10 @@ def motor_client(uri: str) -> Any:
     kept for this comparison)."""
     from motor.motor_asyncio import AsyncIOMotorClient
 
-    client = AsyncIOMotorClient(uri, **CLIENT_OPTIONS, connectTimeoutMS=TUNINGS["standin"].monitor_timeout_ms)
+    standin = TUNINGS["standin"]
+    client = AsyncIOMotorClient(
+        uri, **CLIENT_OPTIONS, connectTimeoutMS=standin.monitor_timeout_ms, retryWrites=standin.retry_writes
+    )
     use_profile(client, "standin")  # the throwaway store is SecantusDB
     return client
 

@@ -34,7 +34,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
-from pymongo import AsyncMongoClient
 
 from bench.deadline import rss_mib
 from bench.harness import (
@@ -43,6 +42,7 @@ from bench.harness import (
     raw_bulk_upsert_rate,
     raw_consume_rate,
     raw_produce_rate,
+    store_client,
     wait_gauge,
 )
 from deploy.local import infra
@@ -212,7 +212,7 @@ async def preload_history(settings: Settings, uri: str, cases: int, seed: int = 
     agencies = [a for a in registry.agencies.values() if a.parent_code and a.valid_to is None]
     procedures = list(registry.catalogue.procedures.values())
     deadline = DeadlineContext(settings)  # only for its document shape
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    mongo = store_client(uri)
     cases_db, metrics_db = mongo[f"{settings.mongo_db}_deadline"], mongo[f"{settings.mongo_db}_metrics"]
     started = time.perf_counter()
     try:

@@ -44,8 +44,7 @@ async def raw_bulk_upsert_rate(
     (`$set` of every field: slower on SecantusDB, which checks a `$set`'s paths pairwise; reported
     beside the limit, never used as it). `existing`: documents
     written first, untimed (the same `_id`s: the timed upserts then replace them)."""
-    # written as the services write to this store (shared/store.py: no retryable writes on the stand-in)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, retryWrites=TUNINGS["standin"].retry_writes)
+    client = store_client(uri)
     collection = client["bench_raw"]["upserts"]
     await collection.drop()
     try:
@@ -63,6 +62,12 @@ async def raw_bulk_upsert_rate(
     finally:
         await collection.drop()
         await client.close()
+
+
+def store_client(uri: str) -> AsyncMongoClient[dict[str, Any]]:
+    """A bench's own client of the throwaway store (raw limits, loads): it writes as the services
+    write to the stand-in (shared/store.py: no retryable writes)."""
+    return AsyncMongoClient(uri, retryWrites=TUNINGS["standin"].retry_writes)
 
 
 def percentile(values: list[float], q: float) -> float:

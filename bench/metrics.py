@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.deadline import events, folded, follow_ups, ratings, rss_mib
@@ -37,6 +36,7 @@ from bench.harness import (
     raw_bulk_upsert_rate,
     raw_produce_rate,
     scrape,
+    store_client,
     wait_gauge,
 )
 from deploy.local import infra
@@ -310,7 +310,7 @@ async def run_async(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), appli
         await infra.create_topics(env.kafka.bootstrap, prefix="bm-")
         port = infra.free_port()
         result.update(await _applied_rates(env, settings, port, applied_n))
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.mongo.uri)
+        mongo = store_client(env.mongo.uri)
         db = mongo[f"{settings.mongo_db}_metrics"]
         # the queries at growing sizes: facts and their aggregates straight into the store
         await _empty_aggregates(db)

@@ -39,8 +39,9 @@ class StoreTuning:
     monitor_timeout_ms: int = 3000
     # The driver's retryable writes (a write retried once after a network error or a failover, the
     # server answering a retry from its record of the first attempt). SecantusDB keeps that record
-    # for every write command and walks it, then sorts it once full, at each one: over a stream of
-    # minutes every write slows by an order of magnitude (bench/results/2026-12-03-issue22-session5.md).
+    # for every write command and walks it, then sorts it once full, at each one: within minutes of a
+    # stream, single writes slowed 15-fold and writes of 10 a command 4-5-fold
+    # (bench/results/2026-12-03-issue22-session5.md).
     # Without them a failed write is an error its caller already handles: a consumer applies its batch
     # again (replacements, `$set`s, `$addToSet`s; the buckets' `$inc`s in one transaction with their facts).
     retry_writes: bool = True

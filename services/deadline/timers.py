@@ -162,8 +162,9 @@ def timer_writes(
 
     Only cases whose timing changed; the check goes to the first transition, fired or not (the marks
     are the sweeper's, not read here), so a known case is checked once more and nothing is missed.
-    A case that stops being armed (paused, ended) is disarmed only if its timer still has a check:
-    one whose transitions all fired has none, and one that was not armed before was disarmed then.
+    A case that stops being armed (paused, ended) is disarmed by a write on a timer that still has a
+    check, without an upsert: a timer whose transitions all fired has none, nor has a case's whose
+    earlier disarm landed, and a case with no timer gets none.
     """
     writes: list[InsertOne[Document] | UpdateOne] = []
     for code, before, document in staged:
@@ -178,7 +179,7 @@ def timer_writes(
                 writes.append(InsertOne({"_id": code, **timer}))
         elif at is not None:
             writes.append(UpdateOne({"_id": code}, {"$set": timer}, upsert=True))
-        elif armed(before):
+        else:
             # on a check still set: the new inputs then also stop a sweep of the old ones from
             # moving the check on (its write is on the inputs it read)
             writes.append(UpdateOne({"_id": code, "next_check_at": {"$ne": None}}, {"$set": timer}))

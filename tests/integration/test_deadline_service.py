@@ -60,6 +60,19 @@ async def derived(kafka, settings: Settings, code: str) -> list[dict]:
     return [r["value"] for r in await read_topic(kafka.bootstrap, settings.deadline_events_topic) if r["key"] == code]
 
 
+def logged(code: str, *events: dict) -> list[dict]:
+    """A case's events as the log gives them to the projection (`received` first when none given)."""
+    return [
+        {**e, "event_id": f"{code}:{n}", "schema_version": 1, "seq": n}
+        for n, e in enumerate(events or (received(code),))
+    ]
+
+
+def folded(context: DeadlineContext, items: list[dict]) -> dict:
+    """The case document the deadline's projection writes for these events."""
+    return context.port.document(fold_case([CaseEvent.from_dict(i) for i in items], context.registry), items, None)
+
+
 async def test_timers_fire_once_each_also_across_a_restart(settings: Settings, kafka) -> None:
     settings = fast(settings)
     code, waiting = case_code(), case_code()
@@ -113,9 +126,8 @@ async def test_a_backlog_of_timers_is_swept_in_streamed_batches_each_once(
     pending = case_code()  # its timer is written, its case document not yet
     documents, staged = [], []
     for code in [*codes, *idle, pending]:
-        item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
-        state = fold_case([CaseEvent.from_dict(item)], context.registry)
-        document = context.port.document(state, [item], None)
+        [item] = logged(code)
+        document = folded(context, [item])
         staged.append((code, None, document))
         if code != pending:
             documents.append({**document, "_id": code, "events": [item]})
@@ -158,8 +170,8 @@ async def test_a_stop_ends_a_sweep_after_the_batch_in_hand_and_the_rest_stays_du
     codes = [case_code() for _ in range(12)]
     staged, documents = [], []
     for code in codes:
-        item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
-        document = context.port.document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
+        [item] = logged(code)
+        document = folded(context, [item])
         staged.append((code, None, document))
         documents.append({**document, "_id": code, "events": [item]})
     [(timers_collection, arm)] = context.port.prelude(staged)
@@ -200,8 +212,8 @@ async def test_a_timer_rearmed_while_it_fires_keeps_its_marks_and_its_earlier_ch
     `_id` alone), so the re-armed check publishes nothing twice."""
     context = DeadlineContext(settings)
     code = case_code()
-    item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
-    document = context.port.document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
+    [item] = logged(code)
+    document = folded(context, [item])
     [(timers_collection, arm)] = context.port.prelude([(code, None, document)])
     await timers_collection.bulk_write(arm)
     await context.cases.insert_one({**document, "_id": code, "events": [item]})
@@ -238,47 +250,42 @@ async def test_a_pause_disarms_a_timer_with_a_check_and_leaves_one_whose_transit
     settings: Settings,
 ) -> None:
     """The projection's disarm is written only on a timer with a check still set: on the store, a
-    paused case's timer loses its check and takes the new inputs; a timer whose transitions all
-    fired (no check, its marks) is left as it is; a case with no timer gets none."""
+    paused case's timer loses its check and takes the new inputs, also when the case read before
+    was not armed (a failed attempt armed its timer); a timer whose transitions all fired (no
+    check, its marks) is left as it is; a case with no timer gets none."""
     context = DeadlineContext(settings)
-    fresh, fired, bare = case_code(), case_code(), case_code()
+    fresh, fired, bare, leftover = (case_code() for _ in range(4))
 
-    def documents(code: str) -> tuple[dict, dict]:
-        items = [
-            {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0},
-            {
-                **event("case.supplement_requested", code, "2026-03-17T09:00:00+07:00"),
-                "event_id": f"{code}:p",
-                "schema_version": 1,
-                "seq": 1,
-            },
-        ]
-        folded = [
-            context.port.document(
-                fold_case([CaseEvent.from_dict(i) for i in items[:n]], context.registry), items[:n], None
-            )
-            for n in (1, 2)
-        ]
-        return folded[0], folded[1]
+    def states(code: str) -> tuple[dict, dict, dict]:
+        """(running, paused, ended) documents of the case."""
+        pause = event("case.supplement_requested", code, "2026-03-17T09:00:00+07:00")
+        end = event("case.processed", code, "2026-03-18T09:00:00+07:00", outcome="approved")
+        items = logged(code, received(code), pause, end)
+        return folded(context, items[:1]), folded(context, items[:2]), folded(context, items)
 
     try:
         for code in (fresh, fired, bare):
-            running, _ = documents(code)
+            running, paused, _ = states(code)
             await context.cases.insert_one({**running, "_id": code})
             if code != bare:
                 [(collection, arm)] = context.port.prelude([(code, None, running)])
                 await collection.bulk_write(arm)
+        # the leftover: its case is stored paused, its timer armed by an attempt that failed
+        running, paused, _ = states(leftover)
+        await context.cases.insert_one({**paused, "_id": leftover})
+        [(collection, arm)] = context.port.prelude([(leftover, None, running)])
+        await collection.bulk_write(arm)
         marks = [f"{fired}:deadline.overdue:x"]
         await context.timers.update_one({"_id": fired}, {"$set": {"next_check_at": None, "emitted": marks}})
         fired_before = await context.timers.find_one({"_id": fired})
-        for code in (fresh, fired, bare):
-            running, paused = documents(code)
+        for code, index in ((fresh, 1), (fired, 1), (bare, 1), (leftover, 2)):
             stored = await context.cases.find_one({"_id": code})
-            [(collection, disarm)] = context.port.prelude([(code, stored, paused)])
+            [(collection, disarm)] = context.port.prelude([(code, stored, states(code)[index])])
             assert len(disarm) == 1
             await collection.bulk_write(disarm)
-        disarmed = await context.timers.find_one({"_id": fresh})
-        assert disarmed["next_check_at"] is None and disarmed["inputs"] == timers.timer_inputs(documents(fresh)[1])
+        for code, index in ((fresh, 1), (leftover, 2)):
+            disarmed = await context.timers.find_one({"_id": code})
+            assert disarmed["next_check_at"] is None and disarmed["inputs"] == timers.timer_inputs(states(code)[index])
         assert await context.timers.find_one({"_id": fired}) == fired_before
         assert await context.timers.find_one({"_id": bare}) is None
     finally:
@@ -341,9 +348,9 @@ async def test_no_case_index_and_timers_kept_on_cases_moved_out(settings: Settin
     await db.cases.create_index([("open", 1), ("due_at", 1)])
     await db.cases.create_index([("open", 1), ("next_check_at", 1)])
     code, closed = case_code(), case_code()
-    item = {**received(code), "event_id": f"{code}:r", "schema_version": 1, "seq": 0}
+    [item] = logged(code)
     context = DeadlineContext(settings)
-    document = context.port.document(fold_case([CaseEvent.from_dict(item)], context.registry), [item], None)
+    document = folded(context, [item])
     await context.mongo.close()
     mark = f"{code}:deadline.due_soon:x"
     await db.cases.insert_many(
