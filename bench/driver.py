@@ -58,7 +58,7 @@ from shared.domain.registry import Registry
 from shared.projection import CaseProjection
 from shared.quarantine import Quarantine
 from shared.settings import Settings
-from shared.store import CLIENT_OPTIONS, TUNINGS, mongo_client, use_profile
+from shared.store import client_options, mongo_client, use_profile
 
 DATABASE = "bench_driver"
 PAGE = 50  # rows per list page, the lists' default
@@ -69,10 +69,7 @@ def motor_client(uri: str) -> Any:
     kept for this comparison)."""
     from motor.motor_asyncio import AsyncIOMotorClient
 
-    standin = TUNINGS["standin"]
-    client = AsyncIOMotorClient(
-        uri, **CLIENT_OPTIONS, connectTimeoutMS=standin.monitor_timeout_ms, retryWrites=standin.retry_writes
-    )
+    client = AsyncIOMotorClient(uri, **client_options("standin"))
     use_profile(client, "standin")  # the throwaway store is SecantusDB
     return client
 

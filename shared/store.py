@@ -40,8 +40,7 @@ class StoreTuning:
     # The driver's retryable writes (a write retried once after a network error or a failover, the
     # server answering a retry from its record of the first attempt). SecantusDB keeps that record
     # for every write command and walks it, then sorts it once full, at each one: within minutes of a
-    # stream, single writes slowed 15-fold and writes of 10 a command 4-5-fold
-    # (bench/results/2026-12-03-issue22-session5.md).
+    # stream every small write command pays for it (bench/results/2026-12-03-issue22-session5.md).
     # Without them a failed write is an error its caller already handles: a consumer applies its batch
     # again (replacements, `$set`s, `$addToSet`s; the buckets' `$inc`s in one transaction with their facts).
     retry_writes: bool = True
@@ -72,13 +71,14 @@ CLIENT_OPTIONS: Final[dict[str, Any]] = {
 }
 
 
+def client_options(profile: StoreProfile) -> dict[str, Any]:
+    """The options of a client of a store with this profile (any driver's: pymongo's, Motor's)."""
+    tuning = TUNINGS[profile]
+    return {**CLIENT_OPTIONS, "connectTimeoutMS": tuning.monitor_timeout_ms, "retryWrites": tuning.retry_writes}
+
+
 def mongo_client(uri: str, profile: StoreProfile = "mongodb") -> AsyncMongoClient[Document]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        uri,
-        **CLIENT_OPTIONS,
-        connectTimeoutMS=TUNINGS[profile].monitor_timeout_ms,
-        retryWrites=TUNINGS[profile].retry_writes,
-    )
+    client: AsyncMongoClient[Document] = AsyncMongoClient(uri, **client_options(profile))
     use_profile(client, profile)
     return client
 

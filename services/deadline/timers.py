@@ -162,9 +162,9 @@ def timer_writes(
 
     Only cases whose timing changed; the check goes to the first transition, fired or not (the marks
     are the sweeper's, not read here), so a known case is checked once more and nothing is missed.
-    A case that stops being armed (paused, ended) is disarmed by a write on a timer that still has a
-    check, without an upsert: a timer whose transitions all fired has none, nor has a case's whose
-    earlier disarm landed, and a case with no timer gets none.
+    A case that stops being armed (paused, ended) is disarmed by a write, without an upsert, on its
+    timer only while that timer has a check: none is left once every transition fired or an earlier
+    disarm landed, and a case with no timer gets none.
     """
     writes: list[InsertOne[Document] | UpdateOne] = []
     for code, before, document in staged:

@@ -22,7 +22,7 @@ import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from pymongo import UpdateOne
@@ -105,12 +105,20 @@ def changes(
     return deltas.changes()
 
 
-def _placed(fact: Mapping[str, Any] | None) -> tuple[str, str, Counter[tuple[str, date, str]]] | None:
-    """A fact's level, field and channel group, and its day points; None for no fact."""
+class _Placed(NamedTuple):
+    """Where a fact counts (its level, its field and channel group) and its day points."""
+
+    level: str
+    group: str
+    points: Counter[tuple[str, date, str]]
+
+
+def _placed(fact: Mapping[str, Any] | None) -> _Placed | None:
+    """None for no fact."""
     if not fact:
         return None
     group = fine_group(fact.get("field_code") or "", fact.get("channel") or "")
-    return fact.get("level") or "", group, day_points(fact)
+    return _Placed(fact.get("level") or "", group, day_points(fact))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -129,16 +137,15 @@ class BucketDeltas:
     def add(self, pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> None:
         for before, after in pairs:
             old, new = _placed(before), _placed(after)
-            if old is not None and new is not None and old[:2] == new[:2]:
+            if old is not None and new is not None and (old.level, old.group) == (new.level, new.group):
                 # the same level, field and channel: only the points that moved (a known case's
                 # change keeps most of them)
-                points = new[2]
-                points.subtract(old[2])
-                self._put(new[0], new[1], points)
+                new.points.subtract(old.points)
+                self._put(new.level, new.group, new.points)
                 continue
             for placed, sign in ((old, -1), (new, 1)):
                 if placed is not None:
-                    self._put(placed[0], placed[1], placed[2], sign)
+                    self._put(placed.level, placed.group, placed.points, sign)
 
     def _put(self, level: str, group: str, points: Mapping[tuple[str, date, str], int], sign: int = 1) -> None:
         out = self._out
